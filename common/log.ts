@@ -1,0 +1,40 @@
+/**
+ * Structured JSON logs, one object per line on stdout (CloudWatch Logs Insights discovers the fields).
+ *
+ * Callers log facts (reason codes, ids), never credentials. As a second line of defence, fields whose name says
+ * they hold a credential are replaced before anything is written.
+ */
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+export type Fields = Record<string, unknown>;
+
+export interface Logger {
+  debug(event: string, fields?: Fields): void;
+  info(event: string, fields?: Fields): void;
+  warn(event: string, fields?: Fields): void;
+  error(event: string, fields?: Fields): void;
+}
+
+const SECRET_FIELD = /token|authorization|cookie|ticket|password|secret/i;
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+function redact(fields: Fields): Fields {
+  const out: Fields = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (value instanceof Error) out[key] = { name: value.name, message: value.message };
+    else out[key] = SECRET_FIELD.test(key) && !key.endsWith('ExpiresAt') ? '[redacted]' : value;
+  }
+  return out;
+}
+
+export function createLogger(
+  base: Fields = {},
+  options: { level?: Level; write?: (line: string) => void } = {},
+): Logger {
+  const min = ORDER[options.level ?? 'info'];
+  const write = options.write ?? ((line: string) => process.stdout.write(line + '\n'));
+  const emit = (level: Level) => (event: string, fields: Fields = {}) => {
+    if (ORDER[level] < min) return;
+    write(JSON.stringify({ time: new Date().toISOString(), level, event, ...base, ...redact(fields) }));
+  };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+}

@@ -1,0 +1,28 @@
+/**
+ * AWS clients for the handlers, created once per container. Region and credentials come from the Lambda
+ * environment; the endpoints come from configuration so the same bundle runs against local stand-ins.
+ */
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createLogger, type Logger } from '../../common/log';
+import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
+import { ConnectionStore } from './store';
+
+export interface RealtimeRuntime {
+  config: RealtimeConfig;
+  store: ConnectionStore;
+  api: ApiGatewayManagementApiClient;
+  log: Logger;
+}
+
+export function realtimeRuntime(component: string, env: Record<string, string | undefined> = process.env): RealtimeRuntime {
+  const config = realtimeConfig(env);
+  const db = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  return {
+    config,
+    store: new ConnectionStore(db, config.tableName),
+    api: new ApiGatewayManagementApiClient({ endpoint: config.connectionsUrl }),
+    log: createLogger({ component }, { level: logLevel(env) }),
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * $connect and $disconnect: record the authorized connection, and remove it with every membership it holds.
+ */
+import type { Logger } from '../../common/log';
+import { SUBPROTOCOL } from '../../common/protocol';
+import { offeredSubprotocols } from '../../common/handshake';
+import type { RealtimeConfig } from './config';
+import { fromAuthorizerContext } from './identity';
+import type { ConnectionStore } from './store';
+
+export interface ConnectionDeps {
+  store: ConnectionStore;
+  config: Pick<RealtimeConfig, 'maxConnectionSeconds'>;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface ConnectEvent {
+  connectionId: string;
+  headers?: Record<string, string | undefined> | null;
+  authorizer?: unknown;
+}
+
+export interface ConnectResponse {
+  statusCode: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promise<ConnectResponse> {
+  const identity = fromAuthorizerContext(event.authorizer);
+  if (!identity) {
+    // Only reachable if the route were deployed without its authorizer: refuse rather than record an anonymous socket.
+    deps.log.error('connect_without_identity', { connectionId: event.connectionId });
+    return { statusCode: 403, body: 'Forbidden' };
+  }
+  const offered = offeredSubprotocols(event.headers);
+  if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
+    deps.log.info('connect_refused', { connectionId: event.connectionId, reason: 'unsupported_subprotocol' });
+    return { statusCode: 400, body: `Unsupported subprotocol; offer ${SUBPROTOCOL}.` };
+  }
+  const now = (deps.now ?? Date.now)();
+  await deps.store.putConnection({
+    connectionId: event.connectionId,
+    ...identity,
+    connectedAt: now,
+    expiresAt: Math.floor(now / 1000) + deps.config.maxConnectionSeconds,
+  });
+  deps.log.info('connected', {
+    connectionId: event.connectionId,
+    userId: identity.userId,
+    tenantId: identity.tenantId,
+  });
+  // A browser that offered subprotocols fails the handshake unless the server picks one of them.
+  return offered.length > 0 ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } } : { statusCode: 200 };
+}
+
+export async function disconnect(
+  event: { connectionId: string; authorizer?: unknown; statusCode?: number; reason?: string },
+  deps: Pick<ConnectionDeps, 'store' | 'log'>,
+): Promise<{ statusCode: number }> {
+  const removed = await deps.store.deleteConnection(event.connectionId);
+  deps.log.info('disconnected', {
+    connectionId: event.connectionId,
+    userId: fromAuthorizerContext(event.authorizer)?.userId,
+    closeCode: event.statusCode,
+    closeReason: event.reason,
+    itemsRemoved: removed,
+  });
+  return { statusCode: 200 };
+}

@@ -1,0 +1,231 @@
+/**
+ * The connection store: connections and room memberships in DynamoDB.
+ *
+ * Every write is idempotent (a retried Lambda writes the same item again), no transactions are used, and every
+ * read skips items whose TTL has passed, because DynamoDB deletes expired items lazily (up to days later).
+ * Fan-out reads Query an index partition page by page: cost follows the room, never the table.
+ */
+import {
+  BatchWriteCommand,
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { TABLE, keys } from './table-schema';
+
+export interface ConnectionRecord {
+  connectionId: string;
+  userId: string;
+  username: string;
+  tenantId: string;
+  groups: string[];
+  /** Epoch seconds: expiry of the token the connection was authorized with. */
+  tokenExpiresAt: number;
+  /** Epoch milliseconds. */
+  connectedAt: number;
+  /** Epoch seconds: TTL of the connection and of its memberships. */
+  expiresAt: number;
+}
+
+export interface StoreOptions {
+  now?: () => number;
+  /** Items per index page during fan-out. */
+  pageSize?: number;
+}
+
+type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
+
+const BATCH = 25;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class ConnectionStore {
+  private readonly now: () => number;
+  private readonly pageSize: number;
+
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    readonly tableName: string,
+    options: StoreOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.pageSize = options.pageSize ?? 250;
+  }
+
+  private live(item: Record<string, unknown> | undefined): boolean {
+    if (!item) return false;
+    const expiresAt = item[TABLE.ttlAttribute];
+    return typeof expiresAt !== 'number' || expiresAt * 1000 > this.now();
+  }
+
+  async putConnection(record: ConnectionRecord): Promise<void> {
+    await this.db.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...keys.connection(record.connectionId),
+          ...record,
+          [TABLE.indexes.byUser.partitionKey]: record.userId,
+          [TABLE.indexes.byTenant.partitionKey]: record.tenantId,
+        },
+      }),
+    );
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.connection(connectionId), ConsistentRead: true }),
+    );
+    if (!this.live(Item)) return undefined;
+    const item = Item as Record<string, unknown>;
+    return {
+      connectionId: item.connectionId as string,
+      userId: item.userId as string,
+      username: item.username as string,
+      tenantId: item.tenantId as string,
+      groups: item.groups as string[],
+      tokenExpiresAt: item.tokenExpiresAt as number,
+      connectedAt: item.connectedAt as number,
+      expiresAt: item.expiresAt as number,
+    };
+  }
+
+  /** Deletes the connection and every membership it holds. Safe to repeat. Returns the number of items removed. */
+  async deleteConnection(connectionId: string): Promise<number> {
+    let removed = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey },
+          ExpressionAttributeValues: { ':pk': keys.connectionPartition(connectionId) },
+          ProjectionExpression: '#pk, #sk',
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      const items = page.Items ?? [];
+      for (let i = 0; i < items.length; i += BATCH) {
+        await this.batchDelete(items.slice(i, i + BATCH));
+      }
+      removed += items.length;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return removed;
+  }
+
+  private async batchDelete(items: Record<string, unknown>[]): Promise<void> {
+    let requests = items.map((item) => ({
+      DeleteRequest: { Key: { [TABLE.partitionKey]: item[TABLE.partitionKey], [TABLE.sortKey]: item[TABLE.sortKey] } },
+    }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 6) throw new Error(`BatchWrite left ${requests.length} deletes unprocessed`);
+        await sleep(Math.min(1000, 25 * 2 ** attempt));
+      }
+      const result = await this.db.send(
+        new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+      );
+      requests = (result.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+    }
+  }
+
+  async join(connection: Pick<ConnectionRecord, 'connectionId' | 'tenantId' | 'expiresAt'>, room: string): Promise<void> {
+    await this.db.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...keys.membership(connection.connectionId, room),
+          connectionId: connection.connectionId,
+          room,
+          [TABLE.indexes.byRoom.partitionKey]: keys.room(connection.tenantId, room),
+          [TABLE.ttlAttribute]: connection.expiresAt,
+        },
+      }),
+    );
+  }
+
+  /** Returns whether the membership existed. */
+  async leave(connectionId: string, room: string): Promise<boolean> {
+    const { Attributes } = await this.db.send(
+      new DeleteCommand({
+        TableName: this.tableName,
+        Key: keys.membership(connectionId, room),
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    return this.live(Attributes);
+  }
+
+  async isMember(connectionId: string, room: string): Promise<boolean> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.membership(connectionId, room), ConsistentRead: true }),
+    );
+    return this.live(Item);
+  }
+
+  /** Rooms the connection currently holds. */
+  async countRooms(connectionId: string): Promise<number> {
+    let count = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :room)',
+          FilterExpression: '#ttl > :now',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey, '#ttl': TABLE.ttlAttribute },
+          ExpressionAttributeValues: {
+            ':pk': keys.connectionPartition(connectionId),
+            ':room': keys.roomPrefix,
+            ':now': Math.floor(this.now() / 1000),
+          },
+          Select: 'COUNT',
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      count += page.Count ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return count;
+  }
+
+  /** Connection ids in a room of a tenant, a page at a time. */
+  roomMembers(tenantId: string, room: string): AsyncGenerator<string[]> {
+    return this.queryIndex(TABLE.indexes.byRoom, keys.room(tenantId, room));
+  }
+
+  /** Every live connection of a user (all of the user's sockets, any tenant). */
+  userConnections(userId: string): AsyncGenerator<string[]> {
+    return this.queryIndex(TABLE.indexes.byUser, userId);
+  }
+
+  tenantConnections(tenantId: string): AsyncGenerator<string[]> {
+    return this.queryIndex(TABLE.indexes.byTenant, tenantId);
+  }
+
+  private async *queryIndex(index: Index, value: string): AsyncGenerator<string[]> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: index.name,
+          KeyConditionExpression: '#k = :v',
+          ExpressionAttributeNames: { '#k': index.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
+          ExpressionAttributeValues: { ':v': value },
+          ProjectionExpression: '#id, #ttl',
+          Limit: this.pageSize,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      const ids = (page.Items ?? []).filter((item) => this.live(item)).map((item) => item.connectionId as string);
+      if (ids.length > 0) yield ids;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  }
+}

@@ -1,0 +1,45 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { ConnectionTable, type ConnectionTableProps } from './connection-table';
+import { Identity, type IdentityProps } from './identity';
+import { RealtimeApi, type RealtimeApiProps } from './realtime-api';
+
+/** Realtime API settings a deployer may change; the wiring (table, pool, client) is the stack's job. */
+export type RealtimeSettings = Omit<
+  RealtimeApiProps,
+  'table' | 'userPool' | 'userPoolClient' | 'maxTokenLifetime' | 'tenantGroupPrefix' | 'adminGroupName'
+>;
+
+export interface GatehouseStackProps extends StackProps {
+  readonly identity?: IdentityProps;
+  readonly connections?: ConnectionTableProps;
+  readonly realtime?: RealtimeSettings;
+}
+
+/** Gatehouse: identity, connection store and realtime API, composed. */
+export class GatehouseStack extends Stack {
+  readonly identity: Identity;
+  readonly connections: ConnectionTable;
+  readonly realtime: RealtimeApi;
+
+  constructor(scope: Construct, id: string, props: GatehouseStackProps = {}) {
+    super(scope, id, props);
+    this.identity = new Identity(this, 'Identity', props.identity);
+    this.connections = new ConnectionTable(this, 'Connections', props.connections);
+    this.realtime = new RealtimeApi(this, 'Realtime', {
+      ...props.realtime,
+      table: this.connections.table,
+      userPool: this.identity.userPool,
+      userPoolClient: this.identity.webClient,
+      maxTokenLifetime: this.identity.accessTokenValidity,
+      tenantGroupPrefix: this.identity.tenantGroupPrefix,
+      adminGroupName: this.identity.adminGroupName,
+    });
+
+    new CfnOutput(this, 'WebSocketUrl', { value: this.realtime.stage.url });
+    new CfnOutput(this, 'UserPoolId', { value: this.identity.userPool.userPoolId });
+    new CfnOutput(this, 'UserPoolClientId', { value: this.identity.webClient.userPoolClientId });
+    new CfnOutput(this, 'ConnectionTableName', { value: this.connections.table.tableName });
+    new CfnOutput(this, 'Region', { value: this.region });
+  }
+}

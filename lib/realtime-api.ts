@@ -1,0 +1,256 @@
+import * as path from 'node:path';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as cognito from 'aws-cdk-lib/aws-cognito';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { LogLevel, NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { ACTIONS } from '../common/protocol';
+import { ENV } from '../lambda/core/config';
+
+const ROOT = path.join(__dirname, '..');
+
+export interface RealtimeApiProps {
+  readonly table: dynamodb.ITable;
+  readonly userPool: cognito.IUserPool;
+  readonly userPoolClient: cognito.IUserPoolClient;
+  /** The pool's access-token validity; the authorizer refuses tokens claiming a longer life. */
+  readonly maxTokenLifetime: Duration;
+  /** @default 'live' */
+  readonly stageName?: string;
+  /** Stage-wide throttling of messages (and connects) per second. @default { rateLimit: 500, burstLimit: 1000 } */
+  readonly throttle?: { rateLimit: number; burstLimit: number };
+  /** Accept `?token=` on connect. URLs leak into logs and histories; prefer the header or subprotocol. @default true */
+  readonly allowTokenInQueryString?: boolean;
+  /** @default 'tenant:' */
+  readonly tenantGroupPrefix?: string;
+  /** @default 'admin' */
+  readonly adminGroupName?: string;
+  /** Largest `data` of a `send`, in bytes (API Gateway's own frame limit is 32 KB). @default 16384 */
+  readonly maxDataBytes?: number;
+  /** @default 50 */
+  readonly maxRoomsPerConnection?: number;
+  /** Parallel @connections posts per broadcast. @default 32 */
+  readonly broadcastConcurrency?: number;
+  /** The authorizer denies when the JWKS cannot be fetched within this time. @default 2 seconds */
+  readonly jwksTimeout?: Duration;
+  /** Retention of function and access logs. @default one month */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default 'info' */
+  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Set this region's API Gateway CloudWatch role (an account-wide setting that stage logging requires). Turn off
+   * when the account already has one. @default true
+   */
+  readonly configureAccountLogging?: boolean;
+}
+
+/** What API Gateway itself enforces on every WebSocket connection; the handlers and README follow these. */
+export const API_GATEWAY_LIMITS = {
+  maxConnectionSeconds: 2 * 60 * 60,
+  idleTimeoutSeconds: 10 * 60,
+  maxFrameBytes: 32 * 1024,
+  maxMessageBytes: 128 * 1024,
+} as const;
+
+/**
+ * The WebSocket API: a REQUEST authorizer on $connect (the only route that can have one), $disconnect, one
+ * message function behind every action route and $default, and a throttled stage with JSON access logs.
+ */
+export class RealtimeApi extends Construct {
+  readonly api: apigwv2.WebSocketApi;
+  readonly stage: apigwv2.WebSocketStage;
+  readonly authorizerFunction: NodejsFunction;
+  readonly connectFunction: NodejsFunction;
+  readonly disconnectFunction: NodejsFunction;
+  readonly messageFunction: NodejsFunction;
+  private readonly logRetention: logs.RetentionDays;
+
+  constructor(scope: Construct, id: string, props: RealtimeApiProps) {
+    super(scope, id);
+    this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const stageName = props.stageName ?? 'live';
+    const logLevel = props.logLevel ?? 'info';
+
+    this.authorizerFunction = this.handler('Authorizer', 'authorizer.ts', {
+      [ENV.userPoolId]: props.userPool.userPoolId,
+      [ENV.clientId]: props.userPoolClient.userPoolClientId,
+      [ENV.maxTokenLifetimeSeconds]: String(props.maxTokenLifetime.toSeconds()),
+      [ENV.jwksTimeoutMs]: String((props.jwksTimeout ?? Duration.seconds(2)).toMilliseconds()),
+      [ENV.allowQueryToken]: String(props.allowTokenInQueryString ?? true),
+      [ENV.tenantGroupPrefix]: props.tenantGroupPrefix ?? 'tenant:',
+      [ENV.logLevel]: logLevel,
+    });
+
+    this.api = new apigwv2.WebSocketApi(this, 'Api', {
+      description: 'Gatehouse realtime API',
+      routeSelectionExpression: '$request.body.action',
+    });
+    // The management endpoint of this stage; known before the stage exists, so no dependency cycle.
+    const connectionsUrl = `https://${this.api.apiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}/${stageName}`;
+    const realtimeEnv = {
+      [ENV.tableName]: props.table.tableName,
+      [ENV.connectionsUrl]: connectionsUrl,
+      [ENV.maxConnectionSeconds]: String(API_GATEWAY_LIMITS.maxConnectionSeconds),
+      [ENV.maxFrameBytes]: String(API_GATEWAY_LIMITS.maxFrameBytes),
+      [ENV.maxDataBytes]: String(props.maxDataBytes ?? 16 * 1024),
+      [ENV.maxRoomsPerConnection]: String(props.maxRoomsPerConnection ?? 50),
+      [ENV.broadcastConcurrency]: String(props.broadcastConcurrency ?? 32),
+      [ENV.adminGroup]: props.adminGroupName ?? 'admin',
+      [ENV.logLevel]: logLevel,
+    };
+    this.connectFunction = this.handler('Connect', 'connect.ts', realtimeEnv);
+    this.disconnectFunction = this.handler('Disconnect', 'disconnect.ts', realtimeEnv);
+    this.messageFunction = this.handler('Message', 'message.ts', realtimeEnv);
+
+    const authorizer = new WebSocketLambdaAuthorizer('Authorizer', this.authorizerFunction, {
+      authorizerName: 'gatehouse-connect',
+    });
+    const message = new WebSocketLambdaIntegration('Message', this.messageFunction);
+    this.api.addRoute('$connect', {
+      integration: new WebSocketLambdaIntegration('Connect', this.connectFunction),
+      authorizer,
+    });
+    const unauthorizedRoutes = [
+      this.api.addRoute('$disconnect', {
+        integration: new WebSocketLambdaIntegration('Disconnect', this.disconnectFunction),
+      }),
+      this.api.addRoute('$default', { integration: message, returnResponse: true }),
+      ...ACTIONS.map((action) => this.api.addRoute(action, { integration: message, returnResponse: true })),
+    ];
+    for (const route of unauthorizedRoutes) {
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'WebSocket APIs authorize once, on $connect (API Gateway accepts an authorizer on no other route); every later frame arrives on that authorized connection, with its identity in the authorizer context.',
+      });
+    }
+
+    // API Gateway answers 401 without calling the authorizer when any configured identity source is absent, and
+    // the token may be in any of three places. Identity sources are optional for REQUEST authorizers without
+    // caching (WebSocket authorizers cannot cache), so there are none: every handshake reaches the authorizer.
+    const cfnAuthorizer = this.api.node
+      .findAll()
+      .find((c): c is apigwv2.CfnAuthorizer => c instanceof apigwv2.CfnAuthorizer);
+    cfnAuthorizer?.addPropertyDeletionOverride('IdentitySource');
+
+    const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: this.logRetention });
+    this.stage = new apigwv2.WebSocketStage(this, 'Stage', {
+      webSocketApi: this.api,
+      stageName,
+      autoDeploy: true,
+      throttle: props.throttle ?? { rateLimit: 500, burstLimit: 1000 },
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(accessLogs),
+        // Only context variables: WebSocket access logs cannot print headers or the query string, so no token.
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            time: '$context.requestTimeEpoch',
+            ip: '$context.identity.sourceIp',
+            eventType: '$context.eventType',
+            routeKey: '$context.routeKey',
+            connectionId: '$context.connectionId',
+            status: '$context.status',
+            userId: '$context.authorizer.principalId',
+            tenantId: '$context.authorizer.tenantId',
+            error: '$context.error.message',
+            authorizerError: '$context.authorizer.error',
+            integrationError: '$context.integration.error',
+            integrationLatency: '$context.integration.latency',
+          }),
+        ),
+      },
+    });
+    // Execution logs at ERROR only: INFO with data tracing would copy message bodies into CloudWatch.
+    (this.stage.node.defaultChild as apigwv2.CfnStage).addPropertyOverride('DefaultRouteSettings.LoggingLevel', 'ERROR');
+    (this.stage.node.defaultChild as apigwv2.CfnStage).addPropertyOverride('DefaultRouteSettings.DataTraceEnabled', false);
+
+    if (props.configureAccountLogging ?? true) {
+      const role = new iam.Role(this, 'ApiGatewayLoggingRole', {
+        assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+        managedPolicies: [
+          iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs'),
+        ],
+      });
+      const account = new apigw.CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
+      this.stage.node.addDependency(account);
+      Validations.of(role).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason:
+          'The AWS-managed policy API Gateway documents for its account-wide logging role: API Gateway creates the log groups it writes to, so their names are not known in advance.',
+      });
+    }
+
+    props.table.grantReadWriteData(this.connectFunction);
+    props.table.grantReadWriteData(this.disconnectFunction);
+    props.table.grantReadWriteData(this.messageFunction);
+    // POST (send) and DELETE (disconnect) on this stage's @connections, nothing else.
+    const connectionsArn = (method: string) =>
+      Stack.of(this).formatArn({
+        service: 'execute-api',
+        resource: this.api.apiId,
+        resourceName: `${stageName}/${method}/@connections/*`,
+      });
+    this.messageFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['execute-api:ManageConnections'],
+        resources: [connectionsArn('POST'), connectionsArn('DELETE')],
+      }),
+    );
+    const apiRef = `<${Stack.of(this).getLogicalId(this.api.node.defaultChild as apigwv2.CfnApi)}>`;
+    for (const method of ['POST', 'DELETE']) {
+      Validations.of(this.messageFunction.role!).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${apiRef}/${stageName}/${method}/@connections/*]`,
+        reason: `Connection ids are created at run time; the wildcard covers only ${method} on this API stage's @connections.`,
+      });
+    }
+    const tableRef = `<${Stack.of(this).getLogicalId(props.table.node.defaultChild as dynamodb.CfnTable)}.Arn>`;
+    for (const fn of [this.connectFunction, this.disconnectFunction, this.messageFunction]) {
+      Validations.of(fn.role!).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${tableRef}/index/*]`,
+        reason: "The fan-out Queries read this table's own indexes (byUser, byTenant, byRoom); no other table is reachable.",
+      });
+    }
+  }
+
+  /** One Lambda: bundled locally by esbuild, arm64, its own log group and a role that can write only to it. */
+  private handler(id: string, entry: string, environment: Record<string, string>): NodejsFunction {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: this.logRetention });
+    const role = new iam.Role(this, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+    return new NodejsFunction(this, id, {
+      entry: path.join(ROOT, 'lambda', entry),
+      projectRoot: ROOT,
+      depsLockFilePath: path.join(ROOT, 'package-lock.json'),
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.seconds(10),
+      role,
+      logGroup,
+      environment: { ...environment, NODE_OPTIONS: '--enable-source-maps' },
+      bundling: {
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        target: 'node24',
+        logLevel: LogLevel.WARNING,
+        // The Node.js runtime ships AWS SDK v3; bundling it again would only slow cold starts.
+        externalModules: ['@aws-sdk/*'],
+      },
+    });
+  }
+}

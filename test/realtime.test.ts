@@ -1,0 +1,239 @@
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { ServerEvent } from '../common/protocol';
+import { realtimeConfig } from '../lambda/core/config';
+import { connect, disconnect } from '../lambda/core/connection';
+import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
+import { handleMessage, type MessageDeps } from '../lambda/core/messages';
+import { ConnectionStore } from '../lambda/core/store';
+import { startConnectionsEndpoint, type ConnectionsEndpoint } from './support/connections-endpoint';
+import { memoryLogger } from './support/log';
+import { startStore, type StoreFixture } from './support/store';
+
+let fx: StoreFixture;
+let endpoint: ConnectionsEndpoint;
+let deps: MessageDeps;
+let logger: ReturnType<typeof memoryLogger>;
+
+const people: Record<string, Identity> = {
+  alice: { userId: 'u-alice', username: 'alice', tenantId: 'acme', groups: ['tenant:acme'], tokenExpiresAt: 4_000_000_000 },
+  bob: { userId: 'u-bob', username: 'bob', tenantId: 'acme', groups: ['tenant:acme'], tokenExpiresAt: 4_000_000_000 },
+  carol: { userId: 'u-carol', username: 'carol', tenantId: 'globex', groups: ['tenant:globex'], tokenExpiresAt: 4_000_000_000 },
+  root: { userId: 'u-root', username: 'root', tenantId: 'acme', groups: ['tenant:acme', 'admin'], tokenExpiresAt: 4_000_000_000 },
+};
+
+beforeAll(async () => {
+  fx = await startStore();
+  endpoint = await startConnectionsEndpoint();
+});
+afterAll(async () => {
+  await endpoint.close();
+  await fx.close();
+});
+beforeEach(() => {
+  logger = memoryLogger();
+  endpoint.received.clear();
+  deps = {
+    store: fx.store,
+    api: endpoint.client,
+    log: logger.log,
+    config: realtimeConfig({
+      TABLE_NAME: fx.tableName,
+      CONNECTIONS_URL: endpoint.url,
+      MAX_DATA_BYTES: '200',
+      MAX_ROOMS_PER_CONNECTION: '3',
+    }),
+  };
+});
+
+let seq = 0;
+/** Opens a connection for a person, as $connect would after the authorizer allowed it. */
+async function open(who: keyof typeof people, headers: Record<string, string> = {}) {
+  const connectionId = `${who}-${++seq}`;
+  const authorizer = toAuthorizerContext(people[who], 'header');
+  const response = await connect({ connectionId, headers, authorizer }, deps);
+  expect(response.statusCode).toBe(200);
+  endpoint.live.add(connectionId);
+  const send = (frame: unknown) =>
+    handleMessage({ connectionId, authorizer, body: typeof frame === 'string' ? frame : JSON.stringify(frame) }, deps);
+  return { connectionId, send, inbox: () => (endpoint.received.get(connectionId) ?? []) as ServerEvent[] };
+}
+
+async function tableItems() {
+  const { Items } = await fx.dynamo.doc.send(new ScanCommand({ TableName: fx.tableName }));
+  return (Items ?? []).map((i) => `${i.pk}|${i.sk}`).sort();
+}
+
+describe('$connect / $disconnect', () => {
+  it('records the connection with the identity from the authorizer context', async () => {
+    const { connectionId } = await open('alice');
+    expect(await fx.store.getConnection(connectionId)).toMatchObject({
+      connectionId,
+      userId: 'u-alice',
+      tenantId: 'acme',
+      groups: ['tenant:acme'],
+      tokenExpiresAt: 4_000_000_000,
+    });
+  });
+
+  it('echoes gatehouse.v1 to a client that offered subprotocols, as browsers require', async () => {
+    const authorizer = toAuthorizerContext(people.alice, 'subprotocol');
+    const response = await connect(
+      { connectionId: 'sp-1', headers: { 'Sec-WebSocket-Protocol': 'gatehouse.v1, bearer.x.y.z' }, authorizer },
+      deps,
+    );
+    expect(response).toEqual({ statusCode: 200, headers: { 'Sec-WebSocket-Protocol': 'gatehouse.v1' } });
+  });
+
+  it('refuses a client that offered only other subprotocols, and records nothing', async () => {
+    const before = await tableItems();
+    const authorizer = toAuthorizerContext(people.alice, 'subprotocol');
+    const response = await connect({ connectionId: 'sp-2', headers: { 'sec-websocket-protocol': 'chat' }, authorizer }, deps);
+    expect(response.statusCode).toBe(400);
+    expect(await tableItems()).toEqual(before);
+  });
+
+  it('refuses a connection that reached it without an authorizer identity', async () => {
+    expect((await connect({ connectionId: 'anon', authorizer: undefined }, deps)).statusCode).toBe(403);
+    expect(await fx.store.getConnection('anon')).toBeUndefined();
+  });
+
+  it('removes the connection and every membership on disconnect', async () => {
+    const alice = await open('alice');
+    await alice.send({ action: 'join', room: 'one' });
+    await alice.send({ action: 'join', room: 'two' });
+    await disconnect({ connectionId: alice.connectionId }, deps);
+    expect((await tableItems()).filter((k) => k.includes(alice.connectionId))).toEqual([]);
+  });
+});
+
+describe('message actions', () => {
+  it('answers ping and whoami, echoing the correlation id', async () => {
+    const alice = await open('alice');
+    expect(await alice.send({ action: 'ping', id: 'p1' })).toEqual({ type: 'pong', ts: expect.any(Number), id: 'p1' });
+    expect(await alice.send({ action: 'whoami' })).toEqual({
+      type: 'whoami',
+      userId: 'u-alice',
+      tenantId: 'acme',
+      groups: ['tenant:acme'],
+      connectionId: alice.connectionId,
+      tokenExpiresAt: 4_000_000_000,
+    });
+  });
+
+  it('delivers a send to every member socket of the room in the sender tenant, and nowhere else', async () => {
+    const alice = await open('alice');
+    const bob = await open('bob');
+    const bobTab2 = await open('bob');
+    const carol = await open('carol'); // other tenant, same room name
+    const outsider = await open('alice'); // same tenant, not in the room
+    for (const c of [alice, bob, bobTab2, carol]) expect(await c.send({ action: 'join', room: 'general' })).toMatchObject({ type: 'joined' });
+
+    const reply = await alice.send({ action: 'send', room: 'general', data: { text: 'hello' }, id: 's1' });
+    expect(reply).toEqual({ type: 'sent', room: 'general', messageId: expect.any(String), id: 's1' });
+    const expected = {
+      type: 'message',
+      room: 'general',
+      messageId: (reply as { messageId: string }).messageId,
+      sender: { userId: 'u-alice' },
+      ts: expect.any(Number),
+      data: { text: 'hello' },
+    };
+    expect(alice.inbox()).toEqual([expected]);
+    expect(bob.inbox()).toEqual([expected]);
+    expect(bobTab2.inbox()).toEqual([expected]);
+    expect(carol.inbox()).toEqual([]);
+    expect(outsider.inbox()).toEqual([]);
+  });
+
+  it('refuses to send to a room the caller has not joined', async () => {
+    const alice = await open('alice');
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'secret' });
+    expect(await alice.send({ action: 'send', room: 'secret', data: 'x' })).toMatchObject({ type: 'error', code: 'not_member' });
+    expect(bob.inbox()).toEqual([]);
+  });
+
+  it.each([
+    ['alice', 'user:u-bob', 'forbidden'],
+    ['alice', 'admin:ops', 'forbidden'],
+    ['alice', 'user:u-alice', 'joined'],
+    ['root', 'admin:ops', 'joined'],
+  ] as const)('%s joining %s: %s', async (who, room, outcome) => {
+    const c = await open(who);
+    const reply = await c.send({ action: 'join', room });
+    if (outcome === 'joined') expect(reply).toEqual({ type: 'joined', room });
+    else {
+      expect(reply).toMatchObject({ type: 'error', code: 'forbidden', message: expect.stringMatching(/private|admin/) });
+      expect(await fx.store.isMember(c.connectionId, room)).toBe(false);
+    }
+  });
+
+  it('caps rooms per connection, and re-joining a room does not count twice', async () => {
+    const alice = await open('alice');
+    for (const room of ['r1', 'r2', 'r3', 'r3']) expect(await alice.send({ action: 'join', room })).toMatchObject({ type: 'joined' });
+    expect(await alice.send({ action: 'join', room: 'r4' })).toMatchObject({ type: 'error', code: 'room_limit' });
+    expect(await alice.send({ action: 'leave', room: 'r1' })).toEqual({ type: 'left', room: 'r1' });
+    expect(await alice.send({ action: 'join', room: 'r4' })).toMatchObject({ type: 'joined' });
+  });
+
+  it('leaves a room; leaving again or sending afterwards is refused', async () => {
+    const alice = await open('alice');
+    await alice.send({ action: 'join', room: 'temp' });
+    expect(await alice.send({ action: 'leave', room: 'temp' })).toEqual({ type: 'left', room: 'temp' });
+    expect(await alice.send({ action: 'leave', room: 'temp' })).toMatchObject({ code: 'not_member' });
+    expect(await alice.send({ action: 'send', room: 'temp', data: 1 })).toMatchObject({ code: 'not_member' });
+  });
+
+  it.each([
+    ['malformed JSON', '{"action":"send",', 'malformed_json'],
+    ['an unknown action', { action: 'shout', room: 'general' }, 'unknown_action'],
+    ['a missing field', { action: 'send', room: 'general' }, 'invalid_message'],
+    ['a wrong field type', { action: 'join', room: ['general'] }, 'invalid_message'],
+    ['an extra field (a client-chosen tenant)', { action: 'join', room: 'general', tenantId: 'globex' }, 'invalid_message'],
+    ['an oversize payload', { action: 'send', room: 'general', data: 'x'.repeat(500) }, 'too_large'],
+  ])('answers %s with an error event and changes nothing', async (_name, frame, code) => {
+    const alice = await open('alice');
+    const bob = await open('bob');
+    await alice.send({ action: 'join', room: 'general' });
+    await bob.send({ action: 'join', room: 'general' });
+    const before = await tableItems();
+    expect(await alice.send(frame)).toEqual({ type: 'error', code, message: expect.any(String) });
+    expect(await tableItems()).toEqual(before);
+    expect(bob.inbox()).toEqual([]);
+  });
+
+  it('purges a recipient whose socket is gone (no $disconnect arrived), never the sender', async () => {
+    const alice = await open('alice');
+    const ghost = await open('bob');
+    await alice.send({ action: 'join', room: 'haunted' });
+    await ghost.send({ action: 'join', room: 'haunted' });
+    endpoint.live.delete(ghost.connectionId); // the socket died; API Gateway now answers 410
+
+    expect(await alice.send({ action: 'send', room: 'haunted', data: 'boo' })).toMatchObject({ type: 'sent' });
+    expect(await fx.store.getConnection(ghost.connectionId)).toBeUndefined();
+    expect(await fx.store.isMember(ghost.connectionId, 'haunted')).toBe(false);
+    expect(await fx.store.getConnection(alice.connectionId)).toBeDefined();
+    expect(logger.events()).toContainEqual(expect.objectContaining({ event: 'stale_connection_removed', connectionId: ghost.connectionId }));
+  });
+
+  it('falls back to the stored record when the authorizer context is missing', async () => {
+    const alice = await open('alice');
+    const reply = await handleMessage({ connectionId: alice.connectionId, body: '{"action":"whoami"}' }, deps);
+    expect(reply).toMatchObject({ type: 'whoami', userId: 'u-alice', tenantId: 'acme' });
+    expect(await handleMessage({ connectionId: 'never-connected', body: '{"action":"whoami"}' }, deps)).toMatchObject({
+      type: 'error',
+      code: 'unauthorized',
+    });
+  });
+
+  it('turns a store failure into an internal error event, logged without the frame', async () => {
+    const alice = await open('alice');
+    const broken = { ...deps, store: new ConnectionStore(fx.dynamo.doc, 'no-such-table') };
+    const reply = await handleMessage(
+      { connectionId: alice.connectionId, authorizer: toAuthorizerContext(people.alice, 'header'), body: '{"action":"join","room":"x"}' },
+      broken,
+    );
+    expect(reply).toEqual({ type: 'error', code: 'internal', message: expect.any(String) });
+    expect(logger.events()).toContainEqual(expect.objectContaining({ event: 'message_failed', action: 'join' }));
+  });
+});

@@ -1,0 +1,33 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { ConnectionTable } from '../../lib/connection-table';
+import { ConnectionStore, type StoreOptions } from '../../lambda/core/store';
+import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamo';
+
+let counter = 0;
+
+/** The connection table exactly as the ConnectionTable construct synthesizes it. */
+export function connectionTableTemplate() {
+  const stack = new Stack(new App(), 'TableOnly');
+  new ConnectionTable(stack, 'Connections');
+  return Template.fromStack(stack).toJSON() as Parameters<typeof tableDefinitions>[0];
+}
+
+export interface StoreFixture {
+  dynamo: LocalDynamo;
+  store: ConnectionStore;
+  tableName: string;
+  close(): Promise<void>;
+}
+
+export async function startStore(options: StoreOptions = {}): Promise<StoreFixture> {
+  const dynamo = await startDynamo();
+  const tableName = `connections-${process.pid}-${++counter}`;
+  await createTables(dynamo.client, tableDefinitions(connectionTableTemplate(), () => tableName));
+  return {
+    dynamo,
+    tableName,
+    store: new ConnectionStore(dynamo.doc, tableName, options),
+    close: () => dynamo.close(),
+  };
+}
