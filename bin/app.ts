@@ -16,6 +16,9 @@ export function buildApp(app: App): GatehouseStack {
     realtime: {
       allowTokenInQueryString: ctx('allowQueryToken') !== 'false',
     },
+    publishing: {
+      publisherArns: ctx('publishers')?.split(',').map((a) => a.trim()).filter(Boolean),
+    },
   };
   const stack = new GatehouseStack(app, ctx('stackName') ?? 'Gatehouse', {
     ...props,

@@ -18,7 +18,8 @@ export type Action = (typeof ACTIONS)[number];
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
 export type ClientMessage =
-  | { action: 'join'; room: string; id?: string }
+  /** `after`: the last sequence number seen in this room; the server replays what came after it. */
+  | { action: 'join'; room: string; after?: number; id?: string }
   | { action: 'leave'; room: string; id?: string }
   | { action: 'send'; room: string; data: Json; id?: string }
   | { action: 'whoami'; id?: string }
@@ -35,20 +36,39 @@ export type ErrorCode =
   | 'unauthorized'
   | 'internal';
 
+/** A user of the tenant, or a backend service publishing through the event bus. */
+export type Sender = { userId: string } | { service: string };
+
 export interface MessageEvent {
   type: 'message';
   room: string;
+  /** Per-room sequence number: gap-free and increasing, so a client can order, de-duplicate and resume. */
+  seq: number;
   messageId: string;
-  sender: { userId: string };
+  sender: Sender;
   /** Server time, epoch milliseconds. */
   ts: number;
+  /** What a published message is about (e.g. `job.progress`); absent on messages sent by users. */
+  kind?: string;
   data: Json;
 }
 
+export interface JoinedEvent {
+  type: 'joined';
+  room: string;
+  /** The room's latest sequence number when the join completed. */
+  seq: number;
+  /** Messages replayed after `after` (sent before this reply). */
+  replayed?: number;
+  /** Messages after `after` that are older than the retention window and cannot be replayed: reload. */
+  gap?: { from: number; to: number };
+  id?: string;
+}
+
 export type ServerEvent =
-  | { type: 'joined'; room: string; id?: string }
+  | JoinedEvent
   | { type: 'left'; room: string; id?: string }
-  | { type: 'sent'; room: string; messageId: string; id?: string }
+  | { type: 'sent'; room: string; messageId: string; seq: number; id?: string }
   | MessageEvent
   | {
       type: 'whoami';
@@ -90,12 +110,12 @@ export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; error: ErrorEvent };
 
-const FIELDS: Record<Action, readonly string[]> = {
-  join: ['room'],
-  leave: ['room'],
-  send: ['room', 'data'],
-  whoami: [],
-  ping: [],
+const FIELDS: Record<Action, { required: readonly string[]; optional: readonly string[] }> = {
+  join: { required: ['room'], optional: ['after'] },
+  leave: { required: ['room'], optional: [] },
+  send: { required: ['room', 'data'], optional: [] },
+  whoami: { required: [], optional: [] },
+  ping: { required: [], optional: [] },
 };
 
 const encoder = new TextEncoder();
@@ -141,23 +161,73 @@ export function parseClientMessage(raw: string, limits: Limits = DEFAULT_LIMITS)
   if (!(ACTIONS as readonly string[]).includes(action)) {
     return fail('unknown_action', `Unknown action; expected one of ${ACTIONS.join(', ')}.`, id);
   }
-  const allowed = FIELDS[action as Action];
+  const { required, optional } = FIELDS[action as Action];
   for (const key of Object.keys(frame)) {
-    if (key !== 'action' && key !== 'id' && !allowed.includes(key)) {
+    if (key !== 'action' && key !== 'id' && !required.includes(key) && !optional.includes(key)) {
       return fail('invalid_message', `Unexpected field "${key}" for action ${action}.`, id);
     }
   }
-  if (allowed.includes('room')) {
-    if (typeof frame.room !== 'string') return fail('invalid_message', 'Field "room" must be a string.', id);
-    if (!ROOM_PATTERN.test(frame.room)) {
-      return fail('invalid_message', 'Room must be 1-64 characters of [A-Za-z0-9_.-], optionally prefixed by user: or admin:.', id);
-    }
+  if (required.includes('room')) {
+    const problem = roomProblem(frame.room);
+    if (problem) return fail('invalid_message', problem, id);
   }
-  if (allowed.includes('data')) {
+  if (required.includes('data')) {
     if (!('data' in frame) || frame.data === undefined) return fail('invalid_message', 'Field "data" is required.', id);
     if (byteLength(JSON.stringify(frame.data)) > limits.maxDataBytes) {
       return fail('too_large', `Field "data" exceeds ${limits.maxDataBytes} bytes.`, id);
     }
   }
+  if ('after' in frame && !(Number.isSafeInteger(frame.after) && (frame.after as number) >= 0)) {
+    return fail('invalid_message', 'Field "after" must be a non-negative integer sequence number.', id);
+  }
   return { ok: true, message: frame as unknown as ClientMessage };
+}
+
+function roomProblem(room: unknown): string | undefined {
+  if (typeof room !== 'string') return 'Field "room" must be a string.';
+  if (!ROOM_PATTERN.test(room)) {
+    return 'Room must be 1-64 characters of [A-Za-z0-9_.-], optionally prefixed by user: or admin:.';
+  }
+  return undefined;
+}
+
+/** Tenant ids are plain so they can sit inside keys (`#` separated) and logs. */
+export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** What a published message is about, e.g. `job.progress`. */
+export const KIND_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** EventBridge detail-type of server-side publishing; the bus rule matches on it. */
+export const PUBLISH_DETAIL_TYPE = 'Gatehouse Publish';
+
+/** What a backend service publishes: delivered to `room` of `tenantId` only. */
+export interface PublishRequest {
+  tenantId: string;
+  room: string;
+  type: string;
+  payload: Json;
+}
+
+export function parsePublishRequest(
+  detail: unknown,
+  limits: Pick<Limits, 'maxDataBytes'> = DEFAULT_LIMITS,
+): { ok: true; request: PublishRequest } | { ok: false; error: string } {
+  if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) {
+    return { ok: false, error: 'detail must be a JSON object' };
+  }
+  const d = detail as Record<string, unknown>;
+  const unexpected = Object.keys(d).find((k) => !['tenantId', 'room', 'type', 'payload'].includes(k));
+  if (unexpected) return { ok: false, error: `unexpected field "${unexpected}"` };
+  if (typeof d.tenantId !== 'string' || !TENANT_ID_PATTERN.test(d.tenantId)) {
+    return { ok: false, error: 'tenantId must be 1-64 characters of [A-Za-z0-9_-]' };
+  }
+  const problem = roomProblem(d.room);
+  if (problem) return { ok: false, error: problem };
+  if (typeof d.type !== 'string' || !KIND_PATTERN.test(d.type)) {
+    return { ok: false, error: 'type must be 1-64 characters of [A-Za-z0-9_.:-]' };
+  }
+  if (d.payload === undefined) return { ok: false, error: 'payload is required' };
+  if (byteLength(JSON.stringify(d.payload)) > limits.maxDataBytes) {
+    return { ok: false, error: `payload exceeds ${limits.maxDataBytes} bytes` };
+  }
+  return { ok: true, request: d as unknown as PublishRequest };
 }

@@ -26,6 +26,7 @@ import {
 } from 'aws-jwt-verify/error';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { Fetcher } from 'aws-jwt-verify/https';
+import { TENANT_ID_PATTERN } from './protocol';
 
 export interface VerifierConfig {
   /** Cognito user pool id, `<region>_<id>`; the issuer and JWKS URL derive from it. */
@@ -219,9 +220,6 @@ export function createAccessTokenVerifier(
     },
   };
 }
-
-/** Tenant ids are plain so they can sit inside keys (`#` separated) and logs. */
-export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export type TenantResult =
   | { ok: true; tenantId: string }

@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { ConnectionTable, type ConnectionTableProps } from './connection-table';
 import { Identity, type IdentityProps } from './identity';
+import { Publishing, type PublishingProps } from './publishing';
 import { RealtimeApi, type RealtimeApiProps } from './realtime-api';
 
 /** Realtime API settings a deployer may change; the wiring (table, pool, client) is the stack's job. */
@@ -14,13 +15,15 @@ export interface GatehouseStackProps extends StackProps {
   readonly identity?: IdentityProps;
   readonly connections?: ConnectionTableProps;
   readonly realtime?: RealtimeSettings;
+  readonly publishing?: Omit<PublishingProps, 'realtime' | 'table'>;
 }
 
-/** Gatehouse: identity, connection store and realtime API, composed. */
+/** Gatehouse: identity, connection store, realtime API and server-side publishing, composed. */
 export class GatehouseStack extends Stack {
   readonly identity: Identity;
   readonly connections: ConnectionTable;
   readonly realtime: RealtimeApi;
+  readonly publishing: Publishing;
 
   constructor(scope: Construct, id: string, props: GatehouseStackProps = {}) {
     super(scope, id, props);
@@ -35,11 +38,17 @@ export class GatehouseStack extends Stack {
       tenantGroupPrefix: this.identity.tenantGroupPrefix,
       adminGroupName: this.identity.adminGroupName,
     });
+    this.publishing = new Publishing(this, 'Publishing', {
+      ...props.publishing,
+      realtime: this.realtime,
+      table: this.connections.table,
+    });
 
     new CfnOutput(this, 'WebSocketUrl', { value: this.realtime.stage.url });
     new CfnOutput(this, 'UserPoolId', { value: this.identity.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: this.identity.webClient.userPoolClientId });
     new CfnOutput(this, 'ConnectionTableName', { value: this.connections.table.tableName });
+    new CfnOutput(this, 'EventBusName', { value: this.publishing.bus.eventBusName });
     new CfnOutput(this, 'Region', { value: this.region });
   }
 }

@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
@@ -9,13 +8,12 @@ import type * as cognito from 'aws-cdk-lib/aws-cognito';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { LogLevel, NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ACTIONS } from '../common/protocol';
 import { ENV } from '../lambda/core/config';
-
-const ROOT = path.join(__dirname, '..');
+import { handlerFunction } from './handler-function';
 
 export interface RealtimeApiProps {
   readonly table: dynamodb.ITable;
@@ -39,6 +37,8 @@ export interface RealtimeApiProps {
   readonly maxRoomsPerConnection?: number;
   /** Parallel @connections posts per broadcast. @default 32 */
   readonly broadcastConcurrency?: number;
+  /** How long delivered messages stay replayable for reconnecting clients (TTL of room history). @default 5 minutes */
+  readonly historyRetention?: Duration;
   /** The authorizer denies when the JWKS cannot be fetched within this time. @default 2 seconds */
   readonly jwksTimeout?: Duration;
   /** Retention of function and access logs. @default one month */
@@ -71,15 +71,21 @@ export class RealtimeApi extends Construct {
   readonly connectFunction: NodejsFunction;
   readonly disconnectFunction: NodejsFunction;
   readonly messageFunction: NodejsFunction;
-  private readonly logRetention: logs.RetentionDays;
+  /** Environment of every function that reads the store and posts to connections (see lambda/core/config.ts). */
+  readonly realtimeEnvironment: Record<string, string>;
+  readonly logRetention: logs.RetentionDays;
+  private readonly stageName: string;
 
   constructor(scope: Construct, id: string, props: RealtimeApiProps) {
     super(scope, id);
     this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const stageName = props.stageName ?? 'live';
+    this.stageName = stageName;
     const logLevel = props.logLevel ?? 'info';
 
-    this.authorizerFunction = this.handler('Authorizer', 'authorizer.ts', {
+    const handler = (id: string, entry: string, environment: Record<string, string>) =>
+      handlerFunction(this, id, { entry, environment, logRetention: this.logRetention });
+    this.authorizerFunction = handler('Authorizer', 'authorizer.ts', {
       [ENV.userPoolId]: props.userPool.userPoolId,
       [ENV.clientId]: props.userPoolClient.userPoolClientId,
       [ENV.maxTokenLifetimeSeconds]: String(props.maxTokenLifetime.toSeconds()),
@@ -103,12 +109,14 @@ export class RealtimeApi extends Construct {
       [ENV.maxDataBytes]: String(props.maxDataBytes ?? 16 * 1024),
       [ENV.maxRoomsPerConnection]: String(props.maxRoomsPerConnection ?? 50),
       [ENV.broadcastConcurrency]: String(props.broadcastConcurrency ?? 32),
+      [ENV.historyRetentionSeconds]: String((props.historyRetention ?? Duration.minutes(5)).toSeconds()),
       [ENV.adminGroup]: props.adminGroupName ?? 'admin',
       [ENV.logLevel]: logLevel,
     };
-    this.connectFunction = this.handler('Connect', 'connect.ts', realtimeEnv);
-    this.disconnectFunction = this.handler('Disconnect', 'disconnect.ts', realtimeEnv);
-    this.messageFunction = this.handler('Message', 'message.ts', realtimeEnv);
+    this.realtimeEnvironment = realtimeEnv;
+    this.connectFunction = handler('Connect', 'connect.ts', realtimeEnv);
+    this.disconnectFunction = handler('Disconnect', 'disconnect.ts', realtimeEnv);
+    this.messageFunction = handler('Message', 'message.ts', realtimeEnv);
 
     const authorizer = new WebSocketLambdaAuthorizer('Authorizer', this.authorizerFunction, {
       authorizerName: 'gatehouse-connect',
@@ -189,68 +197,39 @@ export class RealtimeApi extends Construct {
       });
     }
 
-    props.table.grantReadWriteData(this.connectFunction);
-    props.table.grantReadWriteData(this.disconnectFunction);
-    props.table.grantReadWriteData(this.messageFunction);
-    // POST (send) and DELETE (disconnect) on this stage's @connections, nothing else.
-    const connectionsArn = (method: string) =>
-      Stack.of(this).formatArn({
-        service: 'execute-api',
-        resource: this.api.apiId,
-        resourceName: `${stageName}/${method}/@connections/*`,
-      });
-    this.messageFunction.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['execute-api:ManageConnections'],
-        resources: [connectionsArn('POST'), connectionsArn('DELETE')],
-      }),
-    );
+    for (const fn of [this.connectFunction, this.disconnectFunction, this.messageFunction]) {
+      this.grantStoreAccess(fn, props.table);
+    }
+    this.grantManageConnections(this.messageFunction);
+  }
+
+  /** Read and write the connection table, including its fan-out indexes. */
+  grantStoreAccess(fn: lambda.IFunction, table: dynamodb.ITable): void {
+    table.grantReadWriteData(fn);
+    const tableRef = `<${Stack.of(this).getLogicalId(table.node.defaultChild as dynamodb.CfnTable)}.Arn>`;
+    Validations.of(fn.role!).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${tableRef}/index/*]`,
+      reason: "The fan-out Queries read this table's own indexes (byUser, byTenant, byRoom); no other table is reachable.",
+    });
+  }
+
+  /** POST (send) and DELETE (disconnect) on this stage's @connections, nothing else. */
+  grantManageConnections(fn: lambda.IFunction): void {
     const apiRef = `<${Stack.of(this).getLogicalId(this.api.node.defaultChild as apigwv2.CfnApi)}>`;
+    const statement = new iam.PolicyStatement({ actions: ['execute-api:ManageConnections'], resources: [] });
     for (const method of ['POST', 'DELETE']) {
-      Validations.of(this.messageFunction.role!).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${apiRef}/${stageName}/${method}/@connections/*]`,
+      statement.addResources(
+        Stack.of(this).formatArn({
+          service: 'execute-api',
+          resource: this.api.apiId,
+          resourceName: `${this.stageName}/${method}/@connections/*`,
+        }),
+      );
+      Validations.of(fn.role!).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${apiRef}/${this.stageName}/${method}/@connections/*]`,
         reason: `Connection ids are created at run time; the wildcard covers only ${method} on this API stage's @connections.`,
       });
     }
-    const tableRef = `<${Stack.of(this).getLogicalId(props.table.node.defaultChild as dynamodb.CfnTable)}.Arn>`;
-    for (const fn of [this.connectFunction, this.disconnectFunction, this.messageFunction]) {
-      Validations.of(fn.role!).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::${tableRef}/index/*]`,
-        reason: "The fan-out Queries read this table's own indexes (byUser, byTenant, byRoom); no other table is reachable.",
-      });
-    }
-  }
-
-  /** One Lambda: bundled locally by esbuild, arm64, its own log group and a role that can write only to it. */
-  private handler(id: string, entry: string, environment: Record<string, string>): NodejsFunction {
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: this.logRetention });
-    const role = new iam.Role(this, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        resources: [logGroup.logGroupArn],
-      }),
-    );
-    return new NodejsFunction(this, id, {
-      entry: path.join(ROOT, 'lambda', entry),
-      projectRoot: ROOT,
-      depsLockFilePath: path.join(ROOT, 'package-lock.json'),
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: 512,
-      timeout: Duration.seconds(10),
-      role,
-      logGroup,
-      environment: { ...environment, NODE_OPTIONS: '--enable-source-maps' },
-      bundling: {
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        target: 'node24',
-        logLevel: LogLevel.WARNING,
-        // The Node.js runtime ships AWS SDK v3; bundling it again would only slow cold starts.
-        externalModules: ['@aws-sdk/*'],
-      },
-    });
+    fn.addToRolePolicy(statement);
   }
 }

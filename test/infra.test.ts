@@ -155,7 +155,7 @@ describe('Gatehouse stack', () => {
 
   it('builds every function for arm64 on a current Node.js runtime, with source maps and its own log group', () => {
     const functions = resources('AWS::Lambda::Function').map(([, r]) => r.Properties);
-    expect(functions).toHaveLength(4);
+    expect(functions).toHaveLength(5); // authorizer, connect, disconnect, message, publishing fan-out
     for (const fn of functions) {
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Architectures).toEqual(['arm64']);
@@ -165,18 +165,47 @@ describe('Gatehouse stack', () => {
     for (const [, group] of resources('AWS::Logs::LogGroup')) expect(group.Properties.RetentionInDays).toBe(30);
   });
 
-  it('lets only the message function manage connections: POST and DELETE on this stage', () => {
+  it('lets only the message and fan-out functions manage connections: POST and DELETE on this stage', () => {
     const policies = resources('AWS::IAM::Policy').map(([id, r]) => ({ id, statements: r.Properties.PolicyDocument.Statement as any[] }));
     const manage = policies.flatMap((p) =>
       p.statements.filter((s) => [s.Action].flat().includes('execute-api:ManageConnections')).map((s) => ({ id: p.id, s })),
     );
-    expect(manage).toHaveLength(1);
-    expect(manage[0].id).toMatch(/^RealtimeMessageRole/);
-    const resourcesText = JSON.stringify(manage[0].s.Resource);
-    expect(manage[0].s.Resource).toHaveLength(2);
-    expect(resourcesText).toContain('/live/POST/@connections/*');
-    expect(resourcesText).toContain('/live/DELETE/@connections/*');
-    expect(resourcesText).toContain('RealtimeApi');
+    expect(manage.map((m) => m.id).sort()).toEqual([expect.stringMatching(/^PublishingFanoutRole/), expect.stringMatching(/^RealtimeMessageRole/)]);
+    for (const { s } of manage) {
+      const resourcesText = JSON.stringify(s.Resource);
+      expect(s.Resource).toHaveLength(2);
+      expect(resourcesText).toContain('/live/POST/@connections/*');
+      expect(resourcesText).toContain('/live/DELETE/@connections/*');
+      expect(resourcesText).toContain('RealtimeApi');
+    }
+  });
+
+  it('publishes through an event bus whose rule feeds the fan-out function, with retries and a dead-letter queue', () => {
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    const [fanoutId] = resources('AWS::Lambda::Function').find(([id]) => id.startsWith('PublishingFanout'))!;
+    const [queueId] = resources('AWS::SQS::Queue')[0];
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: Match.stringLikeRegexp('PublishingBus') },
+      EventPattern: { 'detail-type': ['Gatehouse Publish'] },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [fanoutId, 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+          RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 3600 },
+        }),
+      ],
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1209600 });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    // Nobody may publish until a deployer names who.
+    template.resourceCountIs('AWS::Events::EventBusPolicy', 0);
+    template.hasOutput('EventBusName', {});
   });
 
   it('grants no wildcard action and no Resource "*"', () => {
@@ -227,6 +256,24 @@ describe('deployer settings', () => {
     t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: 'prod',
       DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }),
+    });
+  });
+
+  it('lets named principals, and only them, put events on the publishing bus', () => {
+    const t = Template.fromStack(
+      new GatehouseStack(new App({ context: cdkJson.context }), 'Publishers', {
+        publishing: { publisherArns: ['arn:aws:iam::111122223333:role/jobs', '444455556666'] },
+      }),
+    );
+    t.resourceCountIs('AWS::Events::EventBusPolicy', 2);
+    t.hasResourceProperties('AWS::Events::EventBusPolicy', {
+      Statement: Match.objectLike({ Action: 'events:PutEvents', Principal: { AWS: 'arn:aws:iam::111122223333:role/jobs' } }),
+    });
+    t.hasResourceProperties('AWS::Events::EventBusPolicy', {
+      Statement: Match.objectLike({
+        Action: 'events:PutEvents',
+        Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::444455556666:root']] } },
+      }),
     });
   });
 

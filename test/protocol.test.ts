@@ -14,6 +14,8 @@ describe('parseClientMessage', () => {
     ['{"action":"leave","room":"a.b-c_d","id":"r1"}', { action: 'leave', room: 'a.b-c_d', id: 'r1' }],
     ['{"action":"send","room":"general","data":{"text":"hi"}}', { action: 'send', room: 'general', data: { text: 'hi' } }],
     ['{"action":"send","room":"user:1234-abcd","data":null}', { action: 'send', room: 'user:1234-abcd', data: null }],
+    ['{"action":"join","room":"general","after":0}', { action: 'join', room: 'general', after: 0 }],
+    ['{"action":"join","room":"general","after":42}', { action: 'join', room: 'general', after: 42 }],
     ['{"action":"whoami"}', { action: 'whoami' }],
     ['{"action":"ping","id":"x:1"}', { action: 'ping', id: 'x:1' }],
   ])('accepts %s', (raw, expected) => {
@@ -38,6 +40,10 @@ describe('parseClientMessage', () => {
     ['an unexpected field', '{"action":"join","room":"general","tenant":"other"}', 'invalid_message'],
     ['a field of another action', '{"action":"ping","room":"general"}', 'invalid_message'],
     ['a bad id', '{"action":"ping","id":"has space"}', 'invalid_message'],
+    ['a negative after', '{"action":"join","room":"g","after":-1}', 'invalid_message'],
+    ['a fractional after', '{"action":"join","room":"g","after":1.5}', 'invalid_message'],
+    ['a string after', '{"action":"join","room":"g","after":"3"}', 'invalid_message'],
+    ['after on another action', '{"action":"leave","room":"g","after":3}', 'invalid_message'],
     ['oversize data', `{"action":"send","room":"g","data":"${'x'.repeat(120)}"}`, 'too_large'],
     ['an oversize frame', `{"action":"ping","pad":"${'x'.repeat(1100)}"}`, 'too_large'],
   ])('refuses %s', (_name, raw, code) => {

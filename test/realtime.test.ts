@@ -4,6 +4,7 @@ import { realtimeConfig } from '../lambda/core/config';
 import { connect, disconnect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
 import { handleMessage, type MessageDeps } from '../lambda/core/messages';
+import { handlePublish } from '../lambda/core/publish';
 import { ConnectionStore } from '../lambda/core/store';
 import { startConnectionsEndpoint, type ConnectionsEndpoint } from './support/connections-endpoint';
 import { memoryLogger } from './support/log';
@@ -126,13 +127,14 @@ describe('message actions', () => {
     const bobTab2 = await open('bob');
     const carol = await open('carol'); // other tenant, same room name
     const outsider = await open('alice'); // same tenant, not in the room
-    for (const c of [alice, bob, bobTab2, carol]) expect(await c.send({ action: 'join', room: 'general' })).toMatchObject({ type: 'joined' });
+    for (const c of [alice, bob, bobTab2, carol]) expect(await c.send({ action: 'join', room: 'townhall' })).toMatchObject({ type: 'joined' });
 
-    const reply = await alice.send({ action: 'send', room: 'general', data: { text: 'hello' }, id: 's1' });
-    expect(reply).toEqual({ type: 'sent', room: 'general', messageId: expect.any(String), id: 's1' });
+    const reply = await alice.send({ action: 'send', room: 'townhall', data: { text: 'hello' }, id: 's1' });
+    expect(reply).toEqual({ type: 'sent', room: 'townhall', messageId: expect.any(String), seq: 1, id: 's1' });
     const expected = {
       type: 'message',
-      room: 'general',
+      room: 'townhall',
+      seq: 1,
       messageId: (reply as { messageId: string }).messageId,
       sender: { userId: 'u-alice' },
       ts: expect.any(Number),
@@ -161,7 +163,7 @@ describe('message actions', () => {
   ] as const)('%s joining %s: %s', async (who, room, outcome) => {
     const c = await open(who);
     const reply = await c.send({ action: 'join', room });
-    if (outcome === 'joined') expect(reply).toEqual({ type: 'joined', room });
+    if (outcome === 'joined') expect(reply).toMatchObject({ type: 'joined', room });
     else {
       expect(reply).toMatchObject({ type: 'error', code: 'forbidden', message: expect.stringMatching(/private|admin/) });
       expect(await fx.store.isMember(c.connectionId, room)).toBe(false);
@@ -237,3 +239,115 @@ describe('message actions', () => {
     expect(logger.events()).toContainEqual(expect.objectContaining({ event: 'message_failed', action: 'join' }));
   });
 });
+
+describe('sequence numbers and resume', () => {
+  const seqs = (events: ServerEvent[]) => events.map((e) => (e.type === 'message' ? e.seq : -1));
+
+  it('numbers messages per room and per tenant, starting at 1', async () => {
+    const alice = await open('alice');
+    const carol = await open('carol');
+    for (const c of [alice, carol]) for (const room of ['seq-a', 'seq-b']) await c.send({ action: 'join', room });
+    await alice.send({ action: 'send', room: 'seq-a', data: 1 });
+    await alice.send({ action: 'send', room: 'seq-a', data: 2 });
+    await alice.send({ action: 'send', room: 'seq-b', data: 3 });
+    await carol.send({ action: 'send', room: 'seq-a', data: 4 });
+    expect(alice.inbox().map((e) => e.type === 'message' && [e.room, e.seq])).toEqual([
+      ['seq-a', 1],
+      ['seq-a', 2],
+      ['seq-b', 1],
+    ]);
+    expect(carol.inbox().map((e) => e.type === 'message' && [e.room, e.seq])).toEqual([['seq-a', 1]]);
+  });
+
+  it('replays what a re-joining connection missed, oldest first, before its joined reply', async () => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'replay' });
+    for (let i = 1; i <= 5; i++) await bob.send({ action: 'send', room: 'replay', data: i });
+    const alice = await open('alice'); // a new connection that saw up to seq 2 on its previous one
+    expect(await alice.send({ action: 'join', room: 'replay', after: 2 })).toEqual({ type: 'joined', room: 'replay', seq: 5, replayed: 3 });
+    expect(seqs(alice.inbox())).toEqual([3, 4, 5]);
+    expect(alice.inbox().map((e) => e.type === 'message' && e.data)).toEqual([3, 4, 5]);
+    // Up to date: nothing to replay.
+    const again = await open('alice');
+    expect(await again.send({ action: 'join', room: 'replay', after: 5 })).toEqual({ type: 'joined', room: 'replay', seq: 5 });
+    expect(again.inbox()).toEqual([]);
+  });
+
+  it('reports a gap when what was missed is older than the retention window', async () => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'expired' });
+    const past = { ...deps, now: () => Date.now() - 3_600_000 }; // history written an hour ago has expired
+    for (let i = 1; i <= 3; i++) await handleMessage({ connectionId: bob.connectionId, authorizer: toAuthorizerContext(people.bob, 'header'), body: JSON.stringify({ action: 'send', room: 'expired', data: i }) }, past);
+    await bob.send({ action: 'send', room: 'expired', data: 4 });
+    const alice = await open('alice');
+    expect(await alice.send({ action: 'join', room: 'expired', after: 1 })).toEqual({
+      type: 'joined',
+      room: 'expired',
+      seq: 4,
+      replayed: 1,
+      gap: { from: 2, to: 3 },
+    });
+    expect(seqs(alice.inbox())).toEqual([4]);
+  });
+
+  it('replays at most maxReplay messages and reports the older rest as a gap', async () => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'backlog' });
+    for (let i = 1; i <= 6; i++) await bob.send({ action: 'send', room: 'backlog', data: i });
+    const alice = await open('alice');
+    const reply = await handleMessage(
+      { connectionId: alice.connectionId, authorizer: toAuthorizerContext(people.alice, 'header'), body: '{"action":"join","room":"backlog","after":0}' },
+      { ...deps, config: { ...deps.config, maxReplay: 4 } },
+    );
+    expect(reply).toEqual({ type: 'joined', room: 'backlog', seq: 6, replayed: 4, gap: { from: 1, to: 2 } });
+    expect(seqs(alice.inbox())).toEqual([3, 4, 5, 6]);
+  });
+});
+
+describe('server-side publishing', () => {
+  const event = (detail: unknown) => ({ id: 'evt-1', source: 'jobs.service', 'detail-type': 'Gatehouse Publish', detail });
+
+  it("delivers to the room's sockets in the named tenant only, as the service", async () => {
+    const dana = await open('root');
+    const bob = await open('bob');
+    const carol = await open('carol');
+    for (const c of [dana, bob, carol]) await c.send({ action: 'join', room: 'jobs' });
+    const outcome = await handlePublish(event({ tenantId: 'acme', room: 'jobs', type: 'job.progress', payload: { job: '42', percent: 50 } }), deps);
+    expect(outcome).toMatchObject({ delivered: true, seq: 1, result: { delivered: 2, gone: 0, failed: 0 } });
+    const expected = [
+      {
+        type: 'message',
+        room: 'jobs',
+        seq: 1,
+        messageId: expect.any(String),
+        sender: { service: 'jobs.service' },
+        ts: expect.any(Number),
+        kind: 'job.progress',
+        data: { job: '42', percent: 50 },
+      },
+    ];
+    expect(dana.inbox()).toEqual(expected);
+    expect(bob.inbox()).toEqual(expected);
+    expect(carol.inbox()).toEqual([]);
+  });
+
+  it.each([
+    ['a missing tenant', { room: 'jobs', type: 'x', payload: 1 }],
+    ['a tenant id that could break a key', { tenantId: 'acme#x', room: 'jobs', type: 'x', payload: 1 }],
+    ['a bad room', { tenantId: 'acme', room: 'no spaces', type: 'x', payload: 1 }],
+    ['a missing payload', { tenantId: 'acme', room: 'jobs', type: 'x' }],
+    ['an oversize payload', { tenantId: 'acme', room: 'jobs', type: 'x', payload: 'x'.repeat(500) }],
+    ['an extra field', { tenantId: 'acme', room: 'jobs', type: 'x', payload: 1, sender: 'forged' }],
+    ['a non-object detail', 'hello'],
+  ])('rejects %s without delivering or storing anything', async (_name, detail) => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'jobs' });
+    const before = await tableItems();
+    const { log, events } = memoryLogger();
+    expect(await handlePublish(event(detail), { ...deps, log })).toMatchObject({ delivered: false, error: expect.any(String) });
+    expect(await tableItems()).toEqual(before);
+    expect(bob.inbox()).toEqual([]);
+    expect(events()).toEqual([expect.objectContaining({ event: 'publish_rejected', eventId: 'evt-1' })]);
+  });
+});
+

@@ -21,6 +21,11 @@ export interface BroadcastResult {
   failed: number;
 }
 
+/** Sends one payload to one connection; throws what API Gateway answers (see isGone). */
+export async function postToConnection(api: ApiGatewayManagementApiClient, connectionId: string, payload: string): Promise<void> {
+  await api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: new TextEncoder().encode(payload) }));
+}
+
 export function isGone(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === 'GoneException' || e?.$metadata?.httpStatusCode === 410;
@@ -37,12 +42,11 @@ export async function broadcast(
   options: { protect?: string } = {},
 ): Promise<BroadcastResult> {
   const result: BroadcastResult = { delivered: 0, gone: 0, failed: 0 };
-  const data = new TextEncoder().encode(payload);
   const inFlight = new Set<Promise<void>>();
 
   const deliver = async (connectionId: string): Promise<void> => {
     try {
-      await deps.api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+      await postToConnection(deps.api, connectionId, payload);
       result.delivered++;
     } catch (err) {
       if (isGone(err) && connectionId !== options.protect) {

@@ -22,6 +22,8 @@ export const ENV = {
   maxDataBytes: 'MAX_DATA_BYTES',
   maxRoomsPerConnection: 'MAX_ROOMS_PER_CONNECTION',
   broadcastConcurrency: 'BROADCAST_CONCURRENCY',
+  historyRetentionSeconds: 'HISTORY_RETENTION_SECONDS',
+  maxReplay: 'MAX_REPLAY',
   logLevel: 'LOG_LEVEL',
 } as const;
 
@@ -78,6 +80,10 @@ export interface RealtimeConfig {
   limits: Limits;
   maxRoomsPerConnection: number;
   broadcastConcurrency: number;
+  /** How long delivered messages stay replayable for clients that reconnect. */
+  historyRetentionSeconds: number;
+  /** Most messages replayed on one resume; an older backlog is reported as a gap. */
+  maxReplay: number;
   adminGroup: string;
 }
 
@@ -92,6 +98,8 @@ export function realtimeConfig(env: Env): RealtimeConfig {
     },
     maxRoomsPerConnection: int(env, ENV.maxRoomsPerConnection, 50),
     broadcastConcurrency: int(env, ENV.broadcastConcurrency, 32),
+    historyRetentionSeconds: int(env, ENV.historyRetentionSeconds, 300),
+    maxReplay: int(env, ENV.maxReplay, 500),
     adminGroup: str(env, ENV.adminGroup, 'admin'),
   };
 }

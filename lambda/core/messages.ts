@@ -3,12 +3,11 @@
  * and changes nothing. The reply is returned (API Gateway sends it back on the same socket as the route
  * response); room traffic goes out through the broadcast module.
  */
-import { randomUUID } from 'node:crypto';
 import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
-import { errorEvent, parseClientMessage, type ClientMessage, type MessageEvent, type ServerEvent } from '../../common/protocol';
-import { broadcast } from './broadcast';
+import { errorEvent, parseClientMessage, type ClientMessage, type ServerEvent } from '../../common/protocol';
 import type { RealtimeConfig } from './config';
+import { deliverToRoom, replayAfter } from './deliver';
 import { fromAuthorizerContext, type Identity } from './identity';
 import { roomRefusal } from './rooms';
 import type { ConnectionStore } from './store';
@@ -89,7 +88,10 @@ async function act(message: ClientMessage, identity: Identity, connectionId: str
         { connectionId, tenantId: identity.tenantId, expiresAt: Math.floor(now / 1000) + config.maxConnectionSeconds },
         message.room,
       );
-      return withId({ type: 'joined', room: message.room }, message.id);
+      // Membership first, history second: whatever the replay misses arrives live (see deliver.ts).
+      const resume = await replayAfter(identity.tenantId, message.room, connectionId, message.after, deps);
+      if (resume.gap) log.info('resume_gap', { connectionId, room: message.room, ...resume.gap });
+      return withId({ type: 'joined', room: message.room, ...resume }, message.id);
     }
 
     case 'leave':
@@ -101,27 +103,15 @@ async function act(message: ClientMessage, identity: Identity, connectionId: str
       if (!(await store.isMember(connectionId, message.room))) {
         return errorEvent('not_member', `Join ${message.room} before sending to it.`, message.id);
       }
-      const event: MessageEvent = {
-        type: 'message',
-        room: message.room,
-        messageId: (deps.newId ?? randomUUID)(),
-        sender: { userId: identity.userId },
-        ts: now,
-        data: message.data,
-      };
-      const result = await broadcast(
-        store.roomMembers(identity.tenantId, message.room),
-        JSON.stringify(event),
-        {
-          api: deps.api,
-          removeConnection: (id) => store.deleteConnection(id),
-          log,
-          concurrency: config.broadcastConcurrency,
-        },
+      const { event, result } = await deliverToRoom(
+        identity.tenantId,
+        message.room,
+        { sender: { userId: identity.userId }, data: message.data },
+        deps,
         { protect: connectionId },
       );
       log.info('message_sent', { connectionId, tenantId: identity.tenantId, room: message.room, ...result });
-      return withId({ type: 'sent', room: message.room, messageId: event.messageId }, message.id);
+      return withId({ type: 'sent', room: message.room, messageId: event.messageId, seq: event.seq }, message.id);
     }
   }
 }

@@ -12,6 +12,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TABLE, keys } from './table-schema';
 
@@ -38,6 +39,14 @@ export interface StoreOptions {
 type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
 
 const BATCH = 25;
+/** A room counter outlives any connection and any history item by far; it only needs to stay monotonic. */
+const COUNTER_TTL_SECONDS = 2 * 24 * 60 * 60;
+
+export interface HistoryItem {
+  seq: number;
+  /** The message exactly as it was delivered (JSON). */
+  event: string;
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class ConnectionStore {
@@ -192,6 +201,68 @@ export class ConnectionStore {
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return count;
+  }
+
+  /** Allocates the room's next sequence number (atomic counter; the first message of a room gets 1). */
+  async nextSeq(tenantId: string, room: string): Promise<number> {
+    const { Attributes } = await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.counter(tenantId, room),
+        UpdateExpression: 'ADD #value :one SET #ttl = :ttl',
+        ExpressionAttributeNames: { '#value': 'value', '#ttl': TABLE.ttlAttribute },
+        ExpressionAttributeValues: { ':one': 1, ':ttl': Math.floor(this.now() / 1000) + COUNTER_TTL_SECONDS },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return Attributes?.value as number;
+  }
+
+  /** The room's latest sequence number (0 for a room that never had a message). */
+  async headSeq(tenantId: string, room: string): Promise<number> {
+    const { Item } = await this.db.send(
+      new GetCommand({ TableName: this.tableName, Key: keys.counter(tenantId, room), ConsistentRead: true }),
+    );
+    return (Item?.value as number | undefined) ?? 0;
+  }
+
+  async appendHistory(tenantId: string, room: string, seq: number, event: string, expiresAt: number): Promise<void> {
+    await this.db.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: keys.historyPartition(tenantId, room),
+          sk: keys.historySort(seq),
+          seq,
+          event,
+          [TABLE.ttlAttribute]: expiresAt,
+        },
+      }),
+    );
+  }
+
+  /** Messages of the room after `after`, oldest first, at most `limit`; expired ones are skipped. */
+  async historyAfter(tenantId: string, room: string, after: number, limit: number): Promise<HistoryItem[]> {
+    const items: HistoryItem[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: '#pk = :pk AND #sk > :after',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey },
+          ExpressionAttributeValues: { ':pk': keys.historyPartition(tenantId, room), ':after': keys.historySort(after) },
+          ConsistentRead: true,
+          Limit: Math.min(limit, this.pageSize),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        if (this.live(item) && items.length < limit) items.push({ seq: item.seq as number, event: item.event as string });
+      }
+      startKey = items.length < limit ? page.LastEvaluatedKey : undefined;
+    } while (startKey);
+    return items;
   }
 
   /** Connection ids in a room of a tenant, a page at a time. */

@@ -5,8 +5,11 @@
  * One table, generic keys:
  *   connection   pk=conn#<connectionId>  sk=conn             gsiUser=<userId>  gsiTenant=<tenantId>
  *   membership   pk=conn#<connectionId>  sk=room#<room>      gsiRoom=<tenantId>#<room>
- * A connection and its memberships share a partition, so disconnect finds everything with one Query. Later item
- * types (revocations, tickets, room history) get their own key prefixes in the same table.
+ *   room counter pk=seq#<tenantId>#<room> sk=seq              value=<last sequence number>
+ *   room history pk=hist#<tenantId>#<room> sk=<seq, 12 digits> event=<the delivered JSON>
+ * A connection and its memberships share a partition, so disconnect finds everything with one Query; a room's
+ * history is one partition read in order from any sequence number. Later item types (revocations, tickets) get
+ * their own key prefixes in the same table.
  */
 export const TABLE = {
   partitionKey: 'pk',
@@ -26,4 +29,7 @@ export const keys = {
   connectionPartition: (connectionId: string) => `conn#${connectionId}`,
   roomPrefix: 'room#',
   room: (tenantId: string, room: string) => `${tenantId}#${room}`,
+  counter: (tenantId: string, room: string) => ({ pk: `seq#${tenantId}#${room}`, sk: 'seq' }),
+  historyPartition: (tenantId: string, room: string) => `hist#${tenantId}#${room}`,
+  historySort: (seq: number) => String(seq).padStart(12, '0'),
 };

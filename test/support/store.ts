@@ -2,7 +2,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { ConnectionTable } from '../../lib/connection-table';
 import { ConnectionStore, type StoreOptions } from '../../lambda/core/store';
-import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamo';
+import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from '../../local/dynamo';
 
 let counter = 0;
 

@@ -1,19 +1,20 @@
 /**
- * A real DynamoDB engine (dynalite) on loopback, with tables created from a synthesized CloudFormation template,
- * so tests run against the schema that deploys.
+ * DynamoDB on loopback: dynalite, a real engine (tables, GSIs, conditions, pagination), with every table created
+ * from the synthesized CloudFormation template, so the local schema cannot drift from the deployed one.
+ * In memory by default; on disk under `path` when given.
  */
 import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, ListTablesCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 
-type Template = { Resources: Record<string, { Type: string; Properties: Record<string, any> }> };
+import type { Template } from './template';
 
 /** CreateTable inputs for every AWS::DynamoDB::Table in the template (billing and TTL are not emulated). */
 export function tableDefinitions(template: Template, tableName: (logicalId: string) => string): CreateTableCommandInput[] {
   return Object.entries(template.Resources)
     .filter(([, r]) => r.Type === 'AWS::DynamoDB::Table')
-    .map(([logicalId, { Properties: p }]) => ({
+    .map(([logicalId, { Properties: p = {} }]) => ({
       TableName: tableName(logicalId),
       AttributeDefinitions: p.AttributeDefinitions,
       KeySchema: p.KeySchema,
@@ -37,13 +38,16 @@ export interface LocalDynamo {
   close(): Promise<void>;
 }
 
-export async function startDynamo(): Promise<LocalDynamo> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+export async function startDynamo(options: { port?: number; path?: string; region?: string } = {}): Promise<LocalDynamo> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(options.path ? { path: options.path } : {}) });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = new DynamoDBClient({
     endpoint,
-    region: 'eu-west-1',
+    region: options.region ?? 'eu-west-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
   return {
@@ -57,6 +61,10 @@ export async function startDynamo(): Promise<LocalDynamo> {
   };
 }
 
+/** Creates each table unless it exists (a persistent state folder keeps them between runs). */
 export async function createTables(client: DynamoDBClient, definitions: CreateTableCommandInput[]): Promise<void> {
-  for (const definition of definitions) await client.send(new CreateTableCommand(definition));
+  const { TableNames = [] } = await client.send(new ListTablesCommand({}));
+  for (const definition of definitions) {
+    if (!TableNames.includes(definition.TableName!)) await client.send(new CreateTableCommand(definition));
+  }
 }

@@ -1,0 +1,211 @@
+/**
+ * `npm run gatehouse -- <command>`: a small CLI over the same client and protocol as everything else.
+ *
+ *   token    --user <email> [--password <pw>]                        print an access token
+ *   connect  --user <email> [--room <room>] [--tenant <id>]           interactive session
+ *   publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
+ *
+ * Targets the local system (`npm start` writes .gatehouse/local.json) by default, or a deployed stack with
+ * `--outputs <file>` (from `npx cdk deploy --outputs-file <file>`), using your AWS credentials.
+ */
+import { readFileSync } from 'node:fs';
+import * as readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { sessionTokenProvider, signInWithPassword } from '../client/auth';
+import { createNodeClient, GatehouseClient, type Transport } from '../client/node';
+import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type MessageEvent } from '../common/protocol';
+import { LOCAL_CONFIG, readLocalConfig } from '../local/config';
+
+const USAGE = `Usage: npm run gatehouse -- <command> [options]
+
+Commands
+  token    --user <email> [--password <pw>]
+           Sign in and print the access token.
+  connect  --user <email> [--password <pw>] [--room <room>] [--tenant <id>] [--transport header|subprotocol]
+           Interactive session. Type a line to send it to the current room; /join <room>, /leave <room>,
+           /room <room> (switch), /whoami, /quit.
+  publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
+           Publish to a tenant's room through the event bus, as a backend service would.
+
+Target (default: the local system started by \`npm start\`)
+  --config <file>    local system description (default ${LOCAL_CONFIG})
+  --outputs <file>   a deployed stack: the file written by \`npx cdk deploy --outputs-file <file>\`
+  --stack <name>     stack name inside the outputs file (default Gatehouse)
+`;
+
+interface Target {
+  region: string;
+  websocketUrl: string;
+  clientId: string;
+  eventBusName: string;
+  cognito: CognitoIdentityProviderClient;
+  events: EventBridgeClient;
+  passwordOf(email: string): string | undefined;
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+function target(values: Values): Target {
+  const local = { accessKeyId: 'local', secretAccessKey: 'local' };
+  if (typeof values.outputs === 'string') {
+    const outputs = JSON.parse(readFileSync(values.outputs, 'utf8')) as Record<string, Record<string, string>>;
+    const stack = outputs[String(values.stack ?? 'Gatehouse')];
+    if (!stack) throw new Error(`Stack ${String(values.stack ?? 'Gatehouse')} not found in ${values.outputs}`);
+    return {
+      region: stack.Region,
+      websocketUrl: stack.WebSocketUrl,
+      clientId: stack.UserPoolClientId,
+      eventBusName: stack.EventBusName,
+      cognito: new CognitoIdentityProviderClient({ region: stack.Region }),
+      events: new EventBridgeClient({ region: stack.Region }),
+      passwordOf: () => process.env.GATEHOUSE_PASSWORD,
+    };
+  }
+  const config = readLocalConfig(typeof values.config === 'string' ? values.config : undefined);
+  return {
+    region: config.region,
+    websocketUrl: config.websocketUrl,
+    clientId: config.clientId,
+    eventBusName: config.eventBusName,
+    cognito: new CognitoIdentityProviderClient({ region: config.region, endpoint: config.cognitoEndpoint, credentials: local }),
+    events: new EventBridgeClient({ region: config.region, endpoint: config.eventsEndpoint, credentials: local }),
+    passwordOf: (email) => config.users.find((u) => u.email === email)?.password,
+  };
+}
+
+function credentials(values: Values, t: Target): { user: string; password: string } {
+  const user = values.user;
+  if (typeof user !== 'string') throw new Error('--user <email> is required');
+  const password = typeof values.password === 'string' ? values.password : t.passwordOf(user);
+  if (!password) throw new Error(`No password for ${user}: pass --password (or set GATEHOUSE_PASSWORD)`);
+  return { user, password };
+}
+
+function describe(message: MessageEvent): string {
+  const who = 'userId' in message.sender ? message.sender.userId.slice(0, 8) : `service:${message.sender.service}`;
+  const kind = message.kind ? ` ${message.kind}` : '';
+  return `[${message.room} #${message.seq}] ${who}${kind}: ${JSON.stringify(message.data)}`;
+}
+
+async function token(values: Values): Promise<void> {
+  const t = target(values);
+  const { user, password } = credentials(values, t);
+  const tokens = await signInWithPassword(t.cognito, t.clientId, user, password);
+  process.stdout.write(`${tokens.accessToken}\n`);
+}
+
+async function publish(values: Values): Promise<void> {
+  let payload: Json;
+  try {
+    payload = JSON.parse(String(values.payload ?? 'null')) as Json;
+  } catch {
+    throw new Error('--payload must be JSON');
+  }
+  const detail = { tenantId: values.tenant, room: values.room, type: values.type, payload };
+  const parsed = parsePublishRequest(detail);
+  if (!parsed.ok) throw new Error(`Not publishable: ${parsed.error}`);
+  const t = target(values);
+  const result = await t.events.send(
+    new PutEventsCommand({
+      Entries: [
+        {
+          EventBusName: t.eventBusName,
+          Source: typeof values.source === 'string' ? values.source : 'gatehouse.cli',
+          DetailType: PUBLISH_DETAIL_TYPE,
+          Detail: JSON.stringify(parsed.request),
+        },
+      ],
+    }),
+  );
+  const entry = result.Entries?.[0];
+  if (!entry?.EventId) throw new Error(`Publish failed: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`);
+  process.stdout.write(`published ${parsed.request.type} to ${parsed.request.tenantId}/${parsed.request.room} (event ${entry.EventId})\n`);
+}
+
+async function connect(values: Values): Promise<void> {
+  const t = target(values);
+  const { user, password } = credentials(values, t);
+  const url = typeof values.tenant === 'string' ? `${t.websocketUrl}?tenant=${encodeURIComponent(values.tenant)}` : t.websocketUrl;
+  const client: GatehouseClient = createNodeClient({
+    url,
+    token: sessionTokenProvider(t.cognito, t.clientId, user, password),
+    transport: (values.transport as Transport | undefined) ?? 'header',
+  });
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  client.on('state', ({ state, retryInMs }) => say(`* ${state}${retryInMs === undefined ? '' : ` (retry in ${retryInMs} ms)`}`));
+  client.on('message', (m) => say(describe(m)));
+  client.on('gap', (g) => say(`* ${g.room}: messages ${g.from}-${g.to} are older than the replay window`));
+  client.on('error', (e) => say(`! ${e.message}`));
+  await client.connect();
+  const me = await client.whoami();
+  say(`* signed in as ${user} (user ${me.userId}, tenant ${me.tenantId}, connection ${me.connectionId})`);
+  let room = typeof values.room === 'string' ? values.room : undefined;
+  if (room) say(`* joined ${(await client.join(room)).room}`);
+
+  const rl = readline.createInterface({ input: process.stdin, terminal: false });
+  for await (const line of rl) {
+    const [command, arg] = line.trim().split(/\s+/, 2);
+    try {
+      if (command === '/quit') break;
+      if (command === '/join' && arg) {
+        say(`* joined ${(await client.join(arg)).room}`);
+        room = arg;
+      } else if (command === '/leave' && arg) {
+        await client.leave(arg);
+        say(`* left ${arg}`);
+      } else if (command === '/room' && arg) {
+        room = arg;
+        say(`* sending to ${arg}`);
+      } else if (command === '/whoami') {
+        say(JSON.stringify(await client.whoami()));
+      } else if (line.trim() && room) {
+        await client.send(room, { text: line.trim() });
+      } else if (line.trim()) {
+        say('! join a room first: /join <room>');
+      }
+    } catch (err) {
+      say(`! ${(err as Error).message}`);
+    }
+  }
+  await client.close();
+}
+
+async function main(): Promise<void> {
+  // Node 20 is supported here; the SDK's notice about its future Node 22 requirement would only add noise.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const [command, ...rest] = process.argv.slice(2);
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      user: { type: 'string' },
+      password: { type: 'string' },
+      room: { type: 'string' },
+      tenant: { type: 'string' },
+      type: { type: 'string' },
+      payload: { type: 'string' },
+      source: { type: 'string' },
+      transport: { type: 'string' },
+      config: { type: 'string' },
+      outputs: { type: 'string' },
+      stack: { type: 'string' },
+    },
+  });
+  switch (command) {
+    case 'token':
+      return token(values);
+    case 'publish':
+      return publish(values);
+    case 'connect':
+      return connect(values);
+    default:
+      process.stdout.write(USAGE);
+      if (command && command !== 'help' && command !== '--help') process.exitCode = 2;
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`gatehouse: ${err.message}\n`);
+  process.exit(1);
+});

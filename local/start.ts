@@ -1,0 +1,107 @@
+/**
+ * `npm start`: synthesizes if the sources changed, starts the local system, prints where everything is and who can
+ * sign in, and stops cleanly on Ctrl-C (sockets closed with $disconnect, child processes ended, ports freed).
+ */
+import { rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { LOCAL_CONFIG, writeLocalConfig } from './config';
+import { ensureSynth } from './synth';
+import { startLocalSystem, type LocalSystem } from './system';
+
+const HELP = `Usage: npm start -- [options]
+
+  --port <n>            gateway port: WebSocket API, @connections, EventBridge (default 8787)
+  --cognito-port <n>    cognito-local port (default 9229)
+  --dynamo-port <n>     dynalite port (default 8000)
+  --state <dir>         keep DynamoDB and Cognito state in <dir> (default: in memory, gone on exit)
+  --idle-timeout <s>    close sockets idle this long (API Gateway: 600)
+  --max-connection <s>  close sockets this old (API Gateway: 7200)
+  --no-disconnect       never deliver $disconnect (stale-connection mode)
+  --quiet               do not print function logs
+`;
+
+function banner(system: LocalSystem, startupMs: number, synthesized: boolean): string {
+  const users = system.users
+    .map((u) => `    ${u.email.padEnd(20)} ${u.password.padEnd(16)} tenants: ${u.tenants.join(', ')}${u.admin ? '  (admin)' : ''}`)
+    .join('\n');
+  return `
+Gatehouse is running locally (${synthesized ? 'synthesized, then ' : ''}started in ${(startupMs / 1000).toFixed(1)} s)
+
+  WebSocket API     ${system.urls.websocket}
+  @connections      ${system.urls.connections}/@connections/{id}
+  EventBridge       ${system.urls.events}   (bus ${system.eventBusName})
+  Cognito           ${system.urls.cognito}   (pool ${system.userPoolId}, client ${system.clientId})
+  DynamoDB          ${system.urls.dynamodb}
+
+  Demo users (password flow):
+${users}
+
+  Try it:
+    npm run gatehouse -- connect --user alice@acme.test --room general
+    npm run gatehouse -- publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'
+
+  Ctrl-C stops everything.
+`;
+}
+
+async function main(): Promise<void> {
+  // Node 20 is supported here; the SDK's notice about its future Node 22 requirement would only add noise.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const started = Date.now();
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '8787' },
+      'cognito-port': { type: 'string', default: '9229' },
+      'dynamo-port': { type: 'string', default: '8000' },
+      state: { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'max-connection': { type: 'string' },
+      'no-disconnect': { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const seconds = (v: string | undefined) => (v === undefined ? undefined : Number(v) * 1000);
+
+  const synthesized = ensureSynth('Gatehouse');
+  const system = await startLocalSystem({
+    port: Number(values.port),
+    cognitoPort: Number(values['cognito-port']),
+    dynamoPort: Number(values['dynamo-port']),
+    ...(values.state ? { stateDir: path.resolve(values.state) } : {}),
+    ...(values['idle-timeout'] ? { idleTimeoutMs: seconds(values['idle-timeout']) } : {}),
+    ...(values['max-connection'] ? { maxConnectionMs: seconds(values['max-connection']) } : {}),
+    deliverDisconnect: !values['no-disconnect'],
+    log: (source, line) => {
+      // Function names without CDK's hash suffix: [RealtimeMessage], [PublishingFanout].
+      if (!values.quiet && source !== 'cognito') process.stdout.write(`[${source.replace(/[0-9A-F]{8}$/, '')}] ${line}\n`);
+    },
+  });
+
+  writeLocalConfig(system);
+  process.stdout.write(banner(system, Date.now() - started, synthesized));
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) process.exit(130); // a second Ctrl-C: leave now
+    stopping = true;
+    process.stdout.write(`\n${signal}: closing sockets and stopping services...\n`);
+    await system.stop();
+    rmSync(LOCAL_CONFIG, { force: true });
+    process.stdout.write('Stopped.\n');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`npm start failed: ${err.message}\n`);
+  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') process.stderr.write('A port is in use: pass --port, --cognito-port or --dynamo-port.\n');
+  process.exit(1);
+});

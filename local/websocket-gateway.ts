@@ -1,0 +1,408 @@
+/**
+ * An API Gateway WebSocket API emulator, configured from the synthesized template (routes, route selection
+ * expression, authorizer and identity sources, integrations, route responses) and invoking the functions' bundles.
+ *
+ * Reproduced where a client or a function can observe it: authorizer Deny -> 403 and "Unauthorized" -> 401 on the
+ * upgrade, a missing identity source -> 401 without calling the authorizer, a non-2xx $connect response rejects
+ * the socket, $connect response headers (the chosen subprotocol) reach the client, the authorizer context reaches
+ * every route, two-way routes send the integration's body back, "Internal server error" frames, the
+ * `@connections` management endpoint (POST, GET, DELETE; 410 GoneException), $disconnect on close, 1009 for frames
+ * over 32 KB and messages over 128 KB, the 10-minute idle timeout and the 2-hour maximum.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { LocalFunction } from './lambda';
+import { onlyResource, referencedIds, resourcesOfType, type Template } from './template';
+
+export interface GatewayOptions {
+  template: Template;
+  functions: Map<string, LocalFunction>;
+  region: string;
+  apiId: string;
+  accountId: string;
+  /** Close a connection that sent nothing for this long (API Gateway: 10 minutes). */
+  idleTimeoutMs: number;
+  /** Close every connection after this long (API Gateway: 2 hours). */
+  maxConnectionMs: number;
+  /** When false, closed connections vanish without $disconnect (to exercise stale-connection cleanup). */
+  deliverDisconnect: boolean;
+  log: (event: string, fields: Record<string, unknown>) => void;
+}
+
+const MAX_FRAME_BYTES = 32 * 1024;
+const MAX_MESSAGE_BYTES = 128 * 1024;
+
+interface Route {
+  key: string;
+  functionName: string;
+  twoWay: boolean;
+  authorizer?: { functionName: string; identitySource: string[] };
+}
+
+interface Connection {
+  id: string;
+  socket: WebSocket;
+  connectedAt: number;
+  lastActiveAt: number;
+  sourceIp: string;
+  userAgent: string;
+  headers: Record<string, string>;
+  multiValueHeaders: Record<string, string[]>;
+  query: Record<string, string>;
+  authorizer: Record<string, unknown>;
+  idle: NodeJS.Timeout;
+  maxAge: NodeJS.Timeout;
+  /** Set when the gateway itself dropped the connection without telling $disconnect. */
+  silent?: boolean;
+}
+
+type ProxyResult = { statusCode?: number; headers?: Record<string, string>; body?: string } | undefined;
+
+export class WebSocketGateway {
+  readonly stage: string;
+  private readonly routes = new Map<string, Route>();
+  private readonly selection: string[];
+  private readonly connections = new Map<string, Connection>();
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_MESSAGE_BYTES,
+    perMessageDeflate: false,
+    handleProtocols: (_offered, req) => (req as IncomingMessage & { chosenProtocol?: string }).chosenProtocol ?? false,
+  });
+  private domainName = 'localhost';
+  /** Invocations in progress, so that shutdown waits for them (a $disconnect still writing to the store). */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(private readonly options: GatewayOptions) {
+    const { template } = options;
+    const [apiId, api] = onlyResource(template, 'AWS::ApiGatewayV2::Api');
+    const expression = String(api.Properties?.RouteSelectionExpression ?? '$request.body.action');
+    if (!expression.startsWith('$request.body.')) throw new Error(`Unsupported route selection expression ${expression}`);
+    this.selection = expression.slice('$request.body.'.length).split('.');
+    const stage = resourcesOfType(template, 'AWS::ApiGatewayV2::Stage').find(([, s]) => referencedIds(s.Properties?.ApiId).includes(apiId));
+    this.stage = String(stage?.[1].Properties?.StageName ?? '$default');
+
+    const functionOf = (logicalId: string, kind: string): string => {
+      const resource = template.Resources[logicalId];
+      const uri = kind === 'integration' ? resource?.Properties?.IntegrationUri : resource?.Properties?.AuthorizerUri;
+      const fn = referencedIds(uri).find((id) => template.Resources[id]?.Type === 'AWS::Lambda::Function');
+      if (!fn) throw new Error(`The ${kind} ${logicalId} does not point at a Lambda function in the template`);
+      return fn;
+    };
+    for (const [, route] of resourcesOfType(template, 'AWS::ApiGatewayV2::Route')) {
+      const p = route.Properties ?? {};
+      const integrationId = referencedIds(p.Target)[0];
+      const authorizerId = p.AuthorizationType === 'CUSTOM' ? referencedIds(p.AuthorizerId)[0] : undefined;
+      this.routes.set(p.RouteKey, {
+        key: p.RouteKey,
+        functionName: functionOf(integrationId, 'integration'),
+        twoWay: p.RouteResponseSelectionExpression !== undefined,
+        ...(authorizerId
+          ? {
+              authorizer: {
+                functionName: functionOf(authorizerId, 'authorizer'),
+                identitySource: (template.Resources[authorizerId].Properties?.IdentitySource as string[] | undefined) ?? [],
+              },
+            }
+          : {}),
+      });
+    }
+    if (!this.routes.has('$connect')) throw new Error('The WebSocket API has no $connect route');
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private invoke(functionName: string, event: unknown): Promise<unknown> {
+    const fn = this.options.functions.get(functionName);
+    if (!fn) return Promise.reject(new Error(`Function ${functionName} is not running`));
+    const call = fn.invoke(event);
+    const tracked = call.catch(() => undefined);
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+    return call;
+  }
+
+  private requestContext(conn: Pick<Connection, 'id' | 'connectedAt' | 'sourceIp' | 'userAgent'>, routeKey: string, eventType: string) {
+    const now = Date.now();
+    return {
+      routeKey,
+      eventType,
+      extendedRequestId: randomUUID(),
+      requestTime: new Date(now).toUTCString(),
+      messageDirection: 'IN',
+      stage: this.stage,
+      connectedAt: conn.connectedAt,
+      requestTimeEpoch: now,
+      identity: { sourceIp: conn.sourceIp, userAgent: conn.userAgent },
+      requestId: randomUUID(),
+      domainName: this.domainName,
+      connectionId: conn.id,
+      apiId: this.options.apiId,
+    };
+  }
+
+  /** Handles the HTTP upgrade of a client connecting to `/<stage>`. */
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname.replace(/\/$/, '') !== `/${this.stage}`) return reject(socket, 404, 'Not Found');
+    this.domainName = req.headers.host ?? this.domainName;
+    const headers: Record<string, string> = {};
+    const multiValueHeaders: Record<string, string[]> = {};
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const [name, value] = [req.rawHeaders[i], req.rawHeaders[i + 1]];
+      headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
+      (multiValueHeaders[name] ??= []).push(value);
+    }
+    const query = Object.fromEntries(url.searchParams);
+    const now = Date.now();
+    const conn = {
+      id: randomBytes(10).toString('base64'),
+      connectedAt: now,
+      sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+      userAgent: headers['User-Agent'] ?? headers['user-agent'] ?? '',
+    };
+    const connectRoute = this.routes.get('$connect')!;
+    let authorizer: Record<string, unknown> = {};
+
+    if (connectRoute.authorizer) {
+      const missing = connectRoute.authorizer.identitySource.some((source) => {
+        const [, kind, name] = /^route\.request\.(header|querystring)\.(.+)$/.exec(source) ?? [];
+        if (kind === 'header') return !Object.keys(headers).some((h) => h.toLowerCase() === name.toLowerCase() && headers[h]);
+        if (kind === 'querystring') return !query[name];
+        return false;
+      });
+      if (missing) return reject(socket, 401, 'Unauthorized');
+      const methodArn = `arn:aws:execute-api:${this.options.region}:${this.options.accountId}:${this.options.apiId}/${this.stage}/$connect`;
+      let result: { principalId?: string; policyDocument?: { Statement?: unknown[] }; context?: Record<string, unknown> };
+      try {
+        result = (await this.invoke(connectRoute.authorizer.functionName, {
+          type: 'REQUEST',
+          methodArn,
+          headers,
+          multiValueHeaders,
+          queryStringParameters: query,
+          multiValueQueryStringParameters: Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]])),
+          stageVariables: {},
+          requestContext: this.requestContext(conn, '$connect', 'CONNECT'),
+        })) as typeof result;
+      } catch (err) {
+        const unauthorized = (err as Error).message === 'Unauthorized';
+        this.options.log('authorizer_failed', { connectionId: conn.id, unauthorized, error: unauthorized ? undefined : (err as Error).message });
+        return reject(socket, unauthorized ? 401 : 500, unauthorized ? 'Unauthorized' : 'Internal server error');
+      }
+      if (!allows(result?.policyDocument, methodArn)) return reject(socket, 403, 'Forbidden');
+      // API Gateway hands the context to every later route as strings, with the principal id beside it.
+      authorizer = {
+        principalId: result.principalId,
+        ...Object.fromEntries(Object.entries(result.context ?? {}).map(([k, v]) => [k, String(v)])),
+      };
+    }
+
+    let response: ProxyResult;
+    try {
+      response = (await this.invoke(connectRoute.functionName, {
+        headers,
+        multiValueHeaders,
+        queryStringParameters: query,
+        multiValueQueryStringParameters: Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]])),
+        requestContext: { ...this.requestContext(conn, '$connect', 'CONNECT'), authorizer },
+        isBase64Encoded: false,
+      })) as ProxyResult;
+    } catch (err) {
+      this.options.log('connect_failed', { connectionId: conn.id, error: (err as Error).message });
+      return reject(socket, 500, 'Internal server error');
+    }
+    const status = response?.statusCode ?? 200;
+    if (status < 200 || status > 299) return reject(socket, status, response?.body ?? STATUS_CODES[status] ?? 'Error');
+
+    const chosen = Object.entries(response?.headers ?? {}).find(([k]) => k.toLowerCase() === 'sec-websocket-protocol')?.[1];
+    (req as IncomingMessage & { chosenProtocol?: string }).chosenProtocol = chosen;
+    if (socket.destroyed) {
+      void this.disconnect({ ...conn, headers, multiValueHeaders, query, authorizer } as Connection, 1006, 'Going away');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.open(ws, { ...conn, headers, multiValueHeaders, query, authorizer }));
+  }
+
+  private open(socket: WebSocket, base: Omit<Connection, 'socket' | 'lastActiveAt' | 'idle' | 'maxAge'>): void {
+    const conn: Connection = {
+      ...base,
+      socket,
+      lastActiveAt: Date.now(),
+      idle: setTimeout(() => socket.close(1001, 'Going away'), this.options.idleTimeoutMs),
+      maxAge: setTimeout(() => socket.close(1001, 'Going away'), this.options.maxConnectionMs),
+    };
+    this.connections.set(conn.id, conn);
+    socket.on('message', (data: RawData, isBinary: boolean) => void this.message(conn, data, isBinary));
+    socket.on('close', (code: number, reason: Buffer) => {
+      clearTimeout(conn.idle);
+      clearTimeout(conn.maxAge);
+      this.connections.delete(conn.id);
+      if (this.options.deliverDisconnect && !conn.silent) void this.disconnect(conn, code, reason.toString());
+    });
+    socket.on('error', () => undefined); // 1009 and protocol errors close the socket; 'close' follows
+  }
+
+  private async disconnect(conn: Connection, code: number, reason: string): Promise<void> {
+    const route = this.routes.get('$disconnect');
+    if (!route) return;
+    try {
+      await this.invoke(route.functionName, {
+        headers: conn.headers,
+        multiValueHeaders: conn.multiValueHeaders,
+        requestContext: {
+          ...this.requestContext(conn, '$disconnect', 'DISCONNECT'),
+          authorizer: conn.authorizer,
+          disconnectStatusCode: code,
+          disconnectReason: reason,
+        },
+        isBase64Encoded: false,
+      });
+    } catch (err) {
+      this.options.log('disconnect_failed', { connectionId: conn.id, error: (err as Error).message });
+    }
+  }
+
+  private selectRoute(body: string, isBinary: boolean): Route | undefined {
+    if (!isBinary) {
+      try {
+        let value: unknown = JSON.parse(body);
+        for (const key of this.selection) value = (value as Record<string, unknown> | null)?.[key];
+        if (typeof value === 'string' && !value.startsWith('$') && this.routes.has(value)) return this.routes.get(value);
+      } catch {
+        // not JSON: $default
+      }
+    }
+    return this.routes.get('$default');
+  }
+
+  private async message(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+    const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    // ws assembles fragments; clients send each message as one frame, so message size is frame size here.
+    if (bytes.length > MAX_FRAME_BYTES) {
+      conn.socket.close(1009, 'Message too big');
+      return;
+    }
+    conn.lastActiveAt = Date.now();
+    conn.idle.refresh();
+    const body = isBinary ? bytes.toString('base64') : bytes.toString('utf8');
+    const route = this.selectRoute(body, isBinary);
+    const context = this.requestContext(conn, route?.key ?? '$default', 'MESSAGE');
+    if (!route) {
+      conn.socket.send(JSON.stringify({ message: 'Forbidden', connectionId: conn.id, requestId: context.requestId }));
+      return;
+    }
+    try {
+      const result = (await this.invoke(route.functionName, {
+        requestContext: { ...context, messageId: randomBytes(8).toString('base64'), authorizer: conn.authorizer },
+        body,
+        isBase64Encoded: isBinary,
+      })) as ProxyResult;
+      if (route.twoWay && typeof result?.body === 'string' && conn.socket.readyState === WebSocket.OPEN) {
+        conn.socket.send(result.body);
+      }
+    } catch (err) {
+      this.options.log('integration_failed', { connectionId: conn.id, route: route.key, error: (err as Error).message });
+      if (conn.socket.readyState === WebSocket.OPEN) {
+        conn.socket.send(JSON.stringify({ message: 'Internal server error', connectionId: conn.id, requestId: context.requestId }));
+      }
+    }
+  }
+
+  /** The @connections management API under `/<stage>/@connections/<id>`; returns false for other paths. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const match = new RegExp(`^/${escapeRegExp(this.stage)}/@connections/([^/?]+)$`).exec(req.url ?? '');
+    if (!match) return false;
+    const id = decodeURIComponent(match[1]);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_MESSAGE_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      const conn = this.connections.get(id);
+      if (!conn || conn.socket.readyState !== WebSocket.OPEN) return awsError(res, 410, 'GoneException', `Connection ${id} is gone`);
+      switch (req.method) {
+        case 'POST':
+          if (size > MAX_MESSAGE_BYTES) return awsError(res, 413, 'PayloadTooLargeException', 'Payload too large');
+          conn.socket.send(Buffer.concat(chunks).toString('utf8'));
+          res.writeHead(200).end();
+          return;
+        case 'GET':
+          res.writeHead(200, { 'content-type': 'application/json' }).end(
+            JSON.stringify({
+              connectedAt: new Date(conn.connectedAt).toISOString(),
+              lastActiveAt: new Date(conn.lastActiveAt).toISOString(),
+              identity: { sourceIp: conn.sourceIp, userAgent: conn.userAgent },
+            }),
+          );
+          return;
+        case 'DELETE':
+          conn.socket.close(1000, 'Connection closed by the server');
+          res.writeHead(204).end();
+          return;
+        default:
+          awsError(res, 405, 'MethodNotAllowedException', 'Method not allowed');
+      }
+    });
+    return true;
+  }
+
+  /** Test hook: the socket dies and API Gateway forgets it, but no $disconnect is ever delivered. */
+  drop(connectionId: string): boolean {
+    const conn = this.connections.get(connectionId);
+    if (!conn) return false;
+    conn.silent = true;
+    conn.socket.terminate();
+    return true;
+  }
+
+  /** Closes every connection (1001), delivering $disconnect, as a deployment teardown would. */
+  async close(): Promise<void> {
+    const closing = [...this.connections.values()].map(
+      (conn) =>
+        new Promise<void>((resolve) => {
+          conn.socket.once('close', () => resolve());
+          conn.socket.close(1001, 'Going away');
+          setTimeout(() => {
+            conn.socket.terminate();
+            resolve();
+          }, 1000).unref();
+        }),
+    );
+    await Promise.all(closing);
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+    this.wss.close();
+  }
+}
+
+function allows(policy: { Statement?: unknown[] } | undefined, methodArn: string): boolean {
+  const statements = (policy?.Statement ?? []) as Array<{ Effect?: string; Action?: string | string[]; Resource?: string | string[] }>;
+  const matches = (s: (typeof statements)[number]) =>
+    [s.Resource ?? []].flat().some((r) => new RegExp(`^${r.split('*').map(escapeRegExp).join('.*')}$`).test(methodArn)) &&
+    [s.Action ?? []].flat().some((a) => a === 'execute-api:Invoke' || a === 'execute-api:*' || a === '*');
+  if (statements.some((s) => s.Effect === 'Deny' && matches(s))) return false;
+  return statements.some((s) => s.Effect === 'Allow' && matches(s));
+}
+
+function reject(socket: Duplex, status: number, message: string): void {
+  const body = JSON.stringify({ message });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+function awsError(res: ServerResponse, status: number, type: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-ErrorType': type }).end(JSON.stringify({ message }));
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

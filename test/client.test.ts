@@ -1,0 +1,201 @@
+/**
+ * The client's ordering, de-duplication, gap repair, request correlation and reconnect backoff, against a scripted
+ * in-memory socket (the end-to-end tests cover the same client over real sockets).
+ */
+import { GatehouseClient, type SocketFactory, type SocketLike } from '../client/index';
+import type { MessageEvent } from '../common/protocol';
+
+class FakeSocket implements SocketLike {
+  readyState = 0;
+  sent: Array<Record<string, unknown>> = [];
+  onopen: SocketLike['onopen'] = null;
+  onclose: SocketLike['onclose'] = null;
+  onmessage: SocketLike['onmessage'] = null;
+  onerror: SocketLike['onerror'] = null;
+  constructor(readonly token: string) {}
+  open() {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+  close(code = 1000, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+  push(event: unknown) {
+    this.onmessage?.({ data: JSON.stringify(event) });
+  }
+  /** Answers the last request of this action with `reply` (plus its id). */
+  reply(action: string, reply: Record<string, unknown>) {
+    const request = [...this.sent].reverse().find((m) => m.action === action);
+    if (!request) throw new Error(`no ${action} request`);
+    this.push({ ...reply, id: request.id });
+  }
+}
+
+const msg = (seq: number, room = 'r'): MessageEvent => ({
+  type: 'message',
+  room,
+  seq,
+  messageId: `m${seq}`,
+  sender: { userId: 'u' },
+  ts: 0,
+  data: seq,
+});
+
+const clients: GatehouseClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+});
+
+function setup(options: Partial<ConstructorParameters<typeof GatehouseClient>[0]> = {}) {
+  const sockets: FakeSocket[] = [];
+  let tokens = 0;
+  const factory: SocketFactory = (_url, token) => {
+    const socket = new FakeSocket(token);
+    sockets.push(socket);
+    return socket;
+  };
+  const client = new GatehouseClient({
+    url: 'ws://test',
+    token: () => `token-${++tokens}`,
+    socket: factory,
+    gapRepairMs: 50,
+    heartbeatMs: 60_000,
+    reconnect: { initialDelayMs: 10, jitter: 0 },
+    ...options,
+  });
+  clients.push(client);
+  const received: number[] = [];
+  client.on('message', (m) => received.push(m.seq));
+  return { client, sockets, received, last: () => sockets[sockets.length - 1] };
+}
+
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+
+async function connected() {
+  const s = setup();
+  const connecting = s.client.connect();
+  await tick();
+  s.last().open();
+  await connecting;
+  return s;
+}
+
+async function joined(s: Awaited<ReturnType<typeof connected>>, seq: number) {
+  const joining = s.client.join('r');
+  s.last().reply('join', { type: 'joined', room: 'r', seq });
+  return joining;
+}
+
+describe('GatehouseClient', () => {
+  it('correlates replies with requests and turns error events into rejections', async () => {
+    const { client, last } = await connected();
+    const pong = client.ping();
+    const who = client.whoami();
+    last().reply('whoami', { type: 'whoami', userId: 'u' });
+    last().reply('ping', { type: 'pong', ts: 1 });
+    await expect(pong).resolves.toMatchObject({ type: 'pong' });
+    await expect(who).resolves.toMatchObject({ type: 'whoami' });
+    const send = client.send('nowhere', 1);
+    last().reply('send', { type: 'error', code: 'not_member', message: 'Join first' });
+    await expect(send).rejects.toMatchObject({ name: 'GatehouseError', code: 'not_member' });
+  });
+
+  it('delivers room messages in sequence order, exactly once, starting after the join point', async () => {
+    const s = await connected();
+    const joining = s.client.join('r');
+    s.last().push(msg(5)); // before the join completed and at/below its head: history, not news
+    s.last().push(msg(7)); // after the head, ahead of 6
+    s.last().reply('join', { type: 'joined', room: 'r', seq: 5 });
+    await joining;
+    s.last().push(msg(6));
+    s.last().push(msg(6)); // duplicate
+    s.last().push(msg(8));
+    s.last().push(msg(7)); // duplicate
+    expect(s.received).toEqual([6, 7, 8]);
+  });
+
+  it('asks the server to replay a gap that stays open, and delivers the replay in order', async () => {
+    const s = await connected();
+    await joined(s, 0);
+    s.last().push(msg(1));
+    s.last().push(msg(3)); // 2 was lost in flight
+    expect(s.received).toEqual([1]);
+    await tick(80);
+    const resume = s.last().sent.filter((m) => m.action === 'join').pop();
+    expect(resume).toMatchObject({ action: 'join', room: 'r', after: 1 });
+    s.last().push(msg(2));
+    s.last().reply('join', { type: 'joined', room: 'r', seq: 3, replayed: 1 });
+    await tick();
+    expect(s.received).toEqual([1, 2, 3]);
+  });
+
+  it('skips what the server says is gone, and reports it', async () => {
+    const s = await connected();
+    const gaps: unknown[] = [];
+    s.client.on('gap', (g) => gaps.push(g));
+    await joined(s, 0);
+    s.last().push(msg(4));
+    await tick(80);
+    s.last().reply('join', { type: 'joined', room: 'r', seq: 4, replayed: 0, gap: { from: 1, to: 3 } });
+    await tick();
+    expect(gaps).toEqual([{ room: 'r', from: 1, to: 3 }]);
+    expect(s.received).toEqual([4]);
+  });
+
+  it('reconnects with a fresh token after an unrequested close and resumes each room from its last sequence', async () => {
+    const s = await connected();
+    await joined(s, 10);
+    s.last().push(msg(11));
+    s.last().close(1001, 'Going away');
+    expect(s.client.state).toBe('reconnecting');
+    await tick(30);
+    expect(s.sockets).toHaveLength(2);
+    expect(s.sockets.map((x) => x.token)).toEqual(['token-1', 'token-2']);
+    s.last().open();
+    await tick();
+    expect(s.last().sent).toEqual([expect.objectContaining({ action: 'join', room: 'r', after: 11 })]);
+  });
+
+  it('backs off exponentially between failed reconnects, and stops for good on close()', async () => {
+    const s = await connected();
+    const delays: number[] = [];
+    s.client.on('state', (e) => e.retryInMs !== undefined && delays.push(e.retryInMs));
+    s.last().close(1006, '');
+    for (let i = 0; i < 3; i++) {
+      await tick(10 * 2 ** i + 20);
+      s.last().close(1006, ''); // the reconnect attempt fails before opening
+    }
+    expect(delays).toEqual([10, 20, 40, 80]);
+    await s.client.close();
+    const count = s.sockets.length;
+    await tick(200);
+    expect(s.sockets).toHaveLength(count);
+    expect(s.client.state).toBe('closed');
+  });
+
+  it('rejects connect() when the first attempt is refused', async () => {
+    const s = setup();
+    const connecting = s.client.connect();
+    await tick();
+    s.last().onerror?.({ message: 'Unexpected server response: 403' });
+    s.last().close(1006, '');
+    await expect(connecting).rejects.toMatchObject({ code: 'handshake', status: 403 });
+    expect(s.client.state).toBe('closed');
+  });
+
+  it('closes a connection whose heartbeat gets no answer, which triggers a reconnect', async () => {
+    const s = setup({ heartbeatMs: 20, requestTimeoutMs: 20 });
+    const connecting = s.client.connect();
+    await tick();
+    s.last().open();
+    await connecting;
+    await tick(80);
+    expect(s.sockets[0].readyState).toBe(3);
+    expect(s.sockets.length).toBeGreaterThanOrEqual(2);
+    await s.client.close();
+  });
+});

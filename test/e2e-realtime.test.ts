@@ -1,0 +1,320 @@
+/**
+ * End to end, over real sockets, against the system `npm start` runs: cognito-local for sign-in, the API Gateway
+ * emulator running the synthesized bundles, dynalite with the synthesized schema, the EventBridge endpoint.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { createPrivateKey, sign } from 'node:crypto';
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCommand, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import WebSocket from 'ws';
+import { PUBLISH_DETAIL_TYPE } from '../common/protocol';
+import { writeLocalConfig } from '../local/config';
+import { loadTemplate, resourcesOfType, ROOT } from '../local/template';
+import { startTestSystem, waitUntil, type TestSystem } from './support/system';
+
+let t: TestSystem;
+const local = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+beforeAll(async () => {
+  t = await startTestSystem();
+});
+afterAll(() => t.stop());
+
+/** The HTTP status of a WebSocket handshake (101 when it was accepted), and the socket when it was. */
+function handshake(url: string, options: { protocols?: string[]; headers?: Record<string, string> } = {}) {
+  return new Promise<{ status: number; ws?: WebSocket; protocol?: string }>((resolve) => {
+    const ws = new WebSocket(url, options.protocols ?? [], { headers: options.headers });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0 });
+      ws.terminate();
+    });
+    ws.on('open', () => resolve({ status: 101, ws, protocol: ws.protocol }));
+    ws.on('error', () => undefined);
+  });
+}
+
+/** A token minted with cognito-local's own signing key: valid signature, chosen claims. */
+function cognitoLocalToken(claims: Record<string, unknown>): string {
+  const { pem } = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/cognito-local/lib/keys/cognitoLocal.private.json'), 'utf8'));
+  const key = createPrivateKey(pem);
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${b64({ alg: 'RS256', typ: 'JWT', kid: 'CognitoLocal' })}.${b64(claims)}`;
+  return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+}
+
+describe('connecting', () => {
+  it.each([
+    ['the Authorization header', 'header'],
+    ['the subprotocol list (as a browser does)', 'subprotocol'],
+  ] as const)('signs in through Cognito and connects with the token in %s', async (_name, transport) => {
+    const { client } = await t.connect('alice@acme.test', { transport });
+    const me = await client.whoami();
+    expect(me).toMatchObject({ type: 'whoami', tenantId: 'acme', groups: ['tenant:acme'] });
+    await client.close();
+  });
+
+  it('connects with ?token= and echoes the subprotocol the browser offered', async () => {
+    const { accessToken } = await t.system.signIn('bob@acme.test');
+    const query = await handshake(`${t.system.urls.websocket}?token=${accessToken}`);
+    expect(query.status).toBe(101);
+    query.ws!.close();
+    const browser = await handshake(t.system.urls.websocket, { protocols: ['gatehouse.v1', `bearer.${accessToken}`] });
+    expect(browser).toMatchObject({ status: 101, protocol: 'gatehouse.v1' });
+    browser.ws!.close();
+  });
+
+  it('lets a member of two tenants choose one with ?tenant=', async () => {
+    const acme = await t.connect('erin@both.test', { tenant: 'acme' });
+    const globex = await t.connect('erin@both.test', { tenant: 'globex' });
+    expect((await acme.client.whoami()).tenantId).toBe('acme');
+    expect((await globex.client.whoami()).tenantId).toBe('globex');
+    const { accessToken } = await t.system.signIn('erin@both.test');
+    expect((await handshake(t.system.urls.websocket, { headers: { Authorization: `Bearer ${accessToken}` } })).status).toBe(403);
+    expect((await handshake(`${t.system.urls.websocket}?tenant=initech`, { headers: { Authorization: `Bearer ${accessToken}` } })).status).toBe(403);
+    await acme.client.close();
+    await globex.client.close();
+  });
+
+  it('refuses a forged, an expired or an ID token at the upgrade (403), and no token at all (401)', async () => {
+    const { accessToken, idToken } = await t.system.signIn('alice@acme.test');
+    const claims = JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
+    const [h, p] = accessToken.split('.');
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, 'cognito:groups': ['tenant:globex'] })).toString('base64url')}.${accessToken.split('.')[2]}`;
+    const now = Math.floor(Date.now() / 1000);
+    const expired = cognitoLocalToken({ ...claims, iat: now - 1000, exp: now - 100 });
+    const bearer = (token: string) => handshake(t.system.urls.websocket, { headers: { Authorization: `Bearer ${token}` } });
+
+    expect((await bearer(forged)).status).toBe(403);
+    expect((await bearer(expired)).status).toBe(403);
+    expect((await bearer(idToken)).status).toBe(403);
+    expect((await bearer(`${h}.${p}.`)).status).toBe(403);
+    expect((await handshake(t.system.urls.websocket)).status).toBe(401);
+    // The minted token is sound apart from its expiry: the same key and claims, unexpired, get in.
+    expect((await bearer(cognitoLocalToken({ ...claims, iat: now, exp: now + 600 }))).status).toBe(101);
+
+    const reasons = t.logs.filter((l) => l.includes('connect_denied')).map((l) => JSON.parse(l.slice(l.indexOf('{'))).reason);
+    expect(reasons).toEqual(expect.arrayContaining(['bad_signature', 'expired', 'wrong_token_use', 'non_canonical_encoding', 'missing_token']));
+    for (const secret of [accessToken, idToken, forged, expired]) {
+      expect(t.logs.some((l) => l.includes(secret.split('.')[2]))).toBe(false);
+    }
+  });
+
+  it('rejects the socket when $connect answers non-2xx (a browser offering only unknown subprotocols)', async () => {
+    const { accessToken } = await t.system.signIn('alice@acme.test');
+    expect((await handshake(t.system.urls.websocket, { protocols: ['chat'], headers: { Authorization: `Bearer ${accessToken}` } })).status).toBe(400);
+  });
+});
+
+describe('rooms', () => {
+  it('sends and receives within a room, with sequence numbers, sender and server time', async () => {
+    const alice = await t.connect('alice@acme.test');
+    const bob = await t.connect('bob@acme.test');
+    await alice.client.join('lobby');
+    await bob.client.join('lobby');
+    const sent = await alice.client.send('lobby', { text: 'hi bob' });
+    const [received] = await bob.waitFor(1);
+    const me = await alice.client.whoami();
+    expect(received).toEqual({
+      type: 'message',
+      room: 'lobby',
+      seq: sent.seq,
+      messageId: sent.messageId,
+      sender: { userId: me.userId },
+      ts: expect.any(Number),
+      data: { text: 'hi bob' },
+    });
+    await alice.waitFor(1); // the sender's own socket gets it too
+    await expect(alice.client.join('user:someone-else')).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(bob.client.send('not-joined', 1)).rejects.toMatchObject({ code: 'not_member' });
+  });
+
+  it('isolates tenants: every sender x tenant x room combination, zero cross-tenant deliveries', async () => {
+    const people = [
+      { label: 'alice', email: 'alice@acme.test', tenant: 'acme' },
+      { label: 'bob', email: 'bob@acme.test', tenant: 'acme' },
+      { label: 'dana', email: 'dana@acme.test', tenant: 'acme' },
+      { label: 'carol', email: 'carol@globex.test', tenant: 'globex' },
+      { label: 'erin-acme', email: 'erin@both.test', tenant: 'acme' },
+      { label: 'erin-globex', email: 'erin@both.test', tenant: 'globex' },
+    ];
+    const rooms = ['matrix-a', 'matrix-b'];
+    const conns = await Promise.all(people.map(async (p) => ({ ...p, ...(await t.connect(p.email, { tenant: p.tenant })) })));
+    for (const c of conns) for (const room of rooms) await c.client.join(room);
+    for (const sender of conns) for (const room of rooms) await sender.client.send(room, { from: sender.label, tenant: sender.tenant, room });
+
+    let crossTenant = 0;
+    for (const receiver of conns) {
+      const expected = conns.filter((s) => s.tenant === receiver.tenant).length * rooms.length;
+      await receiver.waitFor(expected);
+      await new Promise((r) => setTimeout(r, 100)); // anything extra would have arrived by now
+      crossTenant += receiver.messages.filter((m) => (m.data as { tenant: string }).tenant !== receiver.tenant).length;
+      expect(receiver.messages).toHaveLength(expected);
+      for (const room of rooms) {
+        const inRoom = receiver.messages.filter((m) => m.room === room);
+        expect(inRoom.every((m) => (m.data as { room: string }).room === room)).toBe(true);
+        expect(inRoom.map((m) => m.seq)).toEqual(inRoom.map((_, i) => i + 1)); // per tenant-room sequence, gap-free
+      }
+    }
+    expect(crossTenant).toBe(0);
+    await Promise.all(conns.map((c) => c.client.close()));
+  });
+
+  it('purges a client that vanished without $disconnect on the next broadcast: the gone id, never the sender', async () => {
+    const alice = await t.connect('alice@acme.test');
+    const ghost = await t.connect('bob@acme.test', { reconnect: false });
+    await alice.client.join('haunted');
+    await ghost.client.join('haunted');
+    const ghostId = (await ghost.client.whoami()).connectionId;
+    const aliceId = (await alice.client.whoami()).connectionId;
+    const table = t.system.dynamo.doc;
+    const [tableName] = resourcesOfType(loadTemplate('Gatehouse'), 'AWS::DynamoDB::Table')[0];
+    const stored = async (id: string) => (await table.send(new GetCommand({ TableName: tableName, Key: { pk: `conn#${id}`, sk: 'conn' } }))).Item;
+    expect(await stored(ghostId)).toBeDefined();
+
+    expect(t.system.gateway.drop(ghostId)).toBe(true); // socket gone, $disconnect never delivered
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await stored(ghostId)).toBeDefined(); // still there: nobody told the store
+
+    await alice.client.send('haunted', 'anyone?');
+    await waitUntil(async () => (await stored(ghostId)) === undefined, 3000, 'the stale connection to be purged');
+    expect(await stored(aliceId)).toBeDefined();
+    expect(t.logs.some((l) => l.includes('stale_connection_removed') && l.includes(ghostId))).toBe(true);
+    await alice.client.close();
+  });
+
+  it('reconnects after a forced close with a new connection id and gets every missed message exactly once, in order', async () => {
+    const alice = await t.connect('alice@acme.test', { reconnect: { initialDelayMs: 1000, jitter: 0 } });
+    const bob = await t.connect('bob@acme.test');
+    await alice.client.join('resume');
+    await bob.client.join('resume');
+    await bob.client.send('resume', 1);
+    await bob.client.send('resume', 2);
+    await alice.waitFor(2);
+    const before = (await alice.client.whoami()).connectionId;
+
+    const states: string[] = [];
+    alice.client.on('state', ({ state }) => states.push(state));
+    const management = new ApiGatewayManagementApiClient({ endpoint: t.system.urls.connections, region: t.system.region, credentials: local });
+    await management.send(new DeleteConnectionCommand({ ConnectionId: before }));
+    await waitUntil(() => states.includes('reconnecting'), 2000, 'the client to notice');
+    for (let i = 3; i <= 7; i++) await bob.client.send('resume', i); // sent while alice is away
+
+    await alice.waitFor(7, 8000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(alice.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(alice.messages.map((m) => m.data)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(states.at(-1)).toBe('open');
+    expect(states).not.toContain('closed');
+    const after = (await alice.client.whoami()).connectionId;
+    expect(after).not.toBe(before);
+    await alice.client.close();
+    await bob.client.close();
+    management.destroy();
+  });
+});
+
+describe('API Gateway behaviour', () => {
+  it('serves @connections: POST delivers, GET describes, unknown ids answer 410 GoneException', async () => {
+    const alice = await t.connect('alice@acme.test');
+    const id = (await alice.client.whoami()).connectionId;
+    const events: unknown[] = [];
+    alice.client.on('event', (e) => events.push(e));
+    const management = new ApiGatewayManagementApiClient({ endpoint: t.system.urls.connections, region: t.system.region, credentials: local });
+    const info = await management.send(new GetConnectionCommand({ ConnectionId: id }));
+    expect(info.Identity?.SourceIp).toBe('127.0.0.1');
+    expect(info.ConnectedAt).toBeInstanceOf(Date);
+    await management.send(new PostToConnectionCommand({ ConnectionId: id, Data: new TextEncoder().encode('{"type":"pong","ts":1}') }));
+    await waitUntil(() => events.length > 0, 2000, 'the posted frame');
+    expect(events[0]).toEqual({ type: 'pong', ts: 1 });
+    await expect(management.send(new PostToConnectionCommand({ ConnectionId: 'AAAAAAAAAAAAAA==', Data: new Uint8Array([1]) }))).rejects.toMatchObject({
+      name: 'GoneException',
+    });
+    management.destroy();
+    await alice.client.close();
+  });
+
+  it('closes a socket with 1009 when a frame exceeds 32 KB', async () => {
+    const { accessToken } = await t.system.signIn('alice@acme.test');
+    const { ws } = await handshake(t.system.urls.websocket, { headers: { Authorization: `Bearer ${accessToken}` } });
+    const closed = new Promise<number>((resolve) => ws!.on('close', (code) => resolve(code)));
+    ws!.send(JSON.stringify({ action: 'ping', pad: 'x'.repeat(33 * 1024) }));
+    expect(await closed).toBe(1009);
+  });
+
+  it('answers a malformed frame with an error event and keeps the socket open', async () => {
+    const { accessToken } = await t.system.signIn('alice@acme.test');
+    const { ws } = await handshake(t.system.urls.websocket, { headers: { Authorization: `Bearer ${accessToken}` } });
+    const frames: string[] = [];
+    ws!.on('message', (d) => frames.push(d.toString()));
+    ws!.send('{not json');
+    ws!.send(JSON.stringify({ action: 'dance' }));
+    await waitUntil(() => frames.length === 2, 3000, 'two error frames');
+    expect(frames.map((f) => JSON.parse(f).code).sort()).toEqual(['malformed_json', 'unknown_action']);
+    expect(ws!.readyState).toBe(WebSocket.OPEN);
+    ws!.close();
+  });
+});
+
+describe('server-side publishing', () => {
+  it('delivers a published event to the room in that tenant only, through the EventBridge API', async () => {
+    const dana = await t.connect('dana@acme.test');
+    const bob = await t.connect('bob@acme.test');
+    const carol = await t.connect('carol@globex.test');
+    for (const c of [dana, bob, carol]) await c.client.join('jobs');
+    const events = new EventBridgeClient({ endpoint: t.system.urls.events, region: t.system.region, credentials: local });
+    const put = await events.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: t.system.eventBusName,
+            Source: 'jobs.service',
+            DetailType: PUBLISH_DETAIL_TYPE,
+            Detail: JSON.stringify({ tenantId: 'acme', room: 'jobs', type: 'job.progress', payload: { job: '7', percent: 30 } }),
+          },
+        ],
+      }),
+    );
+    expect(put.FailedEntryCount).toBe(0);
+    for (const c of [dana, bob]) {
+      const [m] = await c.waitFor(1);
+      expect(m).toMatchObject({ room: 'jobs', sender: { service: 'jobs.service' }, kind: 'job.progress', data: { job: '7', percent: 30 } });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(carol.messages).toEqual([]);
+    events.destroy();
+    for (const c of [dana, bob, carol]) await c.client.close();
+  });
+
+  it('is what the CLI does: `publish` reaches the room, `token` prints a token the API accepts', async () => {
+    const config = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-')), 'local.json');
+    writeLocalConfig(t.system, config);
+    const carol = await t.connect('carol@globex.test');
+    await carol.client.join('jobs');
+    // Asynchronous on purpose: the system under test runs in this process and must keep answering.
+    const cli = (...args: string[]) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'cli/gatehouse.ts'), ...args, '--config', config], (err, stdout, stderr) =>
+          resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const published = await cli('publish', '--tenant', 'globex', '--room', 'jobs', '--type', 'job.done', '--payload', '{"job":"9"}');
+    expect(published.stderr).toBe('');
+    expect(published.stdout).toMatch(/^published job\.done to globex\/jobs/);
+    const [m] = await carol.waitFor(1);
+    expect(m).toMatchObject({ kind: 'job.done', data: { job: '9' }, sender: { service: 'gatehouse.cli' } });
+
+    const token = (await cli('token', '--user', 'carol@globex.test')).stdout.trim();
+    const { status, ws } = await handshake(t.system.urls.websocket, { headers: { Authorization: `Bearer ${token}` } });
+    expect(status).toBe(101);
+    ws!.close();
+
+    const bad = await cli('publish', '--tenant', 'globex', '--room', 'jobs', '--type', 'x', '--payload', 'not json');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('--payload must be JSON');
+    await carol.client.close();
+  });
+});
