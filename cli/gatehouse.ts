@@ -4,17 +4,21 @@
  *   token    --user <email> [--password <pw>]                        print an access token
  *   connect  --user <email> [--room <room>] [--tenant <id>]           interactive session
  *   publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
+ *   speak    --user <email> --wav <file> [--out <file>]                talk to the speech service
  *
  * Targets the local system (`npm start` writes .gatehouse/local.json) by default, or a deployed stack with
  * `--outputs <file>` (from `npx cdk deploy --outputs-file <file>`), using your AWS credentials.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { sessionTokenProvider, signInWithPassword } from '../client/auth';
-import { createNodeClient, GatehouseClient, type Transport } from '../client/node';
+import { createNodeClient, GatehouseClient, nodeSocket, type Transport } from '../client/node';
+import { SpeechClient } from '../client/speech';
+import { parseWav, writeWav } from '../client/wav';
+import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../common/speech-protocol';
 import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type MessageEvent } from '../common/protocol';
 import { LOCAL_CONFIG, readLocalConfig } from '../local/config';
 
@@ -28,6 +32,9 @@ Commands
            /room <room> (switch), /whoami, /quit.
   publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
            Publish to a tenant's room through the event bus, as a backend service would.
+  speak    --user <email> [--password <pw>] --wav <file> [--out <file>]
+           Stream a WAV recording (16 kHz mono 16-bit) to the speech service, print the transcripts, and save
+           the spoken answer (24 kHz) to --out.
 
 Target (default: the local system started by \`npm start\`)
   --config <file>    local system description (default ${LOCAL_CONFIG})
@@ -38,6 +45,7 @@ Target (default: the local system started by \`npm start\`)
 interface Target {
   region: string;
   websocketUrl: string;
+  speechUrl: string;
   clientId: string;
   eventBusName: string;
   cognito: CognitoIdentityProviderClient;
@@ -56,6 +64,7 @@ function target(values: Values): Target {
     return {
       region: stack.Region,
       websocketUrl: stack.WebSocketUrl,
+      speechUrl: stack.SpeechUrl,
       clientId: stack.UserPoolClientId,
       eventBusName: stack.EventBusName,
       cognito: new CognitoIdentityProviderClient({ region: stack.Region }),
@@ -67,6 +76,7 @@ function target(values: Values): Target {
   return {
     region: config.region,
     websocketUrl: config.websocketUrl,
+    speechUrl: config.speechUrl,
     clientId: config.clientId,
     eventBusName: config.eventBusName,
     cognito: new CognitoIdentityProviderClient({ region: config.region, endpoint: config.cognitoEndpoint, credentials: local }),
@@ -172,6 +182,55 @@ async function connect(values: Values): Promise<void> {
   await client.close();
 }
 
+async function speak(values: Values): Promise<void> {
+  if (typeof values.wav !== 'string') throw new Error('--wav <file> is required');
+  const wav = parseWav(readFileSync(values.wav));
+  if (wav.sampleRate !== SPEECH_INPUT_SAMPLE_RATE || wav.channels !== 1) {
+    throw new Error(`The speech service takes ${SPEECH_INPUT_SAMPLE_RATE} Hz mono; ${values.wav} is ${wav.sampleRate} Hz with ${wav.channels} channels.`);
+  }
+  const t = target(values);
+  const { user, password } = credentials(values, t);
+  const { accessToken } = await signInWithPassword(t.cognito, t.clientId, user, password);
+  const speech = new SpeechClient({ url: t.speechUrl, token: accessToken, socket: nodeSocket('subprotocol') });
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const audio: Uint8Array[] = [];
+  let turnEnded: () => void = () => undefined;
+  const turn = new Promise<void>((resolve) => (turnEnded = resolve));
+  speech.on('audio', (pcm) => audio.push(pcm));
+  speech.on('event', (e) => {
+    if (e.type === 'transcript' && e.final) say(`${e.role}: ${e.text}`);
+    if (e.type === 'error') say(`! ${e.code}: ${e.message}`);
+    if (e.type === 'turn_end') turnEnded();
+  });
+  speech.on('close', ({ code, reason }) => code !== 1000 && say(`* closed ${code} ${reason}`));
+  await speech.connect();
+  speech.start();
+  // Real time, in 100 ms frames, then a second of silence so the end of the utterance is heard.
+  const frame = (SPEECH_INPUT_SAMPLE_RATE / 10) * 2;
+  const samples = new Uint8Array([...wav.data, ...new Uint8Array(SPEECH_INPUT_SAMPLE_RATE * 2)]);
+  for (let i = 0; i < samples.length; i += frame) {
+    speech.sendAudio(samples.subarray(i, i + frame));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([turn, new Promise((r) => (timer = setTimeout(r, 15_000)))]);
+  clearTimeout(timer);
+  speech.stop();
+  speech.close();
+  const bytes = audio.reduce((n, a) => n + a.length, 0);
+  say(`* received ${(bytes / 2 / SPEECH_OUTPUT_SAMPLE_RATE).toFixed(2)} s of audio`);
+  if (typeof values.out === 'string') {
+    const data = new Uint8Array(bytes);
+    let offset = 0;
+    for (const a of audio) {
+      data.set(a, offset);
+      offset += a.length;
+    }
+    writeFileSync(values.out, writeWav({ sampleRate: SPEECH_OUTPUT_SAMPLE_RATE, channels: 1, data }));
+    say(`* saved ${values.out}`);
+  }
+}
+
 async function main(): Promise<void> {
   // Node 20 is supported here; the SDK's notice about its future Node 22 requirement would only add noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -190,6 +249,8 @@ async function main(): Promise<void> {
       config: { type: 'string' },
       outputs: { type: 'string' },
       stack: { type: 'string' },
+      wav: { type: 'string' },
+      out: { type: 'string' },
     },
   });
   switch (command) {
@@ -199,6 +260,8 @@ async function main(): Promise<void> {
       return publish(values);
     case 'connect':
       return connect(values);
+    case 'speak':
+      return speak(values);
     default:
       process.stdout.write(USAGE);
       if (command && command !== 'help' && command !== '--help') process.exitCode = 2;

@@ -25,7 +25,8 @@ import {
 /** The part of the WebSocket interface the client uses (browsers' WebSocket and `ws` both have it). */
 export interface SocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  binaryType?: string;
+  send(data: string | ArrayBufferView | ArrayBuffer): void;
   close(code?: number, reason?: string): void;
   onopen: ((event: unknown) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;

@@ -3,7 +3,7 @@
  * API Gateway authorizer, the speech service) so they agree on locations and their order.
  */
 import { BEARER_SUBPROTOCOL_PREFIX } from './protocol';
-import type { DenyReason } from './token';
+import { resolveTenant, type DenyReason, type TokenVerifier } from './token';
 
 export type Headers = Record<string, string | string[] | undefined> | null | undefined;
 export type Query = Record<string, string | undefined> | null | undefined;
@@ -61,3 +61,50 @@ export function extractToken(
   return { found: false };
 }
 
+
+export interface HandshakeIdentity {
+  userId: string;
+  username: string;
+  tenantId: string;
+  groups: string[];
+  /** Epoch seconds. */
+  tokenExpiresAt: number;
+  /** Sign-in this token belongs to (Cognito `origin_jti`), when present. */
+  originJti?: string;
+}
+
+export type HandshakeResult =
+  | { ok: true; source: TokenSource; identity: HandshakeIdentity }
+  | { ok: false; source?: TokenSource; reason: HandshakeDenyReason };
+
+/**
+ * The whole credential check of a handshake: find the token, verify it, derive the tenant from its groups (a
+ * client may only choose among its own tenants with `?tenant=`). The API's authorizer and the speech service both
+ * call this, so a token one of them refuses the other refuses too.
+ */
+export async function authenticateHandshake(
+  headers: Headers,
+  query: Query,
+  options: { verifier: TokenVerifier; allowQueryToken: boolean; tenantGroupPrefix: string },
+): Promise<HandshakeResult> {
+  const extracted = extractToken(headers, query, options.allowQueryToken);
+  if (!extracted.found) return { ok: false, reason: 'missing_token' };
+  if ('error' in extracted) return { ok: false, source: extracted.source, reason: extracted.error };
+  const verified = await options.verifier.verify(extracted.token);
+  if (!verified.ok) return { ok: false, source: extracted.source, reason: verified.reason };
+  const { claims } = verified;
+  const tenant = resolveTenant(claims.groups, query?.tenant, options.tenantGroupPrefix);
+  if (!tenant.ok) return { ok: false, source: extracted.source, reason: tenant.reason };
+  return {
+    ok: true,
+    source: extracted.source,
+    identity: {
+      userId: claims.sub,
+      username: claims.username,
+      tenantId: tenant.tenantId,
+      groups: claims.groups,
+      tokenExpiresAt: claims.exp,
+      ...(claims.originJti ? { originJti: claims.originJti } : {}),
+    },
+  };
+}

@@ -1,9 +1,12 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { ConnectionTable, type ConnectionTableProps } from './connection-table';
+import { Edge, type EdgeProps } from './edge';
+import { Network, type NetworkProps } from './network';
 import { Identity, type IdentityProps } from './identity';
 import { Publishing, type PublishingProps } from './publishing';
 import { RealtimeApi, type RealtimeApiProps } from './realtime-api';
+import { SpeechService, type SpeechServiceProps } from './speech-service';
 
 /** Realtime API settings a deployer may change; the wiring (table, pool, client) is the stack's job. */
 export type RealtimeSettings = Omit<
@@ -16,14 +19,19 @@ export interface GatehouseStackProps extends StackProps {
   readonly connections?: ConnectionTableProps;
   readonly realtime?: RealtimeSettings;
   readonly publishing?: Omit<PublishingProps, 'realtime' | 'table'>;
+  readonly network?: NetworkProps;
+  readonly speech?: Omit<SpeechServiceProps, 'vpc' | 'userPool' | 'userPoolClient' | 'maxTokenLifetime' | 'tenantGroupPrefix'>;
+  readonly edge?: Pick<EdgeProps, 'domain' | 'webAclArn' | 'priceClass' | 'logRetentionDays' | 'webAssets'>;
 }
 
-/** Gatehouse: identity, connection store, realtime API and server-side publishing, composed. */
+/** Gatehouse: identity, connection store, realtime API, publishing, the speech service and the edge, composed. */
 export class GatehouseStack extends Stack {
   readonly identity: Identity;
   readonly connections: ConnectionTable;
   readonly realtime: RealtimeApi;
   readonly publishing: Publishing;
+  readonly speech: SpeechService;
+  readonly edge: Edge;
 
   constructor(scope: Construct, id: string, props: GatehouseStackProps = {}) {
     super(scope, id, props);
@@ -44,6 +52,30 @@ export class GatehouseStack extends Stack {
       table: this.connections.table,
     });
 
+    const network = new Network(this, 'Network', props.network);
+    this.speech = new SpeechService(this, 'Speech', {
+      ...props.speech,
+      vpc: network.vpc,
+      userPool: this.identity.userPool,
+      userPoolClient: this.identity.webClient,
+      maxTokenLifetime: this.identity.accessTokenValidity,
+      tenantGroupPrefix: this.identity.tenantGroupPrefix,
+    });
+    this.edge = new Edge(this, 'Edge', {
+      ...props.edge,
+      api: this.realtime.api,
+      stageName: this.realtime.stage.stageName,
+      speechLoadBalancer: this.speech.loadBalancer,
+      webConfig: {
+        region: this.region,
+        userPoolId: this.identity.userPool.userPoolId,
+        userPoolClientId: this.identity.webClient.userPoolClientId,
+      },
+    });
+
+    new CfnOutput(this, 'WebAppUrl', { value: `https://${this.edge.domainName}` });
+    new CfnOutput(this, 'RealtimeUrl', { value: `wss://${this.edge.domainName}/ws/realtime` });
+    new CfnOutput(this, 'SpeechUrl', { value: `wss://${this.edge.domainName}/ws/speech` });
     new CfnOutput(this, 'WebSocketUrl', { value: this.realtime.stage.url });
     new CfnOutput(this, 'UserPoolId', { value: this.identity.userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: this.identity.webClient.userPoolClientId });

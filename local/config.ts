@@ -11,6 +11,7 @@ export const LOCAL_CONFIG = path.join(ROOT, '.gatehouse', 'local.json');
 export interface LocalConfig {
   region: string;
   websocketUrl: string;
+  speechUrl: string;
   eventsEndpoint: string;
   cognitoEndpoint: string;
   userPoolId: string;
@@ -23,6 +24,7 @@ export function writeLocalConfig(system: LocalSystem, file = LOCAL_CONFIG): Loca
   const config: LocalConfig = {
     region: system.region,
     websocketUrl: system.urls.websocket,
+    speechUrl: system.urls.speech,
     eventsEndpoint: system.urls.events,
     cognitoEndpoint: system.urls.cognito,
     userPoolId: system.userPoolId,

@@ -28,7 +28,10 @@ function banner(system: LocalSystem, startupMs: number, synthesized: boolean): s
   return `
 Gatehouse is running locally (${synthesized ? 'synthesized, then ' : ''}started in ${(startupMs / 1000).toFixed(1)} s)
 
-  WebSocket API     ${system.urls.websocket}
+  Web app           ${system.urls.edge}   (the local CloudFront: same paths as deployed)
+  Realtime          ${system.urls.realtime}
+  Speech            ${system.urls.speech}   (local speech provider)
+  WebSocket API     ${system.urls.websocket}   (API Gateway's own stage URL)
   @connections      ${system.urls.connections}/@connections/{id}
   EventBridge       ${system.urls.events}   (bus ${system.eventBusName})
   Cognito           ${system.urls.cognito}   (pool ${system.userPoolId}, client ${system.clientId})

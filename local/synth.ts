@@ -7,13 +7,16 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import * as path from 'node:path';
 import { CDK_OUT, ROOT } from './template';
 
-const SOURCES = ['bin', 'lib', 'lambda', 'common'];
+// Everything that shapes the template or its assets: infrastructure, Lambda code, the speech image, the web app.
+const SOURCES = ['bin', 'lib', 'lambda', 'common', 'speech', 'web'];
+const SKIP = new Set(['node_modules', 'dist', '.vite']);
 const FILES = ['package-lock.json', 'cdk.json'];
 const STAMP = path.join(CDK_OUT, '.gatehouse-sources');
 
 function walk(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).flatMap((name) => {
+    if (SKIP.has(name)) return [];
     const full = path.join(dir, name);
     return statSync(full).isDirectory() ? walk(full) : [full];
   });

@@ -10,9 +10,13 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { startCognito, DEMO_USERS, type DemoUser, type LocalCognito, type Tokens } from './cognito';
 import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamo';
+import { LocalEdge } from './edge';
 import { LocalEventBus } from './event-bus';
 import { LocalFunction } from './lambda';
-import { assetDir, loadTemplate, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
+import { assetDir, loadTemplate, resourcesOfType, Resolver, ROOT, type LocalValue, type Template } from './template';
+import { createLogger } from '../common/log';
+import { runSpeechService } from '../speech/main';
+import type { SpeechServer } from '../speech/server';
 import { WebSocketGateway } from './websocket-gateway';
 
 export interface LocalSystemOptions {
@@ -36,6 +40,12 @@ export interface LocalSystemOptions {
   users?: DemoUser[];
   /** Extra environment for every function (e.g. a shorter history retention in tests). */
   functionEnv?: Record<string, string>;
+  /** Extra environment for the speech service (e.g. shorter ping intervals in tests). */
+  speechEnv?: Record<string, string>;
+  /** Port of the speech service itself (it is also reachable through the edge at /ws/speech). @default 0 */
+  speechPort?: number;
+  /** The web app's static files. @default web/public */
+  webDir?: string;
   /** Every log line: functions' output and the emulators' own events. @default stdout */
   log?: (source: string, line: string) => void;
 }
@@ -48,6 +58,11 @@ export interface LocalSystem {
   eventBusName: string;
   users: DemoUser[];
   urls: {
+    /** The local edge: the web app, /ws/realtime and /ws/speech, as behind CloudFront. */
+    edge: string;
+    realtime: string;
+    speech: string;
+    /** API Gateway's own stage URL. */
     websocket: string;
     connections: string;
     events: string;
@@ -56,6 +71,7 @@ export interface LocalSystem {
     jwks: string;
   };
   gateway: WebSocketGateway;
+  speech: SpeechServer;
   dynamo: LocalDynamo;
   cognito: LocalCognito;
   signIn(email: string, password?: string): Promise<Tokens>;
@@ -206,14 +222,54 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       await events.drain();
     });
 
+    // The speech service, configured like its ECS task (the template's container environment) but with the
+    // local provider and the local JWKS.
+    const [, taskDefinition] = resourcesOfType(template, 'AWS::ECS::TaskDefinition')[0] ?? [];
+    const containerEnv = ((taskDefinition?.Properties?.ContainerDefinitions?.[0]?.Environment ?? []) as Array<{ Name: string; Value: unknown }>).map(
+      ({ Name, Value }) => [Name, String(resolver.resolve(Value))],
+    );
+    const speech = await runSpeechService(
+      {
+        ...Object.fromEntries(containerEnv),
+        SPEECH_PROVIDER: 'local',
+        JWKS_URI: cognito.jwksUri,
+        PORT: String(options.speechPort ?? 0),
+        ...options.speechEnv,
+      },
+      createLogger({ component: 'speech' }, { write: (line) => print('speech', line) }),
+      { host: '127.0.0.1', metrics: false },
+    );
+    started.push(() => speech.shutdown());
+
+    const wsOrigin = origin.replace('http', 'ws');
+    const edge = new LocalEdge({
+      template,
+      api: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
+      vpc: (req, socket, head) => speech.handleUpgrade(req, socket, head),
+      staticDir: options.webDir ?? path.join(ROOT, 'web', 'public'),
+      config: () => ({
+        region,
+        userPoolId: cognito.userPoolId,
+        userPoolClientId: cognito.clientId,
+        realtimeUrl: `${wsOrigin}/ws/realtime`,
+        speechUrl: `${wsOrigin}/ws/speech`,
+        // Local only: where the browser's Cognito client signs in (cognito-local).
+        cognitoEndpoint: cognito.endpoint,
+      }),
+    });
+
     server.on('upgrade', (req, socket, head) => {
-      gateway.handleUpgrade(req, socket, head).catch((err: Error) => {
-        logEvent('apigateway')('upgrade_failed', { error: err.message });
+      const fail = (err: Error) => {
+        logEvent('edge')('upgrade_failed', { error: err.message });
         socket.destroy();
-      });
+      };
+      edge
+        .handleUpgrade(req, socket, head)
+        .then((handled) => (handled ? undefined : gateway.handleUpgrade(req, socket, head)))
+        .catch(fail);
     });
     server.on('request', (req, res) => {
-      if (gateway.handleRequest(req, res) || events.handleRequest(req, res)) return;
+      if (gateway.handleRequest(req, res) || events.handleRequest(req, res) || edge.handleRequest(req, res)) return;
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Not Found' }));
     });
 
@@ -226,7 +282,10 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       eventBusName: busId ? resolver.ref(busId) : 'default',
       users,
       urls: {
-        websocket: `${origin.replace('http', 'ws')}/${gateway.stage}`,
+        edge: origin,
+        realtime: `${wsOrigin}/ws/realtime`,
+        speech: `${wsOrigin}/ws/speech`,
+        websocket: `${wsOrigin}/${gateway.stage}`,
         connections: `${origin}/${gateway.stage}`,
         events: origin,
         cognito: cognito.endpoint,
@@ -234,6 +293,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         jwks: cognito.jwksUri,
       },
       gateway,
+      speech,
       dynamo,
       cognito,
       signIn: (email, password) => cognito.signIn(email, password ?? users.find((u) => u.email === email)?.password ?? ''),

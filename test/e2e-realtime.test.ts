@@ -3,7 +3,7 @@
  * emulator running the synthesized bundles, dynalite with the synthesized schema, the EventBridge endpoint.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createPrivateKey, sign } from 'node:crypto';
@@ -11,7 +11,9 @@ import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCo
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import WebSocket from 'ws';
+import { parseWav, writeWav } from '../client/wav';
 import { PUBLISH_DETAIL_TYPE } from '../common/protocol';
+import { syntheticSpeech } from '../speech/providers/local';
 import { writeLocalConfig } from '../local/config';
 import { loadTemplate, resourcesOfType, ROOT } from '../local/template';
 import { startTestSystem, waitUntil, type TestSystem } from './support/system';
@@ -23,6 +25,17 @@ beforeAll(async () => {
   t = await startTestSystem();
 });
 afterAll(() => t.stop());
+
+/** Runs the CLI against the system under test. Asynchronous on purpose: the system runs in this process. */
+function cli(...args: string[]) {
+  const config = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-')), 'local.json');
+  writeLocalConfig(t.system, config);
+  return new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'cli/gatehouse.ts'), ...args, '--config', config], (err, stdout, stderr) =>
+      resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 /** The HTTP status of a WebSocket handshake (101 when it was accepted), and the socket when it was. */
 function handshake(url: string, options: { protocols?: string[]; headers?: Record<string, string> } = {}) {
@@ -290,17 +303,8 @@ describe('server-side publishing', () => {
   });
 
   it('is what the CLI does: `publish` reaches the room, `token` prints a token the API accepts', async () => {
-    const config = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-')), 'local.json');
-    writeLocalConfig(t.system, config);
     const carol = await t.connect('carol@globex.test');
     await carol.client.join('jobs');
-    // Asynchronous on purpose: the system under test runs in this process and must keep answering.
-    const cli = (...args: string[]) =>
-      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'cli/gatehouse.ts'), ...args, '--config', config], (err, stdout, stderr) =>
-          resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
-        );
-      });
     const published = await cli('publish', '--tenant', 'globex', '--room', 'jobs', '--type', 'job.done', '--payload', '{"job":"9"}');
     expect(published.stderr).toBe('');
     expect(published.stdout).toMatch(/^published job\.done to globex\/jobs/);
@@ -318,3 +322,45 @@ describe('server-side publishing', () => {
     await carol.client.close();
   });
 });
+
+describe('the local edge (CloudFront paths) and the speech service', () => {
+  it('serves the web app and config.json, and routes /ws/realtime through the edge function to the API', async () => {
+    const page = await fetch(`${t.system.urls.edge}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>Gatehouse</title>');
+    expect(await (await fetch(`${t.system.urls.edge}/config.json`)).json()).toMatchObject({
+      userPoolId: t.system.userPoolId,
+      userPoolClientId: t.system.clientId,
+      realtimeUrl: t.system.urls.realtime,
+      speechUrl: t.system.urls.speech,
+    });
+    const { accessToken } = await t.system.signIn('alice@acme.test');
+    const viaEdge = await handshake(t.system.urls.realtime, { protocols: ['gatehouse.v1', `bearer.${accessToken}`] });
+    expect(viaEdge).toMatchObject({ status: 101, protocol: 'gatehouse.v1' });
+    viaEdge.ws!.close();
+    // The edge function refuses tokens in URLs, on both WebSocket paths.
+    expect((await handshake(`${t.system.urls.realtime}?token=${accessToken}`)).status).toBe(400);
+    expect((await handshake(`${t.system.urls.speech}?token=${accessToken}`)).status).toBe(400);
+  });
+
+  it('streams a WAV file to /ws/speech as a demo user and gets audio and text back (the CLI `speak`)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-speak-'));
+    const input = path.join(dir, 'hello.wav');
+    const output = path.join(dir, 'answer.wav');
+    writeFileSync(input, writeWav({ sampleRate: 16000, channels: 1, data: syntheticSpeech(1.2, 16000) }));
+    const run = await cli('speak', '--user', 'bob@acme.test', '--wav', input, '--out', output);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toContain('user: (1.2 seconds of speech)');
+    expect(run.stdout).toContain('assistant: Turn 1: I heard 1.2 seconds of audio.');
+    const answer = parseWav(readFileSync(output));
+    expect(answer.sampleRate).toBe(24000);
+    expect(answer.data.length / 2 / 24000).toBeGreaterThan(1);
+  });
+
+  it('closes a speech socket with a bad token with 1008', async () => {
+    const ws = new WebSocket(t.system.urls.speech, ['gatehouse.v1', 'bearer.not-a-token']);
+    const closed = await new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    expect(closed).toEqual({ code: 1008, reason: 'unauthorized: malformed_token' });
+  });
+});
+

@@ -1,4 +1,7 @@
-import { App } from 'aws-cdk-lib';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { buildApp } from '../bin/app';
@@ -155,14 +158,17 @@ describe('Gatehouse stack', () => {
 
   it('builds every function for arm64 on a current Node.js runtime, with source maps and its own log group', () => {
     const functions = resources('AWS::Lambda::Function').map(([, r]) => r.Properties);
-    expect(functions).toHaveLength(5); // authorizer, connect, disconnect, message, publishing fan-out
-    for (const fn of functions) {
+    // authorizer, connect, disconnect, message, publishing fan-out; plus CDK's own deployment helpers
+    const ours = resources('AWS::Lambda::Function').filter(([id]) => /^(Realtime|Publishing)/.test(id)).map(([, r]) => r.Properties);
+    expect(ours).toHaveLength(5);
+    for (const fn of ours) {
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Architectures).toEqual(['arm64']);
       expect(fn.Environment.Variables.NODE_OPTIONS).toBe('--enable-source-maps');
       expect(fn.LoggingConfig.LogGroup).toEqual({ Ref: expect.any(String) });
     }
     for (const [, group] of resources('AWS::Logs::LogGroup')) expect(group.Properties.RetentionInDays).toBe(30);
+    expect(functions.length).toBeGreaterThan(5);
   });
 
   it('lets only the message and fan-out functions manage connections: POST and DELETE on this stage', () => {
@@ -208,13 +214,16 @@ describe('Gatehouse stack', () => {
     template.hasOutput('EventBusName', {});
   });
 
-  it('grants no wildcard action and no Resource "*"', () => {
+  it('grants no wildcard action, and Resource "*" only to the three actions AWS cannot scope', () => {
+    const unscopable: string[] = [];
     for (const [, policy] of resources('AWS::IAM::Policy')) {
       for (const s of policy.Properties.PolicyDocument.Statement) {
         for (const action of [s.Action].flat()) expect(action).not.toMatch(/(^\*$|:\*$)/);
-        expect([s.Resource].flat()).not.toContain('*');
+        if ([s.Resource].flat().includes('*')) unscopable.push(...[s.Action].flat());
       }
     }
+    // ECR login (task execution role), the deploy-time prefix-list lookup, and CloudFront invalidations.
+    expect(unscopable.sort()).toEqual(['cloudfront:CreateInvalidation', 'cloudfront:GetInvalidation', 'ec2:DescribeManagedPrefixLists', 'ecr:GetAuthorizationToken']);
   });
 
   it('hard-codes no account, region or resource name', () => {
@@ -234,6 +243,186 @@ describe('Gatehouse stack', () => {
 
   it('matches the snapshot (asset hashes masked)', () => {
     expect(template.toJSON()).toMatchSnapshot();
+  });
+});
+
+describe('speech service and edge', () => {
+  it('runs the speech service on Fargate arm64 in private subnets, with Container Insights and a safe deployment', () => {
+    template.hasResourceProperties('AWS::ECS::Cluster', { ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }] });
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      RequiresCompatibilities: ['FARGATE'],
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+      ContainerDefinitions: [
+        Match.objectLike({
+          Image: Match.objectLike({ 'Fn::Sub': Match.stringLikeRegexp('container-assets') }),
+          PortMappings: [{ ContainerPort: 8080, Protocol: 'tcp' }],
+          ReadonlyRootFilesystem: true,
+          StopTimeout: 30,
+          HealthCheck: Match.objectLike({ Command: Match.arrayWith([Match.stringLikeRegexp('/health')]) }),
+          LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
+          Environment: Match.arrayWith([
+            { Name: 'USER_POOL_ID', Value: { Ref: Match.stringLikeRegexp('UserPool') } },
+            { Name: 'SPEECH_PROVIDER', Value: 'bedrock' },
+            { Name: 'MODEL_ID', Value: 'amazon.nova-2-sonic-v1:0' },
+          ]),
+        }),
+      ],
+    });
+    template.hasResourceProperties('AWS::ECS::Service', {
+      LaunchType: 'FARGATE',
+      DesiredCount: 2,
+      DeploymentConfiguration: { DeploymentCircuitBreaker: { Enable: true, Rollback: true }, MaximumPercent: 200, MinimumHealthyPercent: 100 },
+      NetworkConfiguration: { AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'DISABLED', Subnets: Match.arrayWith([{ Ref: Match.stringLikeRegexp('private') }]) }) },
+    });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingScalingPolicyConfiguration: Match.objectLike({
+        TargetValue: 30,
+        CustomizedMetricSpecification: Match.objectLike({ Namespace: 'Gatehouse/Speech', MetricName: 'ActiveSessions', Statistic: 'Average' }),
+      }),
+    });
+    template.hasResourceProperties('AWS::EC2::FlowLog', { ResourceType: 'VPC', TrafficType: 'REJECT' });
+  });
+
+  it('lets the task invoke exactly the configured model, and nothing else', () => {
+    const [, policy] = resources('AWS::IAM::Policy').find(([id]) => id.startsWith('SpeechTaskRole'))!;
+    expect(policy.Properties.PolicyDocument.Statement).toEqual([
+      {
+        Action: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithBidirectionalStream'],
+        Effect: 'Allow',
+        Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':bedrock:', { Ref: 'AWS::Region' }, '::foundation-model/amazon.nova-2-sonic-v1:0']] },
+      },
+    ]);
+    expect(JSON.stringify(template.toJSON())).not.toContain('bedrock:*');
+  });
+
+  it('puts the service behind an internal NLB with a security group that admits only CloudFront, a TCP listener and HTTP health checks', () => {
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+      Type: 'network',
+      Scheme: 'internal',
+      SecurityGroups: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('LoadBalancerSecurityGroup'), 'GroupId'] }],
+    });
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 80, Protocol: 'TCP' });
+    template.resourcePropertiesCountIs('AWS::ElasticLoadBalancingV2::Listener', { Protocol: 'TLS' }, 0);
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: 8080,
+      Protocol: 'TCP',
+      HealthCheckProtocol: 'HTTP',
+      HealthCheckPath: '/health',
+      TargetGroupAttributes: Match.arrayWith([
+        { Key: 'deregistration_delay.timeout_seconds', Value: '120' },
+        { Key: 'deregistration_delay.connection_termination.enabled', Value: 'true' },
+      ]),
+    });
+    // The only way in: the CloudFront origin-facing prefix list, looked up at deploy time (never a literal pl-...).
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('LoadBalancerSecurityGroup'), 'GroupId'] },
+      SourcePrefixListId: { 'Fn::GetAtt': [Match.stringLikeRegexp('CloudFrontPrefixList'), 'ManagedPrefixLists.0.PrefixListId'] },
+      FromPort: 80,
+      ToPort: 80,
+    });
+    template.hasResourceProperties('Custom::AWS', {
+      Create: Match.serializedJson(Match.objectLike({ action: 'describeManagedPrefixLists', parameters: { Filters: [{ Name: 'prefix-list-name', Values: ['com.amazonaws.global.cloudfront.origin-facing'] }] } })),
+    });
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/pl-[0-9a-f]{8}/);
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('TaskSecurityGroup'), 'GroupId'] },
+      SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('LoadBalancerSecurityGroup'), 'GroupId'] },
+      FromPort: 8080,
+    });
+  });
+
+  it('serves everything from one distribution: web app by OAC, /ws/realtime to API Gateway, /ws/speech through a VPC origin', () => {
+    const [, dist] = resources('AWS::CloudFront::Distribution')[0];
+    const config = dist.Properties.DistributionConfig;
+    const origin = (id: string) => config.Origins.find((o: { Id: string }) => o.Id === id);
+    const behaviour = (pattern: string) => config.CacheBehaviors.find((b: { PathPattern: string }) => b.PathPattern === pattern);
+    const realtime = behaviour('/ws/realtime');
+    const speech = behaviour('/ws/speech');
+    const CACHING_DISABLED = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
+    expect(realtime).toMatchObject({
+      CachePolicyId: CACHING_DISABLED,
+      OriginRequestPolicyId: 'b689b0a8-53d0-40ab-baf2-68738e2966ac', // AllViewerExceptHostHeader: API Gateway rejects a foreign Host
+      ViewerProtocolPolicy: 'https-only',
+      AllowedMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE'],
+      FunctionAssociations: [{ EventType: 'viewer-request', FunctionARN: expect.anything() }],
+    });
+    expect(speech).toMatchObject({
+      CachePolicyId: CACHING_DISABLED,
+      OriginRequestPolicyId: '216adef6-5c7f-47e4-b989-5492eafa07d3', // AllViewer
+      ViewerProtocolPolicy: 'https-only',
+      AllowedMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE'],
+    });
+    expect(origin(realtime.TargetOriginId)).toMatchObject({
+      CustomOriginConfig: { OriginProtocolPolicy: 'https-only', OriginSSLProtocols: ['TLSv1.2'] },
+      DomainName: { 'Fn::Join': ['', [{ Ref: expect.stringMatching(/RealtimeApi/) }, '.execute-api.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] },
+    });
+    expect(origin(speech.TargetOriginId)).toMatchObject({ VpcOriginConfig: { VpcOriginId: { 'Fn::GetAtt': [expect.stringMatching(/VpcOrigin/), 'Id'] } } });
+    template.hasResourceProperties('AWS::CloudFront::VpcOrigin', {
+      VpcOriginEndpointConfig: { Arn: { Ref: Match.stringLikeRegexp('SpeechLoadBalancer') }, HTTPPort: 80, OriginProtocolPolicy: 'http-only', Name: Match.anyValue(), OriginSSLProtocols: Match.anyValue() },
+    });
+    expect(origin(config.DefaultCacheBehavior.TargetOriginId)).toMatchObject({ OriginAccessControlId: expect.anything(), S3OriginConfig: { OriginAccessIdentity: '' } });
+    expect(config.DefaultCacheBehavior).toMatchObject({ ViewerProtocolPolicy: 'redirect-to-https', ResponseHeadersPolicyId: expect.anything() });
+    expect(config.Logging).toMatchObject({ IncludeCookies: false, Prefix: 'cloudfront/' });
+    template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
+      ResponseHeadersPolicyConfig: {
+        SecurityHeadersConfig: Match.objectLike({
+          StrictTransportSecurity: Match.objectLike({ AccessControlMaxAgeSec: 31536000 }),
+          ContentTypeOptions: { Override: true },
+          FrameOptions: { FrameOption: 'DENY', Override: true },
+          ContentSecurityPolicy: Match.objectLike({ ContentSecurityPolicy: Match.stringLikeRegexp("default-src 'self'") }),
+        }),
+        Comment: Match.anyValue(),
+        Name: Match.anyValue(),
+      },
+    });
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LoggingConfiguration: Match.objectLike({ LogFilePrefix: 's3-web/' }),
+    });
+  });
+
+  it('rewrites /ws/realtime to the stage and refuses tokens in URLs at the edge (CloudFront logs query strings)', () => {
+    const fns = resources('AWS::CloudFront::Function').map(([, r]) => r.Properties);
+    expect(fns).toHaveLength(2);
+    for (const fn of fns) {
+      expect(fn.FunctionConfig.Runtime).toBe('cloudfront-js-2.0');
+      // Run the deployed code: it is plain JavaScript.
+      const handler = new Function(`${fn.FunctionCode}; return handler;`)();
+      const refused = handler({ request: { uri: '/ws/x', querystring: { token: { value: 'eyJ' } }, headers: {} } });
+      expect(refused).toMatchObject({ statusCode: 400 });
+      const passed = handler({ request: { uri: '/ws/x', querystring: { tenant: { value: 'acme' } }, headers: {} } });
+      expect(passed.querystring).toEqual({ tenant: { value: 'acme' } });
+    }
+    const rewrite = new Function(`${fns.find((f) => /RealtimePath/.test(f.FunctionConfig.Comment)).FunctionCode}; return handler;`)();
+    expect(rewrite({ request: { uri: '/ws/realtime', querystring: {}, headers: {} } }).uri).toBe('/live');
+  });
+
+  it('publishes config.json with the pool, client and edge URLs beside the web app', () => {
+    const [, deployment] = resources('Custom::CDKBucketDeployment')[0];
+    const markers = Object.values(deployment.Properties.SourceMarkers[1]).map((v) => JSON.stringify(v));
+    expect(markers).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/"Ref":"AWS::Region"/),
+        expect.stringMatching(/"Ref":"IdentityUserPool[0-9A-F]{8}"/),
+        expect.stringMatching(/"Ref":"IdentityUserPoolWebClient/),
+        expect.stringMatching(/EdgeDistribution.*DomainName/),
+      ]),
+    );
+    template.hasOutput('WebAppUrl', {});
+    template.hasOutput('SpeechUrl', { Value: { 'Fn::Join': ['', ['wss://', { 'Fn::GetAtt': [Match.stringLikeRegexp('EdgeDistribution'), 'DomainName'] }, '/ws/speech']] } });
+  });
+
+  it('stages exactly what the Dockerfile copies as the image build context', () => {
+    const assets = JSON.parse(readFileSync(path.join(app.outdir, 'Gatehouse.assets.json'), 'utf8'));
+    const image = Object.values(assets.dockerImages as Record<string, { source: { directory: string; dockerFile: string; platform: string } }>)[0].source;
+    expect(image).toMatchObject({ dockerFile: 'speech/Dockerfile', platform: 'linux/arm64' });
+    const dir = path.join(app.outdir, image.directory);
+    expect(readdirSync(dir).sort()).toEqual(['common', 'package-lock.json', 'package.json', 'speech', 'tsconfig.json']);
+    const dockerfile = readFileSync(path.join(dir, 'speech/Dockerfile'), 'utf8');
+    for (const [, source] of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(path.join(dir, source))).toBe(true);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK /m);
   });
 });
 
@@ -257,6 +446,39 @@ describe('deployer settings', () => {
       StageName: 'prod',
       DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 }),
     });
+  });
+
+  it('adds bedrock:Retrieve on the configured knowledge base only, and a custom domain with TLS 1.2 and a WAF', () => {
+    const stack = new GatehouseStack(new App({ context: cdkJson.context }), 'Kb', {
+      speech: { knowledgeBaseId: 'KB12345678', voiceId: 'tiffany' },
+      edge: {
+        domain: {
+          names: ['chat.example.com'],
+          certificate: Certificate.fromCertificateArn(new Stack(), 'Cert', 'arn:aws:acm:us-east-1:111122223333:certificate/abc'),
+        },
+        webAclArn: 'arn:aws:wafv2:us-east-1:111122223333:global/webacl/gatehouse/abc',
+      },
+    });
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Action: 'bedrock:Retrieve',
+            Effect: 'Allow',
+            Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':bedrock:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':knowledge-base/KB12345678']] },
+          },
+        ]),
+      },
+    });
+    t.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Aliases: ['chat.example.com'],
+        ViewerCertificate: Match.objectLike({ MinimumProtocolVersion: 'TLSv1.2_2021', SslSupportMethod: 'sni-only' }),
+        WebACLId: 'arn:aws:wafv2:us-east-1:111122223333:global/webacl/gatehouse/abc',
+      }),
+    });
+    expect(JSON.stringify(template.toJSON())).not.toContain('bedrock:Retrieve');
   });
 
   it('lets named principals, and only them, put events on the publishing bus', () => {

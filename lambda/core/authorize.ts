@@ -7,8 +7,8 @@
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import type { Logger } from '../../common/log';
-import { extractToken, type HandshakeDenyReason, type TokenSource } from '../../common/handshake';
-import { resolveTenant, type TokenVerifier } from '../../common/token';
+import { authenticateHandshake, type HandshakeDenyReason, type TokenSource } from '../../common/handshake';
+import type { TokenVerifier } from '../../common/token';
 import type { AuthorizerConfig } from './config';
 import { toAuthorizerContext } from './identity';
 
@@ -38,34 +38,23 @@ export async function authorize(
     return { principalId: 'anonymous', policyDocument: policy('Deny', event.methodArn) };
   };
 
-  const extracted = extractToken(event.headers, event.queryStringParameters, deps.config.allowQueryToken);
-  if (!extracted.found) {
+  const result = await authenticateHandshake(event.headers, event.queryStringParameters, {
+    verifier: deps.verifier,
+    allowQueryToken: deps.config.allowQueryToken,
+    tenantGroupPrefix: deps.config.tenantGroupPrefix,
+  });
+  if (!result.ok && result.reason === 'missing_token') {
     deps.log.info('connect_denied', { ...audit, reason: 'missing_token' });
     // API Gateway maps this exact message to 401.
     throw new Error('Unauthorized');
   }
-  if ('error' in extracted) return deny(extracted.error, extracted.source);
+  if (!result.ok) return deny(result.reason, result.source);
 
-  const verified = await deps.verifier.verify(extracted.token);
-  if (!verified.ok) return deny(verified.reason, extracted.source);
-
-  const { claims } = verified;
-  const tenant = resolveTenant(claims.groups, event.queryStringParameters?.tenant, deps.config.tenantGroupPrefix);
-  if (!tenant.ok) return deny(tenant.reason, extracted.source);
-
-  deps.log.info('connect_allowed', { ...audit, userId: claims.sub, tenantId: tenant.tenantId, source: extracted.source });
+  const { identity } = result;
+  deps.log.info('connect_allowed', { ...audit, userId: identity.userId, tenantId: identity.tenantId, source: result.source });
   return {
-    principalId: claims.sub,
+    principalId: identity.userId,
     policyDocument: policy('Allow', event.methodArn),
-    context: toAuthorizerContext(
-      {
-        userId: claims.sub,
-        username: claims.username,
-        tenantId: tenant.tenantId,
-        groups: claims.groups,
-        tokenExpiresAt: claims.exp,
-      },
-      extracted.source,
-    ),
+    context: toAuthorizerContext(identity, result.source),
   };
 }

@@ -2,14 +2,9 @@
  * Who is on a connection. The authorizer puts it in the $connect context; API Gateway hands that context to every
  * later route of the same connection, so handlers know the caller without a read. The format lives here only.
  */
-export interface Identity {
-  userId: string;
-  username: string;
-  tenantId: string;
-  groups: string[];
-  /** Epoch seconds. */
-  tokenExpiresAt: number;
-}
+import type { HandshakeIdentity } from '../../common/handshake';
+
+export type Identity = Omit<HandshakeIdentity, 'originJti'>;
 
 /** Authorizer context values must be strings, numbers or booleans. */
 export function toAuthorizerContext(identity: Identity, source: string): Record<string, string | number> {

@@ -1,0 +1,54 @@
+/**
+ * The speech WebSocket protocol (`/ws/speech`), shared by the speech service, the web app and tests.
+ *
+ * The browser sends only binary audio frames (PCM, 16-bit little-endian, mono, 16 kHz) and three control
+ * messages. Everything the model sees besides the user's voice (system prompt, voice, tools, inference settings,
+ * knowledge base) is server configuration: no client-written model event is ever forwarded.
+ *
+ * Runs in Node and in browsers.
+ */
+
+export const SPEECH_INPUT_SAMPLE_RATE = 16_000;
+export const SPEECH_OUTPUT_SAMPLE_RATE = 24_000;
+
+export type SpeechControl = { type: 'start' } | { type: 'stop' } | { type: 'refresh'; token: string };
+
+export type SpeechEvent =
+  /** Authenticated; `expiresAt` (epoch seconds) is when the token ends the session unless refreshed. */
+  | { type: 'ready'; sessionId: string; expiresAt: number }
+  | { type: 'started' }
+  | { type: 'transcript'; role: 'user' | 'assistant'; text: string; final: boolean }
+  /** The user spoke over the assistant: drop any audio still queued for playback. */
+  | { type: 'interrupted' }
+  | { type: 'turn_end' }
+  | { type: 'refreshed'; expiresAt: number }
+  | { type: 'stopped'; reason: string }
+  | { type: 'error'; code: SpeechErrorCode; message: string };
+
+export type SpeechErrorCode = 'invalid_message' | 'not_started' | 'already_started' | 'refresh_refused' | 'provider_error';
+
+/** Close codes a browser can show. 1008: credential problems; 1013: no capacity here, try again. */
+export const SPEECH_CLOSE = {
+  normal: 1000,
+  restarting: 1001,
+  policy: 1008,
+  tooBig: 1009,
+  tryAgainLater: 1013,
+} as const;
+
+export function parseSpeechControl(raw: string): { ok: true; control: SpeechControl } | { ok: false; message: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return { ok: false, message: 'Control messages are JSON.' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'Control messages are JSON objects.' };
+  const v = value as Record<string, unknown>;
+  const keys = Object.keys(v).sort().join(',');
+  if ((v.type === 'start' || v.type === 'stop') && keys === 'type') return { ok: true, control: { type: v.type } };
+  if (v.type === 'refresh' && keys === 'token,type' && typeof v.token === 'string' && v.token.length > 0) {
+    return { ok: true, control: { type: 'refresh', token: v.token } };
+  }
+  return { ok: false, message: 'Expected {"type":"start"}, {"type":"stop"} or {"type":"refresh","token":"..."}.' };
+}

@@ -1,0 +1,137 @@
+/**
+ * A local CloudFront: the distribution's behaviours from the template, each routed to its local origin (the web
+ * app's files, the API Gateway emulator, the speech service), with the behaviour's viewer-request CloudFront
+ * Function run from the template's own code. Browsers and tests use the same paths locally as behind CloudFront.
+ */
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
+import * as vm from 'node:vm';
+import { referencedIds, resourcesOfType, type Template } from './template';
+
+export type Upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>;
+
+interface Behaviour {
+  pattern: RegExp;
+  origin: 'static' | 'api' | 'vpc';
+  viewerRequest?: (event: unknown) => unknown;
+}
+
+export interface LocalEdgeOptions {
+  template: Template;
+  /** Handshakes for the API Gateway origin (the emulator) and the VPC origin (the speech service). */
+  api: Upgrade;
+  vpc: Upgrade;
+  /** The web app's files, and what /config.json answers. */
+  staticDir: string;
+  config: () => Record<string, unknown>;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+};
+
+type CfRequest = { method: string; uri: string; querystring: Record<string, { value: string }>; headers: Record<string, { value: string }> };
+type CfResponse = { statusCode: number; statusDescription?: string; headers?: Record<string, { value: string }>; body?: { data: string } | string };
+
+export class LocalEdge {
+  private readonly behaviours: Behaviour[] = [];
+
+  constructor(private readonly options: LocalEdgeOptions) {
+    const { template } = options;
+    const [distribution] = resourcesOfType(template, 'AWS::CloudFront::Distribution');
+    if (!distribution) return;
+    const config = distribution[1].Properties?.DistributionConfig ?? {};
+    const origins = new Map<string, Behaviour['origin']>(
+      (config.Origins ?? []).map((o: Record<string, unknown>) => {
+        if (o.S3OriginConfig) return [o.Id, 'static'];
+        if (o.VpcOriginConfig) return [o.Id, 'vpc'];
+        const api = referencedIds(o.DomainName).some((id) => template.Resources[id]?.Type === 'AWS::ApiGatewayV2::Api');
+        return [o.Id, api ? 'api' : 'static'];
+      }),
+    );
+    for (const b of config.CacheBehaviors ?? []) {
+      const fnId = (b.FunctionAssociations ?? []).filter((f: { EventType: string }) => f.EventType === 'viewer-request').flatMap((f: { FunctionARN: unknown }) => referencedIds(f.FunctionARN))[0];
+      const code = fnId ? (template.Resources[fnId]?.Properties?.FunctionCode as string | undefined) : undefined;
+      this.behaviours.push({
+        pattern: new RegExp(`^${String(b.PathPattern).split('*').map(escape).join('.*')}$`),
+        origin: origins.get(b.TargetOriginId) ?? 'static',
+        ...(code ? { viewerRequest: vm.runInNewContext(`${code}\n;handler`, {}, { timeout: 100 }) as (event: unknown) => unknown } : {}),
+      });
+    }
+  }
+
+  /** Runs the behaviour's viewer-request function; returns the (possibly rewritten) request or a response. */
+  private viewer(behaviour: Behaviour, req: IncomingMessage): { request: CfRequest } | { response: CfResponse } {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const request: CfRequest = {
+      method: req.method ?? 'GET',
+      uri: url.pathname,
+      querystring: Object.fromEntries([...url.searchParams].map(([k, v]) => [k, { value: v }])),
+      headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, { value: [v].flat().join(',') }])),
+    };
+    if (!behaviour.viewerRequest) return { request };
+    const result = behaviour.viewerRequest({ version: '1.0', context: { eventType: 'viewer-request' }, viewer: { ip: req.socket.remoteAddress }, request }) as
+      | CfRequest
+      | CfResponse;
+    return 'statusCode' in result ? { response: result } : { request: result };
+  }
+
+  private match(req: IncomingMessage): Behaviour | undefined {
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    return this.behaviours.find((b) => b.pattern.test(pathname));
+  }
+
+  /** Routes a WebSocket handshake by behaviour; false when no WebSocket behaviour matches. */
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
+    const behaviour = this.match(req);
+    if (!behaviour || behaviour.origin === 'static') return false;
+    const outcome = this.viewer(behaviour, req);
+    if ('response' in outcome) {
+      const { statusCode, statusDescription, body } = outcome.response;
+      const text = typeof body === 'string' ? body : (body?.data ?? '');
+      socket.end(
+        `HTTP/1.1 ${statusCode} ${statusDescription ?? STATUS_CODES[statusCode]}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+      );
+      return true;
+    }
+    const query = new URLSearchParams(Object.entries(outcome.request.querystring).map(([k, v]) => [k, v.value])).toString();
+    req.url = `${outcome.request.uri}${query ? `?${query}` : ''}`;
+    await (behaviour.origin === 'api' ? this.options.api : this.options.vpc)(req, socket, head);
+    return true;
+  }
+
+  /** The web app: files from the static folder, /config.json, and index.html for client-side routes (as CloudFront's error responses do). */
+  handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
+    if (this.match(req)) return false;
+    if (pathname === '/config.json') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(this.options.config()));
+      return true;
+    }
+    const root = path.resolve(this.options.staticDir);
+    let file = path.resolve(root, `.${pathname}`);
+    if (!file.startsWith(root)) return false;
+    if (!existsSync(file) || statSync(file).isDirectory()) file = path.join(root, 'index.html');
+    if (!existsSync(file)) return false;
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+    if (req.method === 'HEAD') res.end();
+    else createReadStream(file).pipe(res);
+    return true;
+  }
+}
+
+function escape(text: string): string {
+  return text.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+}
