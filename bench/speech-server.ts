@@ -4,7 +4,7 @@
  * the service is measurable from the client). Talks to the parent over IPC.
  */
 import { createLogger } from '../common/log';
-import { createAccessTokenVerifier } from '../common/token';
+import { createAuth } from '../common/auth';
 import { speechConfig } from '../speech/config';
 import type { SpeechProvider } from '../speech/provider';
 import { SpeechServer } from '../speech/server';
@@ -28,7 +28,7 @@ async function main() {
     MAX_SESSIONS: '100000',
     PORT: '0',
   });
-  const server = new SpeechServer(config, { provider: echo, verifier: createAccessTokenVerifier(config.verifier), log: createLogger({}, { level: 'error' }) });
+  const server = new SpeechServer(config, { provider: echo, auth: createAuth(config.auth), log: createLogger({}, { level: 'error' }) });
   const port = await server.listen(0, '127.0.0.1');
   process.on('message', (msg: { type: string }) => {
     if (msg.type === 'memory') {

@@ -40,7 +40,8 @@ export type SocketFactory = (url: string, token: string) => SocketLike;
 export const browserSocket: SocketFactory = (url, token) =>
   new WebSocket(url, [SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${token}`]) as unknown as SocketLike;
 
-export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+/** `signed_out`: the server ended this sign-in (here or in another tab or device); no reconnect. */
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' | 'signed_out';
 
 export interface ClientOptions {
   url: string;
@@ -56,6 +57,14 @@ export interface ClientOptions {
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number; factor?: number; jitter?: number } | false;
   /** How long an out-of-order gap may stay open before the client asks the server to replay it. @default 1 s */
   gapRepairMs?: number;
+  /**
+   * Keep the socket's credential fresh before it expires: `token` sends a new token from the provider, `session`
+   * asks the server to extend a cookie connection from its session, `false` lets the socket expire (and reconnect).
+   * @default 'token'
+   */
+  renew?: 'token' | 'session' | false;
+  /** Renew this long before the credential expires. @default 60 s */
+  renewMarginMs?: number;
 }
 
 export interface ClientEvents {
@@ -105,12 +114,15 @@ export class GatehouseClient {
   private heartbeat?: ReturnType<typeof setInterval>;
   private retryTimer?: ReturnType<typeof setTimeout>;
   private closing = false;
+  private renewTimer?: ReturnType<typeof setTimeout>;
   private readonly opts: Required<Omit<ClientOptions, 'reconnect'>> & { reconnect: ClientOptions['reconnect'] };
 
   constructor(options: ClientOptions) {
     this.opts = {
       socket: browserSocket,
       heartbeatMs: 4 * 60 * 1000,
+      renew: 'token',
+      renewMarginMs: 60_000,
       requestTimeoutMs: 10_000,
       gapRepairMs: 1000,
       ...options,
@@ -171,6 +183,7 @@ export class GatehouseClient {
         this.setState('open');
         this.startHeartbeat();
         this.resumeRooms();
+        void this.scheduleRenewal();
         resolve();
       };
       socket.onmessage = (event) => this.receive(String(event.data));
@@ -183,6 +196,7 @@ export class GatehouseClient {
         if (this.socket !== socket) return;
         this.socket = undefined;
         this.stopHeartbeat();
+        this.stopRenewal();
         this.failPending(new GatehouseError('closed', `Connection closed (${event.code})`));
         if (!opened) {
           const err = failure ?? new GatehouseError('handshake', `Connection refused (${event.code})`);
@@ -196,6 +210,7 @@ export class GatehouseClient {
           }
           return;
         }
+        if (this.stateValue === 'signed_out') return;
         if (this.closing) this.setState('closed');
         else this.scheduleReconnect();
       };
@@ -231,6 +246,36 @@ export class GatehouseClient {
         this.socket?.close(4000, 'heartbeat timeout');
       });
     }, this.opts.heartbeatMs);
+  }
+
+  /** Renews the credential of the open socket shortly before it expires (the server closes expired sockets). */
+  private async scheduleRenewal(expiresAt?: number): Promise<void> {
+    this.stopRenewal();
+    if (this.opts.renew === false) return;
+    try {
+      const at = expiresAt ?? (await this.whoami()).tokenExpiresAt;
+      const delay = Math.max(1000, at * 1000 - Date.now() - this.opts.renewMarginMs);
+      this.renewTimer = setTimeout(() => void this.renew(), Math.min(delay, 2 ** 31 - 1));
+    } catch {
+      // Not connected any more: the next open schedules again.
+    }
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      const token = this.opts.renew === 'token' ? await this.opts.token() : undefined;
+      const renewed = await this.request<Extract<ServerEvent, { type: 'refreshed' }>>({ action: 'refresh', ...(token ? { token } : {}) });
+      await this.scheduleRenewal(renewed.tokenExpiresAt);
+    } catch (err) {
+      // Refused (e.g. the sign-in was revoked) or unreachable: start over with a fresh connection.
+      this.emit('error', err as Error);
+      this.socket?.close(4001, 'renewal failed');
+    }
+  }
+
+  private stopRenewal(): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
   }
 
   private stopHeartbeat(): void {
@@ -272,6 +317,12 @@ export class GatehouseClient {
     this.emit('event', event);
     if (event.type === 'message') {
       this.deliver(event);
+      return;
+    }
+    if (event.type === 'signed_out') {
+      // The sign-in is over: do not come back with it. The server closes the socket next.
+      this.closing = true;
+      this.setState('signed_out');
       return;
     }
     const id = 'id' in event ? event.id : undefined;
@@ -377,10 +428,11 @@ export class GatehouseClient {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.stopHeartbeat();
+    this.stopRenewal();
     for (const room of this.rooms.values()) if (room.repair) clearTimeout(room.repair);
     const socket = this.socket;
     if (!socket) {
-      this.setState('closed');
+      if (this.stateValue !== 'signed_out') this.setState('closed');
       return;
     }
     await new Promise<void>((resolve) => {

@@ -12,7 +12,7 @@ export const SUBPROTOCOL = 'gatehouse.v1';
 export const BEARER_SUBPROTOCOL_PREFIX = 'bearer.';
 
 /** Actions, routed by API Gateway on `$request.body.action`. */
-export const ACTIONS = ['join', 'leave', 'send', 'whoami', 'ping'] as const;
+export const ACTIONS = ['join', 'leave', 'send', 'whoami', 'ping', 'refresh', 'logout'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -23,7 +23,11 @@ export type ClientMessage =
   | { action: 'leave'; room: string; id?: string }
   | { action: 'send'; room: string; data: Json; id?: string }
   | { action: 'whoami'; id?: string }
-  | { action: 'ping'; id?: string };
+  | { action: 'ping'; id?: string }
+  /** A fresh access token for the same user and tenant extends the connection; without one, the cookie session does. */
+  | { action: 'refresh'; token?: string; id?: string }
+  /** Signs this sign-in out (or every sign-in of the user) and closes its sockets; `refreshToken` is revoked too. */
+  | { action: 'logout'; everywhere?: boolean; refreshToken?: string; id?: string };
 
 export type ErrorCode =
   | 'malformed_json'
@@ -34,6 +38,9 @@ export type ErrorCode =
   | 'not_member'
   | 'room_limit'
   | 'unauthorized'
+  | 'rate_limited'
+  | 'token_expired'
+  | 'refresh_refused'
   | 'internal';
 
 /** A user of the tenant, or a backend service publishing through the event bus. */
@@ -81,6 +88,11 @@ export type ServerEvent =
       id?: string;
     }
   | { type: 'pong'; ts: number; id?: string }
+  | { type: 'refreshed'; tokenExpiresAt: number; id?: string }
+  /** This socket's sign-in ended (a sign-out here or elsewhere); the server closes it next. */
+  | { type: 'signed_out'; everywhere: boolean; id?: string }
+  /** The credential of this socket expired; the server closes it next. Reconnect with a fresh one. */
+  | { type: 'expired'; message: string }
   | ErrorEvent;
 
 export interface ErrorEvent {
@@ -116,6 +128,8 @@ const FIELDS: Record<Action, { required: readonly string[]; optional: readonly s
   send: { required: ['room', 'data'], optional: [] },
   whoami: { required: [], optional: [] },
   ping: { required: [], optional: [] },
+  refresh: { required: [], optional: ['token'] },
+  logout: { required: [], optional: ['everywhere', 'refreshToken'] },
 };
 
 const encoder = new TextEncoder();
@@ -179,6 +193,14 @@ export function parseClientMessage(raw: string, limits: Limits = DEFAULT_LIMITS)
   }
   if ('after' in frame && !(Number.isSafeInteger(frame.after) && (frame.after as number) >= 0)) {
     return fail('invalid_message', 'Field "after" must be a non-negative integer sequence number.', id);
+  }
+  for (const field of ['token', 'refreshToken'] as const) {
+    if (field in frame && (typeof frame[field] !== 'string' || (frame[field] as string).length === 0 || (frame[field] as string).length > 16_384)) {
+      return fail('invalid_message', `Field "${field}" must be a non-empty string.`, id);
+    }
+  }
+  if ('everywhere' in frame && typeof frame.everywhere !== 'boolean') {
+    return fail('invalid_message', 'Field "everywhere" must be true or false.', id);
   }
   return { ok: true, message: frame as unknown as ClientMessage };
 }

@@ -31,8 +31,8 @@ import { TENANT_ID_PATTERN } from './protocol';
 export interface VerifierConfig {
   /** Cognito user pool id, `<region>_<id>`; the issuer and JWKS URL derive from it. */
   userPoolId: string;
-  /** The app client whose access tokens are accepted. */
-  clientId: string;
+  /** The app client(s) whose access tokens are accepted. */
+  clientId: string | string[];
   /** The pool's access-token validity: a token claiming a longer life was not minted by this pool. */
   maxTokenLifetimeSeconds: number;
   /** Fetch the JWKS from here instead of Cognito (local emulator only; the issuer is still checked). */
@@ -149,7 +149,7 @@ export function precheck(token: string, config: VerifierConfig, nowSeconds: numb
   if (!SEGMENT.test(parts[2]) || Buffer.from(parts[2], 'base64url').toString('base64url') !== parts[2]) {
     return 'non_canonical_encoding';
   }
-  if (payload.exp === undefined || payload.iat === undefined) return 'missing_claim';
+  if (payload.exp === undefined || payload.iat === undefined || typeof payload.sub !== 'string' || payload.sub === '') return 'missing_claim';
   if (!isInt(payload.exp) || !isInt(payload.iat)) return 'invalid_claim';
   const skew = config.clockSkewSeconds ?? 30;
   if (payload.iat > nowSeconds + skew) return 'issued_in_future';

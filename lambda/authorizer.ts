@@ -1,12 +1,11 @@
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { authConfig, createAuth } from '../common/auth';
 import { createLogger } from '../common/log';
-import { createAccessTokenVerifier } from '../common/token';
 import { authorize } from './core/authorize';
-import { authorizerConfig, logLevel } from './core/config';
+import { logLevel } from './core/config';
 
 // Module scope: the verifier's JWKS cache outlives the invocation, so a warm container never refetches it.
-const config = authorizerConfig(process.env);
-const verifier = createAccessTokenVerifier(config.verifier);
+const auth = createAuth(authConfig(process.env, { allowQueryToken: true }));
 const log = createLogger({ component: 'authorizer' }, { level: logLevel(process.env) });
 
-export const handler = (event: APIGatewayRequestAuthorizerEvent) => authorize(event, { verifier, config, log });
+export const handler = (event: APIGatewayRequestAuthorizerEvent) => authorize(event, { auth, log });

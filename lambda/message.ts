@@ -11,7 +11,6 @@ export const handler = async (event: APIGatewayProxyWebsocketEventV2) => {
     {
       connectionId: event.requestContext.connectionId,
       body: event.isBase64Encoded ? null : event.body,
-      authorizer: (event.requestContext as { authorizer?: unknown }).authorizer,
     },
     runtime,
   );

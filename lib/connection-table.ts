@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { TABLE } from '../lambda/core/table-schema';
+import { TABLE } from '../common/table-schema';
 
 export interface ConnectionTableProps {
   /**
@@ -12,8 +12,8 @@ export interface ConnectionTableProps {
 }
 
 /**
- * The connection store: one on-demand table (connections, room memberships, and later revocations and tickets)
- * with TTL, point-in-time recovery, and one sparse index per fan-out audience (user, tenant, room).
+ * The store: one on-demand table (connections, room memberships and history, sessions, tickets, revocations) with
+ * TTL, point-in-time recovery, one sparse index per fan-out audience (user, tenant, room), and one by expiry.
  */
 export class ConnectionTable extends Construct {
   readonly table: dynamodb.Table;
@@ -35,9 +35,10 @@ export class ConnectionTable extends Construct {
         indexName: index.name,
         partitionKey: { name: index.partitionKey, type: S },
         sortKey: { name: index.sortKey, type: S },
-        // Fan-out needs the connection id (the index sort key) and the TTL (to skip expired items): nothing more.
+        // Fan-out needs the connection id (the index sort key) and the TTL (to skip expired items), plus what
+        // the index's own reader needs (the sign-in of a user's sockets, the expiry of due ones): nothing more.
         projectionType: dynamodb.ProjectionType.INCLUDE,
-        nonKeyAttributes: [TABLE.ttlAttribute],
+        nonKeyAttributes: [TABLE.ttlAttribute, ...index.include],
       });
     }
   }

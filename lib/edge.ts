@@ -19,6 +19,8 @@ export interface EdgeProps {
   readonly api: apigwv2.IWebSocketApi;
   readonly stageName: string;
   readonly speechLoadBalancer: elbv2.INetworkLoadBalancer;
+  /** Domain of the session API (HTTP API), served under /api/*. */
+  readonly sessionApiDomain: string;
   /** Public settings the web app reads from /config.json (pool, client, region). */
   readonly webConfig: Record<string, string>;
   /** Folder of the web app's static files. @default web/public */
@@ -148,6 +150,17 @@ export class Edge extends Construct {
             originSslProtocols: [cloudfront.OriginSslPolicy.TLS_V1_2],
           }),
           ...websocket(realtimeFunction, cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER),
+        },
+        // The session API sets and reads the HttpOnly cookie: it must be same-origin with the web app.
+        '/api/*': {
+          origin: new origins.HttpOrigin(props.sessionApiDomain, {
+            protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+            originSslProtocols: [cloudfront.OriginSslPolicy.TLS_V1_2],
+          }),
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+          cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+          originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
         },
         [SPEECH_PATH]: {
           origin: origins.VpcOrigin.withNetworkLoadBalancer(props.speechLoadBalancer, {

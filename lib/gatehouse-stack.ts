@@ -4,14 +4,16 @@ import { ConnectionTable, type ConnectionTableProps } from './connection-table';
 import { Edge, type EdgeProps } from './edge';
 import { Network, type NetworkProps } from './network';
 import { Identity, type IdentityProps } from './identity';
+import { ConnectionSweeper } from './connection-sweeper';
 import { Publishing, type PublishingProps } from './publishing';
+import { SessionApi, type SessionApiProps } from './session-api';
 import { RealtimeApi, type RealtimeApiProps } from './realtime-api';
 import { SpeechService, type SpeechServiceProps } from './speech-service';
 
 /** Realtime API settings a deployer may change; the wiring (table, pool, client) is the stack's job. */
 export type RealtimeSettings = Omit<
   RealtimeApiProps,
-  'table' | 'userPool' | 'userPoolClient' | 'maxTokenLifetime' | 'tenantGroupPrefix' | 'adminGroupName'
+  'table' | 'userPool' | 'userPoolClient' | 'sessionClient' | 'sessionLifetime' | 'maxTokenLifetime' | 'tenantGroupPrefix' | 'adminGroupName'
 >;
 
 export interface GatehouseStackProps extends StackProps {
@@ -20,8 +22,9 @@ export interface GatehouseStackProps extends StackProps {
   readonly realtime?: RealtimeSettings;
   readonly publishing?: Omit<PublishingProps, 'realtime' | 'table'>;
   readonly network?: NetworkProps;
-  readonly speech?: Omit<SpeechServiceProps, 'vpc' | 'userPool' | 'userPoolClient' | 'maxTokenLifetime' | 'tenantGroupPrefix'>;
+  readonly speech?: Omit<SpeechServiceProps, 'vpc' | 'userPool' | 'userPoolClient' | 'maxTokenLifetime' | 'tenantGroupPrefix' | 'authEnvironment'>;
   readonly edge?: Pick<EdgeProps, 'domain' | 'webAclArn' | 'priceClass' | 'logRetentionDays' | 'webAssets'>;
+  readonly sessions?: Pick<SessionApiProps, 'throttle'>;
 }
 
 /** Gatehouse: identity, connection store, realtime API, publishing, the speech service and the edge, composed. */
@@ -30,6 +33,7 @@ export class GatehouseStack extends Stack {
   readonly connections: ConnectionTable;
   readonly realtime: RealtimeApi;
   readonly publishing: Publishing;
+  readonly sessionApi: SessionApi;
   readonly speech: SpeechService;
   readonly edge: Edge;
 
@@ -42,10 +46,14 @@ export class GatehouseStack extends Stack {
       table: this.connections.table,
       userPool: this.identity.userPool,
       userPoolClient: this.identity.webClient,
+      sessionClient: this.identity.sessionClient,
+      sessionLifetime: this.identity.refreshTokenValidity,
       maxTokenLifetime: this.identity.accessTokenValidity,
       tenantGroupPrefix: this.identity.tenantGroupPrefix,
       adminGroupName: this.identity.adminGroupName,
     });
+    this.sessionApi = new SessionApi(this, 'Sessions', { ...props.sessions, realtime: this.realtime, table: this.connections.table });
+    new ConnectionSweeper(this, 'Sweeper', { realtime: this.realtime, table: this.connections.table });
     this.publishing = new Publishing(this, 'Publishing', {
       ...props.publishing,
       realtime: this.realtime,
@@ -60,18 +68,24 @@ export class GatehouseStack extends Stack {
       userPoolClient: this.identity.webClient,
       maxTokenLifetime: this.identity.accessTokenValidity,
       tenantGroupPrefix: this.identity.tenantGroupPrefix,
+      authEnvironment: this.realtime.authEnvironment,
     });
+    this.realtime.grantAuthentication(this.speech.taskRole, this.connections.table);
     this.edge = new Edge(this, 'Edge', {
       ...props.edge,
       api: this.realtime.api,
       stageName: this.realtime.stage.stageName,
       speechLoadBalancer: this.speech.loadBalancer,
+      sessionApiDomain: this.sessionApi.domainName,
       webConfig: {
         region: this.region,
         userPoolId: this.identity.userPool.userPoolId,
         userPoolClientId: this.identity.webClient.userPoolClientId,
       },
     });
+
+    // The pages allowed to open sockets and call /api: the edge's own origin(s).
+    this.realtime.allowOrigins(...[this.edge.domainName, ...(props.edge?.domain?.names.slice(1) ?? [])].map((d) => `https://${d}`));
 
     new CfnOutput(this, 'WebAppUrl', { value: `https://${this.edge.domainName}` });
     new CfnOutput(this, 'RealtimeUrl', { value: `wss://${this.edge.domainName}/ws/realtime` });

@@ -13,6 +13,8 @@ export interface HandlerFunctionProps {
   readonly entry: string;
   readonly environment: Record<string, string>;
   readonly logRetention: logs.RetentionDays;
+  /** @default 10 seconds */
+  readonly timeout?: Duration;
 }
 
 /**
@@ -35,7 +37,7 @@ export function handlerFunction(scope: Construct, id: string, props: HandlerFunc
     runtime: lambda.Runtime.NODEJS_24_X,
     architecture: lambda.Architecture.ARM_64,
     memorySize: 512,
-    timeout: Duration.seconds(10),
+    timeout: props.timeout ?? Duration.seconds(10),
     role,
     logGroup,
     environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },

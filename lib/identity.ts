@@ -33,6 +33,9 @@ export interface IdentityProps {
 export class Identity extends Construct {
   readonly userPool: cognito.UserPool;
   readonly webClient: cognito.UserPoolClient;
+  /** The confidential client of cookie sessions: used server-side only, with its secret. */
+  readonly sessionClient: cognito.UserPoolClient;
+  readonly refreshTokenValidity: Duration;
   readonly accessTokenValidity: Duration;
   readonly adminGroupName: string;
   readonly tenantGroupPrefix: string;
@@ -68,13 +71,26 @@ export class Identity extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
+    this.refreshTokenValidity = props.refreshTokenValidity ?? Duration.hours(12);
     this.webClient = this.userPool.addClient('WebClient', {
       // A browser cannot keep a secret: public client, SRP for the web app, password flow for CLIs and tests.
       generateSecret: false,
       authFlows: { userSrp: true, userPassword: true },
       accessTokenValidity: this.accessTokenValidity,
       idTokenValidity: this.accessTokenValidity,
-      refreshTokenValidity: props.refreshTokenValidity ?? Duration.hours(12),
+      refreshTokenValidity: this.refreshTokenValidity,
+      enableTokenRevocation: true,
+      preventUserExistenceErrors: true,
+    });
+
+    // Backend-for-frontend sign-in: the session API signs users in server-side (ADMIN_USER_PASSWORD_AUTH with the
+    // client secret) and keeps their tokens; the page only ever holds an HttpOnly cookie.
+    this.sessionClient = this.userPool.addClient('SessionClient', {
+      generateSecret: true,
+      authFlows: { adminUserPassword: true },
+      accessTokenValidity: this.accessTokenValidity,
+      idTokenValidity: this.accessTokenValidity,
+      refreshTokenValidity: this.refreshTokenValidity,
       enableTokenRevocation: true,
       preventUserExistenceErrors: true,
     });

@@ -1,4 +1,4 @@
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Lazy, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
@@ -19,6 +19,10 @@ export interface RealtimeApiProps {
   readonly table: dynamodb.ITable;
   readonly userPool: cognito.IUserPool;
   readonly userPoolClient: cognito.IUserPoolClient;
+  /** The confidential client of cookie sessions (server-side sign-in and refresh). */
+  readonly sessionClient: cognito.IUserPoolClient;
+  /** How long a cookie session lasts: the refresh token's validity. */
+  readonly sessionLifetime: Duration;
   /** The pool's access-token validity; the authorizer refuses tokens claiming a longer life. */
   readonly maxTokenLifetime: Duration;
   /** @default 'live' */
@@ -45,6 +49,12 @@ export interface RealtimeApiProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default 'info' */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Per-connection message rate: a token bucket; `strikes` refusals in a row disconnect. @default 10/s, burst 20, 20 strikes */
+  readonly rateLimit?: { rate: number; burst: number; strikes: number };
+  /** Live connections one user may hold. @default 10 */
+  readonly maxConnectionsPerUser?: number;
+  /** Page origins allowed besides the edge's own (e.g. a development server), exact `scheme://host[:port]`. */
+  readonly allowedOrigins?: string[];
   /**
    * Set this region's API Gateway CloudWatch role (an account-wide setting that stage logging requires). Turn off
    * when the account already has one. @default true
@@ -73,6 +83,11 @@ export class RealtimeApi extends Construct {
   readonly messageFunction: NodejsFunction;
   /** Environment of every function that reads the store and posts to connections (see lambda/core/config.ts). */
   readonly realtimeEnvironment: Record<string, string>;
+  /** How credentials are checked (common/auth.ts): the same for every runtime that accepts them. */
+  readonly authEnvironment: Record<string, string>;
+  /** Exact page origins allowed to open sockets and call the session API. */
+  readonly allowedOrigins: string[];
+  private readonly userPool: cognito.IUserPool;
   readonly logRetention: logs.RetentionDays;
   private readonly stageName: string;
 
@@ -83,17 +98,25 @@ export class RealtimeApi extends Construct {
     this.stageName = stageName;
     const logLevel = props.logLevel ?? 'info';
 
+    this.userPool = props.userPool;
+    this.allowedOrigins = [...(props.allowedOrigins ?? [])];
     const handler = (id: string, entry: string, environment: Record<string, string>) =>
       handlerFunction(this, id, { entry, environment, logRetention: this.logRetention });
-    this.authorizerFunction = handler('Authorizer', 'authorizer.ts', {
+    this.authEnvironment = {
       [ENV.userPoolId]: props.userPool.userPoolId,
       [ENV.clientId]: props.userPoolClient.userPoolClientId,
       [ENV.maxTokenLifetimeSeconds]: String(props.maxTokenLifetime.toSeconds()),
       [ENV.jwksTimeoutMs]: String((props.jwksTimeout ?? Duration.seconds(2)).toMilliseconds()),
       [ENV.allowQueryToken]: String(props.allowTokenInQueryString ?? true),
       [ENV.tenantGroupPrefix]: props.tenantGroupPrefix ?? 'tenant:',
+      [ENV.sessionClientId]: props.sessionClient.userPoolClientId,
+      [ENV.sessionLifetimeSeconds]: String(props.sessionLifetime.toSeconds()),
+      [ENV.tableName]: props.table.tableName,
+      // Filled in once the edge exists (allowOrigins); resolved at synth.
+      [ENV.allowedOrigins]: Lazy.string({ produce: () => this.allowedOrigins.join(',') }),
       [ENV.logLevel]: logLevel,
-    });
+    };
+    this.authorizerFunction = handler('Authorizer', 'authorizer.ts', this.authEnvironment);
 
     this.api = new apigwv2.WebSocketApi(this, 'Api', {
       description: 'Gatehouse realtime API',
@@ -101,8 +124,9 @@ export class RealtimeApi extends Construct {
     });
     // The management endpoint of this stage; known before the stage exists, so no dependency cycle.
     const connectionsUrl = `https://${this.api.apiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}/${stageName}`;
+    const rateLimit = props.rateLimit ?? { rate: 10, burst: 20, strikes: 20 };
     const realtimeEnv = {
-      [ENV.tableName]: props.table.tableName,
+      ...this.authEnvironment,
       [ENV.connectionsUrl]: connectionsUrl,
       [ENV.maxConnectionSeconds]: String(API_GATEWAY_LIMITS.maxConnectionSeconds),
       [ENV.maxFrameBytes]: String(API_GATEWAY_LIMITS.maxFrameBytes),
@@ -111,7 +135,10 @@ export class RealtimeApi extends Construct {
       [ENV.broadcastConcurrency]: String(props.broadcastConcurrency ?? 32),
       [ENV.historyRetentionSeconds]: String((props.historyRetention ?? Duration.minutes(5)).toSeconds()),
       [ENV.adminGroup]: props.adminGroupName ?? 'admin',
-      [ENV.logLevel]: logLevel,
+      [ENV.rateLimitPerSecond]: String(rateLimit.rate),
+      [ENV.rateLimitBurst]: String(rateLimit.burst),
+      [ENV.rateLimitStrikes]: String(rateLimit.strikes),
+      [ENV.maxConnectionsPerUser]: String(props.maxConnectionsPerUser ?? 10),
     };
     this.realtimeEnvironment = realtimeEnv;
     this.connectFunction = handler('Connect', 'connect.ts', realtimeEnv);
@@ -201,6 +228,32 @@ export class RealtimeApi extends Construct {
       this.grantStoreAccess(fn, props.table);
     }
     this.grantManageConnections(this.messageFunction);
+    // The authorizer consumes tickets, refreshes cookie sessions and reads revocations; sign-out (message) too.
+    for (const fn of [this.authorizerFunction, this.messageFunction]) this.grantAuthentication(fn, props.table);
+  }
+
+  /** Adds page origins allowed to open sockets and call the session API (exact `scheme://host[:port]`). */
+  allowOrigins(...origins: string[]): void {
+    this.allowedOrigins.push(...origins);
+  }
+
+  /**
+   * What checking and ending credentials needs: the table (tickets, sessions, revocations) and, on this user pool
+   * only, server-side sign-in and refresh, reading the confidential client's secret, and global sign-out.
+   */
+  grantAuthentication(grantee: iam.IGrantable, table: dynamodb.ITable): void {
+    table.grantReadWriteData(grantee);
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['cognito-idp:AdminInitiateAuth', 'cognito-idp:DescribeUserPoolClient', 'cognito-idp:AdminUserGlobalSignOut'],
+        resources: [this.userPool.userPoolArn],
+      }),
+    );
+    const role = (grantee as { role?: iam.IRole }).role ?? grantee.grantPrincipal;
+    Validations.of(role as unknown as Construct).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(table.node.defaultChild as dynamodb.CfnTable)}.Arn>/index/*]`,
+      reason: "Credential checks and sign-out read this table's own indexes (a user's sockets); no other table is reachable.",
+    });
   }
 
   /** Read and write the connection table, including its fan-out indexes. */

@@ -25,6 +25,8 @@ export interface SpeechServiceProps {
   /** The pool's access-token validity; longer-lived tokens are refused. */
   readonly maxTokenLifetime: Duration;
   readonly tenantGroupPrefix: string;
+  /** How credentials are checked (the API's settings: pool, clients, table, allowed origins). */
+  readonly authEnvironment: Record<string, string>;
   /** @default 'amazon.nova-2-sonic-v1:0' */
   readonly modelId?: string;
   /** Region of Bedrock (Nova Sonic is in a few regions; the stream cannot cross regions). @default the stack's */
@@ -116,11 +118,9 @@ export class SpeechService extends Construct {
         retries: 3,
       },
       environment: {
+        // The same credential checks as the API, except that ?token= stays off here.
+        ...Object.fromEntries(Object.entries(props.authEnvironment).filter(([k]) => k !== SPEECH_ENV.allowQueryToken && k !== 'LOG_LEVEL')),
         [SPEECH_ENV.port]: String(SPEECH_PORT),
-        [SPEECH_ENV.userPoolId]: props.userPool.userPoolId,
-        [SPEECH_ENV.clientId]: props.userPoolClient.userPoolClientId,
-        [SPEECH_ENV.maxTokenLifetimeSeconds]: String(props.maxTokenLifetime.toSeconds()),
-        [SPEECH_ENV.tenantGroupPrefix]: props.tenantGroupPrefix,
         [SPEECH_ENV.provider]: 'bedrock',
         [SPEECH_ENV.modelId]: modelId,
         [SPEECH_ENV.bedrockRegion]: bedrockRegion,
@@ -133,7 +133,7 @@ export class SpeechService extends Construct {
     });
     Validations.of(taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
-      reason: 'The environment holds configuration only (pool and client ids, model id, limits); the task needs no secret, its AWS access comes from the task role.',
+      reason: 'The environment holds configuration only (pool and client ids, table name, model id, limits); the task needs no secret: its AWS access comes from the task role, and the session client secret is read from Cognito at start.',
     });
 
     const taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {

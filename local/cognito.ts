@@ -43,7 +43,10 @@ export type { Tokens };
 export interface LocalCognito {
   endpoint: string;
   userPoolId: string;
+  /** The web app's (public) client. */
   clientId: string;
+  /** Local client id of every app client in the template, by logical id. */
+  clients: Record<string, string>;
   jwksUri: string;
   client: CognitoIdentityProviderClient;
   signIn(email: string, password: string): Promise<Tokens>;
@@ -60,6 +63,8 @@ export interface CognitoOptions {
   stateDir?: string;
   adminGroup: string;
   tenantGroupPrefix: string;
+  /** Shorter access tokens than the template's (to watch sockets expire). */
+  accessTokenSeconds?: number;
   log: (line: string) => void;
 }
 
@@ -97,7 +102,7 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
     JSON.stringify({ TokenConfig: { IssuerDomain: `https://cognito-idp.${region}.amazonaws.com` } }),
   );
   const seedPath = path.join(dir, SEED_FILE);
-  const seed = existsSync(seedPath) ? (JSON.parse(readFileSync(seedPath, 'utf8')) as { userPoolId: string; clientId: string }) : undefined;
+  const seed = existsSync(seedPath) ? (JSON.parse(readFileSync(seedPath, 'utf8')) as { userPoolId: string; clients: Record<string, string> }) : undefined;
   // cognito-local names pools local_<id>; a pool file named in Cognito's own form gives tokens the real issuer.
   const userPoolId = seed?.userPoolId ?? `${region}_Gatehouse`;
   if (!seed) writeFileSync(path.join(dbDir, `${userPoolId}.json`), '{}');
@@ -131,13 +136,19 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
     region,
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
-  const clientId = seed?.clientId ?? (await seedPool(client, userPoolId, options));
-  if (!seed) writeFileSync(seedPath, JSON.stringify({ userPoolId, clientId }));
+  const clients = seed?.clients ?? (await seedPool(client, userPoolId, options));
+  if (!seed) writeFileSync(seedPath, JSON.stringify({ userPoolId, clients }));
+  // The web client is the one offering the password/SRP flows a browser uses (the other is the server-side one).
+  const [webLogicalId] = resourcesOfType(options.template, 'AWS::Cognito::UserPoolClient').find(
+    ([, c]) => !c.Properties?.GenerateSecret,
+  ) ?? [''];
+  const clientId = clients[webLogicalId];
 
   return {
     endpoint,
     userPoolId,
     clientId,
+    clients,
     jwksUri: `${endpoint}/${userPoolId}/.well-known/jwks.json`,
     client,
     signIn: (email, password) => signInWithPassword(client, clientId, email, password),
@@ -149,13 +160,11 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
   };
 }
 
-/** Configures the pool and its client as the template does, creates the groups and the demo users. */
-async function seedPool(client: CognitoIdentityProviderClient, userPoolId: string, options: CognitoOptions): Promise<string> {
+/** Configures the pool and its clients as the template does, creates the groups and the demo users. */
+async function seedPool(client: CognitoIdentityProviderClient, userPoolId: string, options: CognitoOptions): Promise<Record<string, string>> {
   const { template } = options;
   const [, pool] = onlyResource(template, 'AWS::Cognito::UserPool');
-  const [, appClient] = onlyResource(template, 'AWS::Cognito::UserPoolClient');
   const p = pool.Properties ?? {};
-  const c = appClient.Properties ?? {};
   await client.send(
     new UpdateUserPoolCommand({
       UserPoolId: userPoolId,
@@ -165,20 +174,26 @@ async function seedPool(client: CognitoIdentityProviderClient, userPoolId: strin
       AutoVerifiedAttributes: p.AutoVerifiedAttributes,
     }),
   );
-  const { UserPoolClient } = await client.send(
-    new CreateUserPoolClientCommand({
-      UserPoolId: userPoolId,
-      ClientName: 'web',
-      ExplicitAuthFlows: c.ExplicitAuthFlows,
-      AccessTokenValidity: c.AccessTokenValidity,
-      IdTokenValidity: c.IdTokenValidity,
-      RefreshTokenValidity: c.RefreshTokenValidity,
-      TokenValidityUnits: c.TokenValidityUnits,
-      EnableTokenRevocation: c.EnableTokenRevocation,
-      PreventUserExistenceErrors: c.PreventUserExistenceErrors,
-      GenerateSecret: false,
-    }),
-  );
+  const clients: Record<string, string> = {};
+  for (const [logicalId, appClient] of resourcesOfType(template, 'AWS::Cognito::UserPoolClient')) {
+    const c = appClient.Properties ?? {};
+    const seconds = options.accessTokenSeconds;
+    const { UserPoolClient } = await client.send(
+      new CreateUserPoolClientCommand({
+        UserPoolId: userPoolId,
+        ClientName: logicalId,
+        ExplicitAuthFlows: c.ExplicitAuthFlows,
+        AccessTokenValidity: seconds ?? c.AccessTokenValidity,
+        IdTokenValidity: seconds ?? c.IdTokenValidity,
+        RefreshTokenValidity: c.RefreshTokenValidity,
+        TokenValidityUnits: { ...c.TokenValidityUnits, ...(seconds ? { AccessToken: 'seconds', IdToken: 'seconds' } : {}) },
+        EnableTokenRevocation: c.EnableTokenRevocation,
+        PreventUserExistenceErrors: c.PreventUserExistenceErrors,
+        GenerateSecret: c.GenerateSecret === true,
+      }),
+    );
+    clients[logicalId] = UserPoolClient!.ClientId!;
+  }
   const groups = new Set(resourcesOfType(template, 'AWS::Cognito::UserPoolGroup').map(([, g]) => g.Properties?.GroupName as string));
   for (const user of options.users) {
     for (const tenant of user.tenants) groups.add(`${options.tenantGroupPrefix}${tenant}`);
@@ -204,5 +219,5 @@ async function seedPool(client: CognitoIdentityProviderClient, userPoolId: strin
       await client.send(new AdminAddUserToGroupCommand({ UserPoolId: userPoolId, Username: user.email, GroupName }));
     }
   }
-  return UserPoolClient!.ClientId!;
+  return clients;
 }

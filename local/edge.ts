@@ -15,15 +15,17 @@ export type Upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => Pr
 
 interface Behaviour {
   pattern: RegExp;
-  origin: 'static' | 'api' | 'vpc';
+  origin: 'static' | 'api' | 'http' | 'vpc';
   viewerRequest?: (event: unknown) => unknown;
 }
 
 export interface LocalEdgeOptions {
   template: Template;
-  /** Handshakes for the API Gateway origin (the emulator) and the VPC origin (the speech service). */
+  /** Handshakes for the API Gateway WebSocket origin (the emulator) and the VPC origin (the speech service). */
   api: Upgrade;
   vpc: Upgrade;
+  /** Requests for the HTTP API origin (the session API); false when it has no such route. */
+  http: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** The web app's files, and what /config.json answers. */
   staticDir: string;
   config: () => Record<string, unknown>;
@@ -56,8 +58,9 @@ export class LocalEdge {
       (config.Origins ?? []).map((o: Record<string, unknown>) => {
         if (o.S3OriginConfig) return [o.Id, 'static'];
         if (o.VpcOriginConfig) return [o.Id, 'vpc'];
-        const api = referencedIds(o.DomainName).some((id) => template.Resources[id]?.Type === 'AWS::ApiGatewayV2::Api');
-        return [o.Id, api ? 'api' : 'static'];
+        const api = referencedIds(o.DomainName).map((id) => template.Resources[id]).find((r) => r?.Type === 'AWS::ApiGatewayV2::Api');
+        if (!api) return [o.Id, 'static'];
+        return [o.Id, api.Properties?.ProtocolType === 'HTTP' ? 'http' : 'api'];
       }),
     );
     for (const b of config.CacheBehaviors ?? []) {
@@ -95,7 +98,7 @@ export class LocalEdge {
   /** Routes a WebSocket handshake by behaviour; false when no WebSocket behaviour matches. */
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<boolean> {
     const behaviour = this.match(req);
-    if (!behaviour || behaviour.origin === 'static') return false;
+    if (!behaviour || (behaviour.origin !== 'api' && behaviour.origin !== 'vpc')) return false;
     const outcome = this.viewer(behaviour, req);
     if ('response' in outcome) {
       const { statusCode, statusDescription, body } = outcome.response;
@@ -111,11 +114,24 @@ export class LocalEdge {
     return true;
   }
 
-  /** The web app: files from the static folder, /config.json, and index.html for client-side routes (as CloudFront's error responses do). */
+  /**
+   * HTTP requests: the session API behaviour goes to the HTTP API; everything else is the web app (files from the
+   * static folder, /config.json, and index.html for client-side routes, as CloudFront's error responses do).
+   */
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    const behaviour = this.match(req);
+    if (behaviour?.origin === 'http') {
+      const outcome = this.viewer(behaviour, req);
+      if ('response' in outcome) {
+        const { statusCode, body } = outcome.response;
+        res.writeHead(statusCode, { 'content-type': 'text/plain' }).end(typeof body === 'string' ? body : (body?.data ?? ''));
+        return true;
+      }
+      return this.options.http(req, res);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
-    if (this.match(req)) return false;
+    if (behaviour) return false;
     if (pathname === '/config.json') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(this.options.config()));
       return true;

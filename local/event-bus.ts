@@ -11,8 +11,18 @@ import { referencedIds, resourcesOfType, type Resolver, type Template } from './
 interface Rule {
   name: string;
   busName: string;
-  pattern: Record<string, unknown>;
+  pattern?: Record<string, unknown>;
+  /** `rate(N unit)` rules, in milliseconds. */
+  everyMs?: number;
   targets: string[];
+}
+
+/** Milliseconds of an EventBridge `rate(...)` expression; undefined for anything else (cron is not emulated). */
+export function rateMs(expression: unknown): number | undefined {
+  const match = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(String(expression ?? ''));
+  if (!match) return undefined;
+  const unit = { minute: 60_000, minutes: 60_000, hour: 3_600_000, hours: 3_600_000, day: 86_400_000, days: 86_400_000 }[match[2]]!;
+  return Number(match[1]) * unit;
 }
 
 export interface EventBusOptions {
@@ -22,6 +32,8 @@ export interface EventBusOptions {
   region: string;
   accountId: string;
   log: (event: string, fields: Record<string, unknown>) => void;
+  /** Run scheduled rules this often instead of their own rate (tests shorten it). */
+  scheduleIntervalMs?: number;
 }
 
 interface Entry {
@@ -35,17 +47,35 @@ interface Entry {
 export class LocalEventBus {
   private readonly rules: Rule[];
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly options: EventBusOptions) {
     const { template, resolver } = options;
     this.rules = resourcesOfType(template, 'AWS::Events::Rule').map(([name, rule]) => ({
       name,
       busName: rule.Properties?.EventBusName ? String(resolver.resolve(rule.Properties.EventBusName)) : 'default',
-      pattern: rule.Properties?.EventPattern ?? {},
+      pattern: rule.Properties?.EventPattern,
+      everyMs: rateMs(rule.Properties?.ScheduleExpression),
       targets: ((rule.Properties?.Targets ?? []) as Array<{ Arn: unknown }>)
         .flatMap((t) => referencedIds(t.Arn))
         .filter((id) => template.Resources[id]?.Type === 'AWS::Lambda::Function'),
     }));
+    // Scheduled rules invoke their targets with a "Scheduled Event", as EventBridge does.
+    for (const rule of this.rules.filter((r) => r.everyMs !== undefined)) {
+      const timer = setInterval(() => {
+        const event = { version: '0', id: randomUUID(), 'detail-type': 'Scheduled Event', source: 'aws.events', account: options.accountId, time: new Date().toISOString(), region: options.region, resources: [], detail: {} };
+        for (const target of rule.targets) {
+          options.functions.get(target)?.invoke(event).catch((err: Error) => options.log('schedule_invoke_failed', { rule: rule.name, target, error: err.message }));
+        }
+      }, options.scheduleIntervalMs ?? rule.everyMs);
+      timer.unref();
+      this.timers.push(timer);
+    }
+  }
+
+  /** Stops the schedules. */
+  stop(): void {
+    for (const timer of this.timers) clearInterval(timer);
   }
 
   /** Answers `AWSEvents.PutEvents` (JSON protocol, POST /); returns false for any other request. */
@@ -91,7 +121,7 @@ export class LocalEventBus {
       resources: entry.Resources ?? [],
       detail,
     };
-    for (const rule of this.rules.filter((r) => r.busName === busName && matches(r.pattern, event))) {
+    for (const rule of this.rules.filter((r) => r.pattern && r.busName === busName && matches(r.pattern, event))) {
       for (const target of rule.targets) {
         const delivery = this.options.functions
           .get(target)

@@ -18,6 +18,8 @@ const HELP = `Usage: npm start -- [options]
   --idle-timeout <s>    close sockets idle this long (API Gateway: 600)
   --max-connection <s>  close sockets this old (API Gateway: 7200)
   --no-disconnect       never deliver $disconnect (stale-connection mode)
+  --token-seconds <n>   issue access tokens that live n seconds (to watch sockets expire; default: the template's)
+  --sweep-seconds <n>   run the expiry sweeper every n seconds (default 60, twice per run, as deployed)
   --quiet               do not print function logs
 `;
 
@@ -44,6 +46,8 @@ ${users}
     npm run gatehouse -- connect --user alice@acme.test --room general
     npm run gatehouse -- publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'
 
+  Cookie sign-in (as the web app does it): POST ${system.urls.edge}/api/login {"email","password"} from the app origin.
+
   Ctrl-C stops everything.
 `;
 }
@@ -61,6 +65,8 @@ async function main(): Promise<void> {
       'idle-timeout': { type: 'string' },
       'max-connection': { type: 'string' },
       'no-disconnect': { type: 'boolean', default: false },
+      'token-seconds': { type: 'string' },
+      'sweep-seconds': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -80,6 +86,8 @@ async function main(): Promise<void> {
     ...(values['idle-timeout'] ? { idleTimeoutMs: seconds(values['idle-timeout']) } : {}),
     ...(values['max-connection'] ? { maxConnectionMs: seconds(values['max-connection']) } : {}),
     deliverDisconnect: !values['no-disconnect'],
+    ...(values['token-seconds'] ? { accessTokenSeconds: Number(values['token-seconds']) } : {}),
+    ...(values['sweep-seconds'] ? { scheduleIntervalMs: Number(values['sweep-seconds']) * 1000, functionEnv: { SWEEP_EVERY_SECONDS: '60' } } : {}),
     log: (source, line) => {
       // Function names without CDK's hash suffix: [RealtimeMessage], [PublishingFanout].
       if (!values.quiet && source !== 'cognito') process.stdout.write(`[${source.replace(/[0-9A-F]{8}$/, '')}] ${line}\n`);

@@ -12,6 +12,7 @@ import { startCognito, DEMO_USERS, type DemoUser, type LocalCognito, type Tokens
 import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamo';
 import { LocalEdge } from './edge';
 import { LocalEventBus } from './event-bus';
+import { LocalHttpApi } from './http-api';
 import { LocalFunction } from './lambda';
 import { assetDir, loadTemplate, resourcesOfType, Resolver, ROOT, type LocalValue, type Template } from './template';
 import { createLogger } from '../common/log';
@@ -46,6 +47,10 @@ export interface LocalSystemOptions {
   speechPort?: number;
   /** The web app's static files. @default web/public */
   webDir?: string;
+  /** Access tokens shorter than the template's, to watch sockets expire. */
+  accessTokenSeconds?: number;
+  /** Run scheduled rules (the expiry sweeper) this often instead of every minute. */
+  scheduleIntervalMs?: number;
   /** Every log line: functions' output and the emulators' own events. @default stdout */
   log?: (source: string, line: string) => void;
 }
@@ -90,7 +95,7 @@ async function freePort(): Promise<number> {
 }
 
 /** What each resource resolves to locally. Names and ARNs follow AWS formats so code that parses them still works. */
-function localValues(template: Template, region: string, known: Record<string, LocalValue>): Record<string, LocalValue> {
+function localValues(template: Template, region: string, edgeHost: string, known: Record<string, LocalValue>): Record<string, LocalValue> {
   const values: Record<string, LocalValue> = {};
   for (const [id, resource] of Object.entries(template.Resources)) {
     const arn = `arn:aws:local:${region}:${ACCOUNT_ID}:${id}`;
@@ -102,6 +107,8 @@ function localValues(template: Template, region: string, known: Record<string, L
     } else if (resource.Type === 'AWS::Events::EventBus') {
       const name = String(resource.Properties?.Name ?? id);
       values[id] = { ref: name, attrs: { Name: name, Arn: `arn:aws:events:${region}:${ACCOUNT_ID}:event-bus/${name}` } };
+    } else if (resource.Type === 'AWS::CloudFront::Distribution') {
+      values[id] = { ref: id, attrs: { DomainName: edgeHost } };
     } else if (resource.Type === 'AWS::ApiGatewayV2::Api') {
       values[id] = { ref: API_ID, attrs: { ApiEndpoint: `wss://${API_ID}.execute-api.${region}.amazonaws.com` } };
     }
@@ -137,6 +144,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
           ...(options.stateDir ? { stateDir: path.join(options.stateDir, 'cognito') } : {}),
           adminGroup: fromEnv('ADMIN_GROUP', 'admin'),
           tenantGroupPrefix: fromEnv('TENANT_GROUP_PREFIX', 'tenant:'),
+          ...(options.accessTokenSeconds ? { accessTokenSeconds: options.accessTokenSeconds } : {}),
           log: (line) => print('cognito', line),
         }))(),
     ]);
@@ -162,15 +170,26 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
     const [poolId] = resourcesOfType(template, 'AWS::Cognito::UserPool')[0] ?? [];
-    const [clientLogicalId] = resourcesOfType(template, 'AWS::Cognito::UserPoolClient')[0] ?? [];
     const resolver = new Resolver(
-      localValues(template, region, {
-        ...(poolId ? { [poolId]: { ref: cognito.userPoolId } } : {}),
-        ...(clientLogicalId ? { [clientLogicalId]: { ref: cognito.clientId } } : {}),
+      localValues(template, region, new URL(origin).host, {
+        ...(poolId ? { [poolId]: { ref: cognito.userPoolId, attrs: { Arn: `arn:aws:cognito-idp:${region}:${ACCOUNT_ID}:userpool/${cognito.userPoolId}` } } } : {}),
+        ...Object.fromEntries(Object.entries(cognito.clients).map(([logicalId, id]) => [logicalId, { ref: id }])),
       }),
       { 'AWS::Region': region, 'AWS::AccountId': ACCOUNT_ID, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com', 'AWS::StackName': stackName },
     );
     const executeApi = `https://${API_ID}.execute-api.${region}.amazonaws.com`;
+    // Local counterparts of what a deployment gets from its own resources: the endpoints of the stand-ins, and the
+    // local edge's origins as the pages allowed to open sockets.
+    const allowedOrigins = [origin, origin.replace('127.0.0.1', 'localhost')].join(',');
+    const localAws = {
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: cognito.endpoint,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    };
 
     const functions = new Map<string, LocalFunction>();
     for (const [name, fn] of resourcesOfType(template, 'AWS::Lambda::Function')) {
@@ -178,16 +197,12 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       const env: Record<string, string> = {
         // The template's environment, with the API's execute-api URL pointing at the local gateway...
         ...Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v).replace(executeApi, origin)])),
-        // ...what the Lambda runtime provides...
-        AWS_REGION: region,
-        AWS_DEFAULT_REGION: region,
-        AWS_ACCESS_KEY_ID: 'local',
-        AWS_SECRET_ACCESS_KEY: 'local',
+        // ...what the Lambda runtime provides, and the local endpoints: the code is the deployed bundle, only
+        // configuration differs.
+        ...localAws,
         AWS_LAMBDA_FUNCTION_NAME: name,
-        // ...and the local endpoints: the code is the deployed bundle, only configuration differs.
-        AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         ...('USER_POOL_ID' in variables ? { JWKS_URI: cognito.jwksUri } : {}),
+        ...('ALLOWED_ORIGINS' in variables ? { ALLOWED_ORIGINS: allowedOrigins } : {}),
         ...options.functionEnv,
       };
       functions.set(
@@ -215,9 +230,19 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       deliverDisconnect: options.deliverDisconnect ?? true,
       log: logEvent('apigateway'),
     });
-    const events = new LocalEventBus({ template, resolver, functions, region, accountId: ACCOUNT_ID, log: logEvent('eventbridge') });
+    const events = new LocalEventBus({
+      template,
+      resolver,
+      functions,
+      region,
+      accountId: ACCOUNT_ID,
+      log: logEvent('eventbridge'),
+      ...(options.scheduleIntervalMs ? { scheduleIntervalMs: options.scheduleIntervalMs } : {}),
+    });
+    const httpApi = new LocalHttpApi(template, functions, logEvent('apigateway-http'));
     // Sockets close (delivering $disconnect) and events drain before the functions and the store go away.
     started.push(async () => {
+      events.stop();
       await gateway.close();
       await events.drain();
     });
@@ -233,11 +258,13 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         ...Object.fromEntries(containerEnv),
         SPEECH_PROVIDER: 'local',
         JWKS_URI: cognito.jwksUri,
+        ALLOWED_ORIGINS: allowedOrigins,
         PORT: String(options.speechPort ?? 0),
         ...options.speechEnv,
       },
       createLogger({ component: 'speech' }, { write: (line) => print('speech', line) }),
-      { host: '127.0.0.1', metrics: false },
+      // In this process: its AWS clients point at the local stand-ins explicitly.
+      { host: '127.0.0.1', metrics: false, clients: { db: dynamo.doc, cognito: cognito.client } },
     );
     started.push(() => speech.shutdown());
 
@@ -246,6 +273,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       template,
       api: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
       vpc: (req, socket, head) => speech.handleUpgrade(req, socket, head),
+      http: (req, res) => httpApi.handleRequest(req, res),
       staticDir: options.webDir ?? path.join(ROOT, 'web', 'public'),
       config: () => ({
         region,

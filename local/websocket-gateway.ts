@@ -15,7 +15,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { LocalFunction } from './lambda';
-import { onlyResource, referencedIds, resourcesOfType, type Template } from './template';
+import { referencedIds, resourcesOfType, type Template } from './template';
 
 export interface GatewayOptions {
   template: Template;
@@ -78,7 +78,9 @@ export class WebSocketGateway {
 
   constructor(private readonly options: GatewayOptions) {
     const { template } = options;
-    const [apiId, api] = onlyResource(template, 'AWS::ApiGatewayV2::Api');
+    const websocketApis = resourcesOfType(template, 'AWS::ApiGatewayV2::Api').filter(([, a]) => a.Properties?.ProtocolType === 'WEBSOCKET');
+    if (websocketApis.length !== 1) throw new Error(`Expected one WebSocket API in the template, found ${websocketApis.length}`);
+    const [apiId, api] = websocketApis[0];
     const expression = String(api.Properties?.RouteSelectionExpression ?? '$request.body.action');
     if (!expression.startsWith('$request.body.')) throw new Error(`Unsupported route selection expression ${expression}`);
     this.selection = expression.slice('$request.body.'.length).split('.');
@@ -94,6 +96,7 @@ export class WebSocketGateway {
     };
     for (const [, route] of resourcesOfType(template, 'AWS::ApiGatewayV2::Route')) {
       const p = route.Properties ?? {};
+      if (!referencedIds(p.ApiId).includes(apiId)) continue;
       const integrationId = referencedIds(p.Target)[0];
       const authorizerId = p.AuthorizationType === 'CUSTOM' ? referencedIds(p.AuthorizerId)[0] : undefined;
       this.routes.set(p.RouteKey, {

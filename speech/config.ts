@@ -2,16 +2,11 @@
  * Speech service configuration from the environment (the ECS task definition sets it; the local system sets the
  * same names). Everything the model sees besides the user's voice is configured here, never by the client.
  */
-import type { VerifierConfig } from '../common/token';
+import { AUTH_ENV, authConfig, type AuthConfig } from '../common/auth';
 
 export const SPEECH_ENV = {
+  ...AUTH_ENV,
   port: 'PORT',
-  userPoolId: 'USER_POOL_ID',
-  clientId: 'USER_POOL_CLIENT_ID',
-  maxTokenLifetimeSeconds: 'MAX_TOKEN_LIFETIME_SECONDS',
-  jwksUri: 'JWKS_URI',
-  tenantGroupPrefix: 'TENANT_GROUP_PREFIX',
-  allowQueryToken: 'ALLOW_QUERY_TOKEN',
   provider: 'SPEECH_PROVIDER',
   modelId: 'MODEL_ID',
   bedrockRegion: 'BEDROCK_REGION',
@@ -25,6 +20,7 @@ export const SPEECH_ENV = {
   renewAfterSeconds: 'SESSION_RENEW_AFTER_SECONDS',
   shutdownGraceMs: 'SHUTDOWN_GRACE_MS',
   metricsIntervalMs: 'METRICS_INTERVAL_MS',
+  revocationCheckMs: 'REVOCATION_CHECK_MS',
   logLevel: 'LOG_LEVEL',
 } as const;
 
@@ -35,9 +31,8 @@ export const DEFAULT_SYSTEM_PROMPT =
 
 export interface SpeechConfig {
   port: number;
-  verifier: VerifierConfig;
-  tenantGroupPrefix: string;
-  allowQueryToken: boolean;
+  /** Authentication: the same settings (and code) as the API's authorizer; `?token=` is off unless enabled. */
+  auth: AuthConfig;
   provider: 'bedrock' | 'local';
   modelId: string;
   bedrockRegion?: string;
@@ -57,6 +52,8 @@ export interface SpeechConfig {
   /** After SIGTERM, how long closing sessions may take before the process exits. */
   shutdownGraceMs: number;
   metricsIntervalMs: number;
+  /** How often live sessions are checked against sign-outs (a signed-out session closes within this). */
+  revocationCheckMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -69,29 +66,15 @@ function num(env: Env, name: string, fallback: number): number {
   return value;
 }
 
-function required(env: Env, name: string): string {
-  const value = env[name];
-  if (!value) throw new Error(`Missing environment variable ${name}`);
-  return value;
-}
-
 export function speechConfig(env: Env): SpeechConfig {
   const provider = env[SPEECH_ENV.provider] ?? 'bedrock';
   if (provider !== 'bedrock' && provider !== 'local') throw new Error(`${SPEECH_ENV.provider} must be bedrock or local, got "${provider}"`);
-  const jwksUri = env[SPEECH_ENV.jwksUri];
   const knowledgeBaseId = env[SPEECH_ENV.knowledgeBaseId];
   const bedrockRegion = env[SPEECH_ENV.bedrockRegion] ?? env.AWS_REGION;
   return {
     // 0 asks the operating system for a free port (tests, the local system).
     port: env[SPEECH_ENV.port] === '0' ? 0 : num(env, SPEECH_ENV.port, 8080),
-    verifier: {
-      userPoolId: required(env, SPEECH_ENV.userPoolId),
-      clientId: required(env, SPEECH_ENV.clientId),
-      maxTokenLifetimeSeconds: num(env, SPEECH_ENV.maxTokenLifetimeSeconds, 3600),
-      ...(jwksUri ? { jwksUri } : {}),
-    },
-    tenantGroupPrefix: env[SPEECH_ENV.tenantGroupPrefix] || 'tenant:',
-    allowQueryToken: env[SPEECH_ENV.allowQueryToken] === 'true',
+    auth: authConfig(env, { allowQueryToken: false }),
     provider,
     modelId: env[SPEECH_ENV.modelId] || DEFAULT_MODEL_ID,
     ...(bedrockRegion ? { bedrockRegion } : {}),
@@ -106,5 +89,6 @@ export function speechConfig(env: Env): SpeechConfig {
     renewAfterSeconds: num(env, SPEECH_ENV.renewAfterSeconds, 7 * 60),
     shutdownGraceMs: num(env, SPEECH_ENV.shutdownGraceMs, 10_000),
     metricsIntervalMs: num(env, SPEECH_ENV.metricsIntervalMs, 60_000),
+    revocationCheckMs: num(env, SPEECH_ENV.revocationCheckMs, 2_000),
   };
 }

@@ -7,7 +7,7 @@ import { BedrockAgentRuntimeClient, RetrieveCommand } from '@aws-sdk/client-bedr
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { NodeHttp2Handler } from '@smithy/node-http-handler';
 import { createLogger, type Logger } from '../common/log';
-import { createAccessTokenVerifier } from '../common/token';
+import { createAuth } from '../common/auth';
 import { speechConfig, type SpeechConfig } from './config';
 import type { SpeechProvider } from './provider';
 import { LocalSpeechProvider } from './providers/local';
@@ -65,12 +65,12 @@ export function emitSessionMetric(sessions: number, service: string, write = (li
 export async function runSpeechService(
   env: Record<string, string | undefined>,
   log: Logger,
-  options: { host?: string; metrics?: boolean } = {},
+  options: { host?: string; metrics?: boolean; clients?: Parameters<typeof createAuth>[1] } = {},
 ): Promise<SpeechServer> {
   const config = speechConfig(env);
   const server = new SpeechServer(config, {
     provider: createProvider(config),
-    verifier: createAccessTokenVerifier(config.verifier),
+    auth: createAuth(config.auth, options.clients),
     log,
   });
   const port = await server.listen(config.port, options.host);

@@ -13,11 +13,11 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'n
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { authenticateHandshake, type HandshakeIdentity } from '../common/handshake';
+import type { Auth } from '../common/auth';
+import type { HandshakeIdentity } from '../common/handshake';
 import type { Logger } from '../common/log';
 import { SUBPROTOCOL } from '../common/protocol';
 import { SPEECH_CLOSE, parseSpeechControl, type SpeechEvent } from '../common/speech-protocol';
-import type { TokenVerifier } from '../common/token';
 import type { SpeechConfig } from './config';
 import type { ProviderSession, SpeechProvider } from './provider';
 
@@ -25,13 +25,13 @@ export const SPEECH_PATH = '/ws/speech';
 
 export interface SpeechServerDeps {
   provider: SpeechProvider;
-  verifier: TokenVerifier;
+  auth: Pick<Auth, 'handshake' | 'verifier' | 'credentials'>;
   log: Logger;
 }
 
 type ServerSettings = Pick<
   SpeechConfig,
-  'tenantGroupPrefix' | 'allowQueryToken' | 'maxSessions' | 'maxAudioBytesPerSecond' | 'maxFrameBytes' | 'pingIntervalMs' | 'peerTimeoutMs' | 'shutdownGraceMs'
+  'maxSessions' | 'maxAudioBytesPerSecond' | 'maxFrameBytes' | 'pingIntervalMs' | 'peerTimeoutMs' | 'shutdownGraceMs' | 'revocationCheckMs'
 >;
 
 interface Session {
@@ -61,6 +61,7 @@ export class SpeechServer {
   private readonly sessions = new Map<string, Session>();
   private readonly wss: WebSocketServer;
   private shuttingDown = false;
+  private readonly revocationWatch?: NodeJS.Timeout;
 
   constructor(
     private readonly settings: ServerSettings,
@@ -81,6 +82,25 @@ export class SpeechServer {
       }
       res.writeHead(404).end();
     });
+    // Sign-outs elsewhere end sessions here too: one batched read for all live sessions, every few seconds.
+    if (deps.auth.credentials) {
+      const credentials = deps.auth.credentials;
+      this.revocationWatch = setInterval(() => {
+        const sessions = [...this.sessions.values()];
+        if (sessions.length === 0) return;
+        credentials
+          .revoked(sessions.map((s) => s.identity))
+          .then((revoked) =>
+            sessions.forEach((s, i) => {
+              if (!revoked[i]) return;
+              deps.log.info('speech_revoked', { category: 'audit', sessionId: s.id, userId: s.identity.userId });
+              s.ws.close(SPEECH_CLOSE.policy, 'signed out');
+            }),
+          )
+          .catch((err: Error) => deps.log.warn('speech_revocation_check_failed', { error: err }));
+      }, settings.revocationCheckMs);
+      this.revocationWatch.unref();
+    }
     this.http.on('upgrade', (req, socket, head) => {
       this.handleUpgrade(req, socket, head).catch((err: Error) => {
         deps.log.error('upgrade_failed', { error: err });
@@ -106,16 +126,12 @@ export class SpeechServer {
     if (url.pathname !== SPEECH_PATH) return reject(socket, 404);
     if (this.shuttingDown) return reject(socket, 503);
     // Authenticate before the upgrade completes: no frame of a refused client is ever read.
-    const auth = await authenticateHandshake(req.headers, Object.fromEntries(url.searchParams), {
-      verifier: this.deps.verifier,
-      allowQueryToken: this.settings.allowQueryToken,
-      tenantGroupPrefix: this.settings.tenantGroupPrefix,
-    });
+    const auth = await this.deps.auth.handshake(req.headers, Object.fromEntries(url.searchParams));
     if (socket.destroyed) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       // Browsers cannot read an HTTP status of a refused upgrade, but they do see a close code and reason.
       if (!auth.ok) {
-        this.deps.log.info('speech_denied', { reason: auth.reason, source: auth.source });
+        this.deps.log.info('speech_denied', { category: 'audit', reason: auth.reason, source: auth.source });
         ws.close(SPEECH_CLOSE.policy, `unauthorized: ${auth.reason}`);
         return;
       }
@@ -222,7 +238,7 @@ export class SpeechServer {
         return this.send(session, { type: 'stopped', reason: 'client' });
       }
       case 'refresh': {
-        const verified = await this.deps.verifier.verify(control.token);
+        const verified = await this.deps.auth.verifier.verify(control.token);
         if (!verified.ok || verified.claims.sub !== session.identity.userId) {
           const reason = verified.ok ? 'different user' : verified.reason;
           this.deps.log.info('speech_refresh_refused', { sessionId: session.id, reason });
@@ -288,6 +304,7 @@ export class SpeechServer {
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    if (this.revocationWatch) clearInterval(this.revocationWatch);
     const listening = new Promise<void>((resolve) => this.http.close(() => resolve()));
     const sessions = [...this.sessions.values()];
     this.deps.log.info('speech_draining', { sessions: sessions.length });

@@ -1,7 +1,6 @@
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { createAccessTokenVerifier } from '../common/token';
+import { authConfig, createAuth } from '../common/auth';
 import { authorize } from '../lambda/core/authorize';
-import { authorizerConfig } from '../lambda/core/config';
 import { fromAuthorizerContext } from '../lambda/core/identity';
 import { CLIENT_ID, USER_POOL_ID, accessClaims, makeKey, serveJwks, signToken, type JwksServer } from './support/jwt';
 import { memoryLogger } from './support/log';
@@ -16,15 +15,10 @@ beforeAll(async () => {
 afterAll(() => jwks.close());
 
 function setup(env: Record<string, string> = {}) {
-  const config = authorizerConfig({
-    USER_POOL_ID,
-    USER_POOL_CLIENT_ID: CLIENT_ID,
-    MAX_TOKEN_LIFETIME_SECONDS: '3600',
-    JWKS_URI: jwks.url,
-    ...env,
-  });
+  const auth = createAuth(
+    authConfig({ USER_POOL_ID, USER_POOL_CLIENT_ID: CLIENT_ID, MAX_TOKEN_LIFETIME_SECONDS: '3600', JWKS_URI: jwks.url, ...env }, { allowQueryToken: true }),
+  );
   const logger = memoryLogger();
-  const verifier = createAccessTokenVerifier(config.verifier);
   const run = (request: { headers?: Record<string, string>; query?: Record<string, string> }) =>
     authorize(
       {
@@ -34,7 +28,7 @@ function setup(env: Record<string, string> = {}) {
         queryStringParameters: request.query ?? {},
         requestContext: { connectionId: 'conn-1', identity: { sourceIp: '203.0.113.9' } },
       } as unknown as APIGatewayRequestAuthorizerEvent,
-      { verifier, config, log: logger.log },
+      { auth, log: logger.log },
     );
   return { run, logger };
 }
@@ -62,8 +56,10 @@ describe('authorizer', () => {
       tenantId: 'acme',
       groups: ['tenant:acme'],
       tokenExpiresAt: expect.any(Number),
+      signIn: 'origin-1', // the sign-in a sign-out revokes: Cognito's origin_jti
+      issuedAt: expect.any(Number),
+      source,
     });
-    expect(result.context?.source).toBe(source);
     expect(logger.events()).toEqual([expect.objectContaining({ event: 'connect_allowed', source, tenantId: 'acme' })]);
   });
 

@@ -65,6 +65,7 @@ function setup(options: Partial<ConstructorParameters<typeof GatehouseClient>[0]
     gapRepairMs: 50,
     heartbeatMs: 60_000,
     reconnect: { initialDelayMs: 10, jitter: 0 },
+    renew: false,
     ...options,
   });
   clients.push(client);
@@ -197,5 +198,32 @@ describe('GatehouseClient', () => {
     expect(s.sockets[0].readyState).toBe(3);
     expect(s.sockets.length).toBeGreaterThanOrEqual(2);
     await s.client.close();
+  });
+
+  it('renews the socket with a fresh token before it expires', async () => {
+    const s = setup({ renew: 'token', renewMarginMs: 60_000 });
+    const connecting = s.client.connect();
+    await tick();
+    s.last().open();
+    await connecting;
+    await tick();
+    s.last().reply('whoami', { type: 'whoami', tokenExpiresAt: Math.floor(Date.now() / 1000) + 61 });
+    await tick(1100);
+    const refresh = s.last().sent.find((m) => m.action === 'refresh');
+    expect(refresh).toMatchObject({ action: 'refresh', token: 'token-2' });
+    s.last().reply('refresh', { type: 'refreshed', tokenExpiresAt: Math.floor(Date.now() / 1000) + 3600 });
+    await tick();
+    expect(s.client.state).toBe('open');
+  });
+
+  it('stops for good when the server says the sign-in ended', async () => {
+    const s = await connected();
+    const states: string[] = [];
+    s.client.on('state', (e) => states.push(e.state));
+    s.last().push({ type: 'signed_out', everywhere: false });
+    s.last().close(1000, '');
+    await tick(50);
+    expect(states).toEqual(['signed_out']);
+    expect(s.sockets).toHaveLength(1);
   });
 });

@@ -23,6 +23,8 @@ function synth(context: Record<string, unknown> = {}) {
 
 const { app, stack, template } = synth();
 const resources = (type: string) => Object.entries(template.findResources(type));
+const [websocketApiId] = resources('AWS::ApiGatewayV2::Api').find(([, r]) => r.Properties.ProtocolType === 'WEBSOCKET')!;
+const ofWebsocketApi = (type: string) => resources(type).filter(([, r]) => r.Properties.ApiId?.Ref === websocketApiId);
 
 describe('Gatehouse stack', () => {
   it('passes every cdk-nag AwsSolutions check (acknowledged findings carry reasons)', () => {
@@ -31,8 +33,9 @@ describe('Gatehouse stack', () => {
     expect(report.success).toBe(true);
   });
 
-  it('creates a WEBSOCKET API routed on $request.body.action', () => {
-    template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+  it('creates a WEBSOCKET API routed on $request.body.action (and an HTTP API for sessions)', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Api', 2);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       ProtocolType: 'WEBSOCKET',
       RouteSelectionExpression: '$request.body.action',
@@ -40,7 +43,7 @@ describe('Gatehouse stack', () => {
   });
 
   it('has the connect, disconnect, default and every action route', () => {
-    const keys = resources('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties.RouteKey).sort();
+    const keys = ofWebsocketApi('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties.RouteKey).sort();
     expect(keys).toEqual(['$connect', '$default', '$disconnect', ...ACTIONS].sort());
   });
 
@@ -51,7 +54,7 @@ describe('Gatehouse stack', () => {
       AuthorizerType: 'REQUEST',
       IdentitySource: Match.absent(),
     });
-    const routes = resources('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    const routes = ofWebsocketApi('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     const guarded = routes.filter((r) => r.AuthorizationType === 'CUSTOM');
     expect(guarded.map((r) => r.RouteKey)).toEqual(['$connect']);
     expect(guarded[0].AuthorizerId).toEqual({ Ref: expect.stringMatching(/Authorizer/) });
@@ -62,10 +65,10 @@ describe('Gatehouse stack', () => {
   });
 
   it('integrates routes with Lambda proxy integrations, and message routes return the reply', () => {
-    const integrations = resources('AWS::ApiGatewayV2::Integration').map(([, r]) => r.Properties);
+    const integrations = ofWebsocketApi('AWS::ApiGatewayV2::Integration').map(([, r]) => r.Properties);
     expect(integrations).toHaveLength(3); // connect, disconnect, one message function for $default and actions
     for (const i of integrations) expect(i.IntegrationType).toBe('AWS_PROXY');
-    const routes = resources('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+    const routes = ofWebsocketApi('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     for (const r of routes.filter((r) => !['$connect', '$disconnect'].includes(r.RouteKey))) {
       expect(r.RouteResponseSelectionExpression).toBe('$default');
     }
@@ -100,10 +103,15 @@ describe('Gatehouse stack', () => {
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
-      GlobalSecondaryIndexes: ['byUser', 'byTenant', 'byRoom'].map((name) =>
+      GlobalSecondaryIndexes: [
+        ['byUser', ['expiresAt', 'signIn']],
+        ['byTenant', ['expiresAt']],
+        ['byRoom', ['expiresAt']],
+        ['byExpiry', ['expiresAt', 'tokenExpiresAt']],
+      ].map(([name, attributes]) =>
         Match.objectLike({
           IndexName: name,
-          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['expiresAt'] },
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: attributes },
         }),
       ),
     });
@@ -158,9 +166,9 @@ describe('Gatehouse stack', () => {
 
   it('builds every function for arm64 on a current Node.js runtime, with source maps and its own log group', () => {
     const functions = resources('AWS::Lambda::Function').map(([, r]) => r.Properties);
-    // authorizer, connect, disconnect, message, publishing fan-out; plus CDK's own deployment helpers
-    const ours = resources('AWS::Lambda::Function').filter(([id]) => /^(Realtime|Publishing)/.test(id)).map(([, r]) => r.Properties);
-    expect(ours).toHaveLength(5);
+    // authorizer, connect, disconnect, message, publishing fan-out, session API, sweeper; plus CDK's own helpers
+    const ours = resources('AWS::Lambda::Function').filter(([id]) => /^(Realtime|Publishing|Sessions|Sweeper)/.test(id)).map(([, r]) => r.Properties);
+    expect(ours).toHaveLength(7);
     for (const fn of ours) {
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Architectures).toEqual(['arm64']);
@@ -168,15 +176,20 @@ describe('Gatehouse stack', () => {
       expect(fn.LoggingConfig.LogGroup).toEqual({ Ref: expect.any(String) });
     }
     for (const [, group] of resources('AWS::Logs::LogGroup')) expect(group.Properties.RetentionInDays).toBe(30);
-    expect(functions.length).toBeGreaterThan(5);
+    expect(functions.length).toBeGreaterThan(7);
   });
 
-  it('lets only the message and fan-out functions manage connections: POST and DELETE on this stage', () => {
+  it('lets only the functions that post or close manage connections: POST and DELETE on this stage', () => {
     const policies = resources('AWS::IAM::Policy').map(([id, r]) => ({ id, statements: r.Properties.PolicyDocument.Statement as any[] }));
     const manage = policies.flatMap((p) =>
       p.statements.filter((s) => [s.Action].flat().includes('execute-api:ManageConnections')).map((s) => ({ id: p.id, s })),
     );
-    expect(manage.map((m) => m.id).sort()).toEqual([expect.stringMatching(/^PublishingFanoutRole/), expect.stringMatching(/^RealtimeMessageRole/)]);
+    expect(manage.map((m) => m.id).sort()).toEqual([
+      expect.stringMatching(/^PublishingFanoutRole/), // publishing
+      expect.stringMatching(/^RealtimeMessageRole/), // messages, sign-out
+      expect.stringMatching(/^SessionsHandlerRole/), // sign-out from the session API
+      expect.stringMatching(/^SweeperHandlerRole/), // closing expired connections
+    ]);
     for (const { s } of manage) {
       const resourcesText = JSON.stringify(s.Resource);
       expect(s.Resource).toHaveLength(2);
@@ -286,12 +299,19 @@ describe('speech service and edge', () => {
 
   it('lets the task invoke exactly the configured model, and nothing else', () => {
     const [, policy] = resources('AWS::IAM::Policy').find(([id]) => id.startsWith('SpeechTaskRole'))!;
-    expect(policy.Properties.PolicyDocument.Statement).toEqual([
+    const statements = policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>;
+    expect(statements.filter((s) => JSON.stringify(s.Action).includes('bedrock'))).toEqual([
       {
         Action: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithBidirectionalStream'],
         Effect: 'Allow',
         Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':bedrock:', { Ref: 'AWS::Region' }, '::foundation-model/amazon.nova-2-sonic-v1:0']] },
       },
+    ]);
+    // Besides the model: the credential checks (table, and the pool's server-side client), as the authorizer.
+    expect(statements.flatMap((s) => [s.Action].flat()).filter((a) => !a.startsWith('bedrock:') && !a.startsWith('dynamodb:')).sort()).toEqual([
+      'cognito-idp:AdminInitiateAuth',
+      'cognito-idp:AdminUserGlobalSignOut',
+      'cognito-idp:DescribeUserPoolClient',
     ]);
     expect(JSON.stringify(template.toJSON())).not.toContain('bedrock:*');
   });
@@ -423,6 +443,93 @@ describe('speech service and edge', () => {
     for (const [, source] of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(path.join(dir, source))).toBe(true);
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
+  });
+});
+
+describe('session security', () => {
+  it('has a confidential session client for server-side sign-in, separate from the public web client', () => {
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      GenerateSecret: true,
+      ExplicitAuthFlows: Match.arrayEquals(['ALLOW_ADMIN_USER_PASSWORD_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH']),
+      EnableTokenRevocation: true,
+      AccessTokenValidity: 15,
+    });
+  });
+
+  it('serves the session API (HTTP API, throttled, JSON access logs without cookies) under /api/* of the edge', () => {
+    const [httpApiId] = resources('AWS::ApiGatewayV2::Api').find(([, r]) => r.Properties.ProtocolType === 'HTTP')!;
+    const routes = resources('AWS::ApiGatewayV2::Route').filter(([, r]) => r.Properties.ApiId?.Ref === httpApiId).map(([, r]) => r.Properties.RouteKey);
+    expect(routes.sort()).toEqual(['GET /api/session', 'POST /api/login', 'POST /api/logout', 'POST /api/ws-ticket']);
+    const [, stage] = resources('AWS::ApiGatewayV2::Stage').find(([, r]) => r.Properties.ApiId?.Ref === httpApiId)!;
+    expect(stage.Properties).toMatchObject({ StageName: '$default', AutoDeploy: true, DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 } });
+    expect(stage.Properties.AccessLogSettings.Format).not.toMatch(/cookie|header|authorization|querystring|body/i);
+    const [, dist] = resources('AWS::CloudFront::Distribution')[0];
+    const api = dist.Properties.DistributionConfig.CacheBehaviors.find((b: { PathPattern: string }) => b.PathPattern === '/api/*');
+    expect(api).toMatchObject({
+      CachePolicyId: '4135ea2d-6df8-44a3-9df3-4b5a84be39ad',
+      OriginRequestPolicyId: 'b689b0a8-53d0-40ab-baf2-68738e2966ac',
+      ViewerProtocolPolicy: 'https-only',
+    });
+  });
+
+  it('sweeps expired connections every minute from a schedule', () => {
+    const [sweeperId] = resources('AWS::Lambda::Function').find(([id]) => id.startsWith('SweeperHandler'))!;
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [sweeperId, 'Arn'] } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', { Timeout: 55, Handler: 'index.handler', Environment: Match.objectLike({ Variables: Match.objectLike({ CONNECTIONS_URL: Match.anyValue() }) }) });
+  });
+
+  it('allows exactly the edge origin to open sockets, everywhere credentials are checked', () => {
+    const origins = { 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [Match.stringLikeRegexp('EdgeDistribution'), 'DomainName'] }]] };
+    for (const prefix of ['RealtimeAuthorizer', 'RealtimeMessage', 'SessionsHandler']) {
+      const [, fn] = resources('AWS::Lambda::Function').find(([id]) => id.startsWith(prefix))!;
+      expect(fn.Properties.Environment.Variables).toMatchObject({ ALLOWED_ORIGINS: expect.anything(), SESSION_CLIENT_ID: expect.anything(), TABLE_NAME: expect.anything() });
+      expect(Match.objectLike(origins).test(fn.Properties.Environment.Variables.ALLOWED_ORIGINS).isSuccess).toBe(true);
+    }
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [Match.objectLike({ Environment: Match.arrayWith([{ Name: 'ALLOWED_ORIGINS', Value: origins }]) })],
+    });
+  });
+
+  it('scopes the Cognito permissions of credential checks to this user pool', () => {
+    const cognito = resources('AWS::IAM::Policy').flatMap(([id, p]) =>
+      (p.Properties.PolicyDocument.Statement as any[]).filter((s) => JSON.stringify(s.Action).includes('cognito-idp')).map((s) => ({ id, s })),
+    );
+    expect(cognito.map((c) => c.id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'RealtimeAuthorizerRoleDefaultPolicy',
+      'RealtimeMessageRoleDefaultPolicy',
+      'SessionsHandlerRoleDefaultPolicy',
+      'SpeechTaskRoleDefaultPolicy',
+    ]);
+    for (const { s } of cognito) expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/IdentityUserPool/), 'Arn'] });
+  });
+
+  it('has no dependency cycle (CloudFormation would refuse it; synth does not check)', () => {
+    const ids = new Set(Object.keys(template.toJSON().Resources));
+    const refs = (v: unknown, out: Set<string>): Set<string> => {
+      if (Array.isArray(v)) v.forEach((x) => refs(x, out));
+      else if (v && typeof v === 'object') {
+        const o = v as Record<string, unknown>;
+        if (typeof o.Ref === 'string' && ids.has(o.Ref)) out.add(o.Ref);
+        if (Array.isArray(o['Fn::GetAtt']) && ids.has(o['Fn::GetAtt'][0] as string)) out.add(o['Fn::GetAtt'][0] as string);
+        Object.values(o).forEach((x) => refs(x, out));
+      }
+      return out;
+    };
+    const all = template.toJSON().Resources as Record<string, { Properties?: unknown; DependsOn?: string | string[] }>;
+    const edges = new Map([...ids].map((id) => [id, new Set([...refs(all[id].Properties, new Set()), ...[all[id].DependsOn ?? []].flat()])]));
+    const state = new Map<string, 1 | 2>();
+    const visit = (id: string): boolean => {
+      if (state.get(id) === 1) return true;
+      if (state.get(id) === 2) return false;
+      state.set(id, 1);
+      for (const next of edges.get(id) ?? []) if (visit(next)) return true;
+      state.set(id, 2);
+      return false;
+    };
+    expect([...ids].some(visit)).toBe(false);
   });
 });
 

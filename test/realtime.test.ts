@@ -1,5 +1,6 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { ServerEvent } from '../common/protocol';
+import { authConfig, createAuth } from '../common/auth';
 import { realtimeConfig } from '../lambda/core/config';
 import { connect, disconnect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
@@ -15,11 +16,20 @@ let endpoint: ConnectionsEndpoint;
 let deps: MessageDeps;
 let logger: ReturnType<typeof memoryLogger>;
 
+const person = (userId: string, tenantId: string, groups: string[]): Identity => ({
+  userId,
+  username: userId.slice(2),
+  tenantId,
+  groups,
+  tokenExpiresAt: 4_000_000_000,
+  signIn: `${userId}-sign-in`,
+  issuedAt: 1_700_000_000,
+});
 const people: Record<string, Identity> = {
-  alice: { userId: 'u-alice', username: 'alice', tenantId: 'acme', groups: ['tenant:acme'], tokenExpiresAt: 4_000_000_000 },
-  bob: { userId: 'u-bob', username: 'bob', tenantId: 'acme', groups: ['tenant:acme'], tokenExpiresAt: 4_000_000_000 },
-  carol: { userId: 'u-carol', username: 'carol', tenantId: 'globex', groups: ['tenant:globex'], tokenExpiresAt: 4_000_000_000 },
-  root: { userId: 'u-root', username: 'root', tenantId: 'acme', groups: ['tenant:acme', 'admin'], tokenExpiresAt: 4_000_000_000 },
+  alice: person('u-alice', 'acme', ['tenant:acme']),
+  bob: person('u-bob', 'acme', ['tenant:acme']),
+  carol: person('u-carol', 'globex', ['tenant:globex']),
+  root: person('u-root', 'acme', ['tenant:acme', 'admin']),
 };
 
 beforeAll(async () => {
@@ -42,6 +52,13 @@ beforeEach(() => {
       CONNECTIONS_URL: endpoint.url,
       MAX_DATA_BYTES: '200',
       MAX_ROOMS_PER_CONNECTION: '3',
+      // Generous here; the limiter has its own tests.
+      RATE_LIMIT_PER_SECOND: '1000',
+      RATE_LIMIT_BURST: '1000',
+      MAX_CONNECTIONS_PER_USER: '1000',
+    }),
+    auth: createAuth(authConfig({ USER_POOL_ID: 'eu-west-1_TestPool1', USER_POOL_CLIENT_ID: 'test', TABLE_NAME: fx.tableName }, { allowQueryToken: false }), {
+      db: fx.dynamo.doc,
     }),
   };
 });
@@ -55,7 +72,7 @@ async function open(who: keyof typeof people, headers: Record<string, string> = 
   expect(response.statusCode).toBe(200);
   endpoint.live.add(connectionId);
   const send = (frame: unknown) =>
-    handleMessage({ connectionId, authorizer, body: typeof frame === 'string' ? frame : JSON.stringify(frame) }, deps);
+    handleMessage({ connectionId, body: typeof frame === 'string' ? frame : JSON.stringify(frame) }, deps);
   return { connectionId, send, inbox: () => (endpoint.received.get(connectionId) ?? []) as ServerEvent[] };
 }
 
@@ -218,7 +235,7 @@ describe('message actions', () => {
     expect(logger.events()).toContainEqual(expect.objectContaining({ event: 'stale_connection_removed', connectionId: ghost.connectionId }));
   });
 
-  it('falls back to the stored record when the authorizer context is missing', async () => {
+  it('acts as the stored connection, and refuses frames on a connection it does not know', async () => {
     const alice = await open('alice');
     const reply = await handleMessage({ connectionId: alice.connectionId, body: '{"action":"whoami"}' }, deps);
     expect(reply).toMatchObject({ type: 'whoami', userId: 'u-alice', tenantId: 'acme' });
@@ -232,7 +249,7 @@ describe('message actions', () => {
     const alice = await open('alice');
     const broken = { ...deps, store: new ConnectionStore(fx.dynamo.doc, 'no-such-table') };
     const reply = await handleMessage(
-      { connectionId: alice.connectionId, authorizer: toAuthorizerContext(people.alice, 'header'), body: '{"action":"join","room":"x"}' },
+      { connectionId: alice.connectionId, body: '{"action":"join","room":"x"}' },
       broken,
     );
     expect(reply).toEqual({ type: 'error', code: 'internal', message: expect.any(String) });
@@ -277,7 +294,7 @@ describe('sequence numbers and resume', () => {
     const bob = await open('bob');
     await bob.send({ action: 'join', room: 'expired' });
     const past = { ...deps, now: () => Date.now() - 3_600_000 }; // history written an hour ago has expired
-    for (let i = 1; i <= 3; i++) await handleMessage({ connectionId: bob.connectionId, authorizer: toAuthorizerContext(people.bob, 'header'), body: JSON.stringify({ action: 'send', room: 'expired', data: i }) }, past);
+    for (let i = 1; i <= 3; i++) await handleMessage({ connectionId: bob.connectionId, body: JSON.stringify({ action: 'send', room: 'expired', data: i }) }, past);
     await bob.send({ action: 'send', room: 'expired', data: 4 });
     const alice = await open('alice');
     expect(await alice.send({ action: 'join', room: 'expired', after: 1 })).toEqual({
@@ -296,7 +313,7 @@ describe('sequence numbers and resume', () => {
     for (let i = 1; i <= 6; i++) await bob.send({ action: 'send', room: 'backlog', data: i });
     const alice = await open('alice');
     const reply = await handleMessage(
-      { connectionId: alice.connectionId, authorizer: toAuthorizerContext(people.alice, 'header'), body: '{"action":"join","room":"backlog","after":0}' },
+      { connectionId: alice.connectionId, body: '{"action":"join","room":"backlog","after":0}' },
       { ...deps, config: { ...deps.config, maxReplay: 4 } },
     );
     expect(reply).toEqual({ type: 'joined', room: 'backlog', seq: 6, replayed: 4, gap: { from: 1, to: 2 } });

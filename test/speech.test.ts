@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { nodeSocket } from '../client/node';
 import { SpeechClient } from '../client/speech';
 import type { SpeechEvent } from '../common/speech-protocol';
-import { createAccessTokenVerifier } from '../common/token';
+import { createAuth } from '../common/auth';
 import { ROOT } from '../local/template';
 import { speechConfig } from '../speech/config';
 import type { ProviderSession, SpeechProvider } from '../speech/provider';
@@ -45,7 +45,7 @@ const env = (overrides: Record<string, string> = {}) => ({
 async function start(overrides: Record<string, string> = {}, provider: SpeechProvider = new LocalSpeechProvider()) {
   const config = speechConfig(env(overrides));
   const logger = memoryLogger();
-  const server = new SpeechServer(config, { provider, verifier: createAccessTokenVerifier(config.verifier), log: logger.log });
+  const server = new SpeechServer(config, { provider, auth: createAuth(config.auth), log: logger.log });
   const port = await server.listen(0, '127.0.0.1');
   servers.push(server);
   return { server, logger, url: `ws://127.0.0.1:${port}/ws/speech`, port };

@@ -3,8 +3,10 @@
  * environment; the endpoints come from configuration so the same bundle runs against local stand-ins.
  */
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { authConfig, createAuth, type Auth } from '../../common/auth';
 import { createLogger, type Logger } from '../../common/log';
 import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
 import { ConnectionStore } from './store';
@@ -13,16 +15,21 @@ export interface RealtimeRuntime {
   config: RealtimeConfig;
   store: ConnectionStore;
   api: ApiGatewayManagementApiClient;
+  auth: Auth;
+  cognito: CognitoIdentityProviderClient;
   log: Logger;
 }
 
 export function realtimeRuntime(component: string, env: Record<string, string | undefined> = process.env): RealtimeRuntime {
   const config = realtimeConfig(env);
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const cognito = new CognitoIdentityProviderClient({});
   return {
     config,
     store: new ConnectionStore(db, config.tableName),
     api: new ApiGatewayManagementApiClient({ endpoint: config.connectionsUrl }),
+    auth: createAuth(authConfig(env, { allowQueryToken: true }), { db, cognito }),
+    cognito,
     log: createLogger({ component }, { level: logLevel(env) }),
   };
 }

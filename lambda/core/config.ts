@@ -1,21 +1,14 @@
 /**
  * Handler configuration from the environment. The variable names are imported by the infrastructure that sets
- * them (lib/realtime-api.ts), so a rename cannot leave one side behind; a missing or malformed value fails the
- * cold start with a message that names it.
+ * them (lib/), so a rename cannot leave one side behind; a missing or malformed value fails the cold start with a
+ * message that names it. Authentication settings are common to every runtime (common/auth.ts).
  */
-import type { VerifierConfig } from '../../common/token';
+import { AUTH_ENV, envNumber, envString } from '../../common/auth';
 import type { Limits } from '../../common/protocol';
 
 export const ENV = {
-  userPoolId: 'USER_POOL_ID',
-  clientId: 'USER_POOL_CLIENT_ID',
-  maxTokenLifetimeSeconds: 'MAX_TOKEN_LIFETIME_SECONDS',
-  jwksUri: 'JWKS_URI',
-  jwksTimeoutMs: 'JWKS_TIMEOUT_MS',
-  allowQueryToken: 'ALLOW_QUERY_TOKEN',
-  tenantGroupPrefix: 'TENANT_GROUP_PREFIX',
+  ...AUTH_ENV,
   adminGroup: 'ADMIN_GROUP',
-  tableName: 'TABLE_NAME',
   connectionsUrl: 'CONNECTIONS_URL',
   maxConnectionSeconds: 'MAX_CONNECTION_SECONDS',
   maxFrameBytes: 'MAX_FRAME_BYTES',
@@ -24,52 +17,14 @@ export const ENV = {
   broadcastConcurrency: 'BROADCAST_CONCURRENCY',
   historyRetentionSeconds: 'HISTORY_RETENTION_SECONDS',
   maxReplay: 'MAX_REPLAY',
+  rateLimitPerSecond: 'RATE_LIMIT_PER_SECOND',
+  rateLimitBurst: 'RATE_LIMIT_BURST',
+  rateLimitStrikes: 'RATE_LIMIT_STRIKES',
+  maxConnectionsPerUser: 'MAX_CONNECTIONS_PER_USER',
   logLevel: 'LOG_LEVEL',
 } as const;
 
 type Env = Record<string, string | undefined>;
-
-function str(env: Env, name: string, fallback?: string): string {
-  const value = env[name] ?? fallback;
-  if (value === undefined || value === '') throw new Error(`Missing environment variable ${name}`);
-  return value;
-}
-
-function int(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (raw !== 'true' && raw !== 'false') throw new Error(`${name} must be "true" or "false", got "${raw}"`);
-  return raw === 'true';
-}
-
-export interface AuthorizerConfig {
-  verifier: VerifierConfig;
-  allowQueryToken: boolean;
-  tenantGroupPrefix: string;
-}
-
-export function authorizerConfig(env: Env): AuthorizerConfig {
-  const jwksUri = env[ENV.jwksUri];
-  return {
-    verifier: {
-      userPoolId: str(env, ENV.userPoolId),
-      clientId: str(env, ENV.clientId),
-      maxTokenLifetimeSeconds: int(env, ENV.maxTokenLifetimeSeconds, 3600),
-      jwksTimeoutMs: int(env, ENV.jwksTimeoutMs, 2000),
-      ...(jwksUri ? { jwksUri } : {}),
-    },
-    allowQueryToken: bool(env, ENV.allowQueryToken, true),
-    tenantGroupPrefix: str(env, ENV.tenantGroupPrefix, 'tenant:'),
-  };
-}
 
 export interface RealtimeConfig {
   tableName: string;
@@ -80,27 +35,36 @@ export interface RealtimeConfig {
   limits: Limits;
   maxRoomsPerConnection: number;
   broadcastConcurrency: number;
-  /** How long delivered messages stay replayable for clients that reconnect. */
+  /** How long delivered messages stay replayable for reconnecting clients. */
   historyRetentionSeconds: number;
   /** Most messages replayed on one resume; an older backlog is reported as a gap. */
   maxReplay: number;
   adminGroup: string;
+  /** Per-connection token bucket: `rate` messages per second up to `burst`; `strikes` refusals in a row disconnect. */
+  rateLimit: { rate: number; burst: number; strikes: number };
+  maxConnectionsPerUser: number;
 }
 
 export function realtimeConfig(env: Env): RealtimeConfig {
   return {
-    tableName: str(env, ENV.tableName),
-    connectionsUrl: str(env, ENV.connectionsUrl),
-    maxConnectionSeconds: int(env, ENV.maxConnectionSeconds, 2 * 60 * 60),
+    tableName: envString(env, ENV.tableName),
+    connectionsUrl: envString(env, ENV.connectionsUrl),
+    maxConnectionSeconds: envNumber(env, ENV.maxConnectionSeconds, 2 * 60 * 60),
     limits: {
-      maxFrameBytes: int(env, ENV.maxFrameBytes, 32 * 1024),
-      maxDataBytes: int(env, ENV.maxDataBytes, 16 * 1024),
+      maxFrameBytes: envNumber(env, ENV.maxFrameBytes, 32 * 1024),
+      maxDataBytes: envNumber(env, ENV.maxDataBytes, 16 * 1024),
     },
-    maxRoomsPerConnection: int(env, ENV.maxRoomsPerConnection, 50),
-    broadcastConcurrency: int(env, ENV.broadcastConcurrency, 32),
-    historyRetentionSeconds: int(env, ENV.historyRetentionSeconds, 300),
-    maxReplay: int(env, ENV.maxReplay, 500),
-    adminGroup: str(env, ENV.adminGroup, 'admin'),
+    maxRoomsPerConnection: envNumber(env, ENV.maxRoomsPerConnection, 50),
+    broadcastConcurrency: envNumber(env, ENV.broadcastConcurrency, 32),
+    historyRetentionSeconds: envNumber(env, ENV.historyRetentionSeconds, 300),
+    maxReplay: envNumber(env, ENV.maxReplay, 500),
+    adminGroup: envString(env, ENV.adminGroup, 'admin'),
+    rateLimit: {
+      rate: envNumber(env, ENV.rateLimitPerSecond, 10),
+      burst: envNumber(env, ENV.rateLimitBurst, 20),
+      strikes: envNumber(env, ENV.rateLimitStrikes, 20),
+    },
+    maxConnectionsPerUser: envNumber(env, ENV.maxConnectionsPerUser, 10),
   };
 }
 

@@ -10,7 +10,7 @@ import type { ConnectionStore } from './store';
 
 export interface ConnectionDeps {
   store: ConnectionStore;
-  config: Pick<RealtimeConfig, 'maxConnectionSeconds'>;
+  config: Pick<RealtimeConfig, 'maxConnectionSeconds' | 'maxConnectionsPerUser'>;
   log: Logger;
   now?: () => number;
 }
@@ -39,6 +39,10 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
     deps.log.info('connect_refused', { connectionId: event.connectionId, reason: 'unsupported_subprotocol' });
     return { statusCode: 400, body: `Unsupported subprotocol; offer ${SUBPROTOCOL}.` };
   }
+  if ((await deps.store.countUserConnections(identity.userId)) >= deps.config.maxConnectionsPerUser) {
+    deps.log.warn('connect_refused', { category: 'audit', connectionId: event.connectionId, userId: identity.userId, reason: 'too_many_connections' });
+    return { statusCode: 429, body: `At most ${deps.config.maxConnectionsPerUser} connections per user.` };
+  }
   const now = (deps.now ?? Date.now)();
   await deps.store.putConnection({
     connectionId: event.connectionId,
@@ -47,9 +51,11 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
     expiresAt: Math.floor(now / 1000) + deps.config.maxConnectionSeconds,
   });
   deps.log.info('connected', {
+    category: 'audit',
     connectionId: event.connectionId,
     userId: identity.userId,
     tenantId: identity.tenantId,
+    source: identity.source,
   });
   // A browser that offered subprotocols fails the handshake unless the server picks one of them.
   return offered.length > 0 ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': SUBPROTOCOL } } : { statusCode: 200 };
@@ -61,6 +67,7 @@ export async function disconnect(
 ): Promise<{ statusCode: number }> {
   const removed = await deps.store.deleteConnection(event.connectionId);
   deps.log.info('disconnected', {
+    category: 'audit',
     connectionId: event.connectionId,
     userId: fromAuthorizerContext(event.authorizer)?.userId,
     closeCode: event.statusCode,

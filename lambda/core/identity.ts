@@ -1,29 +1,34 @@
 /**
- * Who is on a connection. The authorizer puts it in the $connect context; API Gateway hands that context to every
- * later route of the same connection, so handlers know the caller without a read. The format lives here only.
+ * Who is on a connection. The authorizer puts it in the $connect context and the connect handler stores it with
+ * the connection; later routes read the stored record (it also carries what changes: a refreshed expiry, the rate
+ * limiter's state). The context format lives here only.
  */
-import type { HandshakeIdentity } from '../../common/handshake';
+import type { HandshakeIdentity, TokenSource } from '../../common/handshake';
 
-export type Identity = Omit<HandshakeIdentity, 'originJti'>;
+export type Identity = HandshakeIdentity;
 
 /** Authorizer context values must be strings, numbers or booleans. */
-export function toAuthorizerContext(identity: Identity, source: string): Record<string, string | number> {
+export function toAuthorizerContext(identity: Identity, source: TokenSource): Record<string, string | number> {
   return {
     userId: identity.userId,
     username: identity.username,
     tenantId: identity.tenantId,
     groups: JSON.stringify(identity.groups),
     tokenExpiresAt: identity.tokenExpiresAt,
+    signIn: identity.signIn,
+    issuedAt: identity.issuedAt,
+    ...(identity.session ? { session: identity.session } : {}),
     source,
   };
 }
 
 /** Reads the context back (values may arrive as strings); undefined when it is absent or incomplete. */
-export function fromAuthorizerContext(context: unknown): Identity | undefined {
+export function fromAuthorizerContext(context: unknown): (Identity & { source: TokenSource }) | undefined {
   if (typeof context !== 'object' || context === null) return undefined;
   const c = context as Record<string, unknown>;
   const tokenExpiresAt = Number(c.tokenExpiresAt);
-  if (typeof c.userId !== 'string' || typeof c.tenantId !== 'string' || !Number.isFinite(tokenExpiresAt)) {
+  const issuedAt = Number(c.issuedAt);
+  if (typeof c.userId !== 'string' || typeof c.tenantId !== 'string' || typeof c.signIn !== 'string' || !Number.isFinite(tokenExpiresAt) || !Number.isFinite(issuedAt)) {
     return undefined;
   }
   let groups: unknown;
@@ -39,5 +44,9 @@ export function fromAuthorizerContext(context: unknown): Identity | undefined {
     tenantId: c.tenantId,
     groups,
     tokenExpiresAt,
+    signIn: c.signIn,
+    issuedAt,
+    ...(typeof c.session === 'string' ? { session: c.session } : {}),
+    source: (typeof c.source === 'string' ? c.source : 'header') as TokenSource,
   };
 }

@@ -13,22 +13,32 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
+  type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { TABLE, keys } from './table-schema';
+import type { TokenSource } from '../../common/handshake';
+import { TABLE, keys } from '../../common/table-schema';
+import type { Identity } from './identity';
 
-export interface ConnectionRecord {
+export interface ConnectionRecord extends Identity {
   connectionId: string;
-  userId: string;
-  username: string;
-  tenantId: string;
-  groups: string[];
-  /** Epoch seconds: expiry of the token the connection was authorized with. */
-  tokenExpiresAt: number;
+  /** How the connection authenticated. */
+  source: TokenSource;
   /** Epoch milliseconds. */
   connectedAt: number;
   /** Epoch seconds: TTL of the connection and of its memberships. */
   expiresAt: number;
 }
+
+/** The rate limiter's token bucket, kept on the connection item. */
+export interface RateState {
+  rlTokens?: number;
+  /** Epoch milliseconds of the last refill. */
+  rlAt?: number;
+  /** Refusals in a row. */
+  rlStrikes?: number;
+}
+
+export type StoredConnection = ConnectionRecord & RateState;
 
 export interface StoreOptions {
   now?: () => number;
@@ -77,27 +87,107 @@ export class ConnectionStore {
           ...record,
           [TABLE.indexes.byUser.partitionKey]: record.userId,
           [TABLE.indexes.byTenant.partitionKey]: record.tenantId,
+          [TABLE.indexes.byExpiry.partitionKey]: keys.expiryBucket(record.tokenExpiresAt),
         },
       }),
     );
   }
 
-  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+  async getConnection(connectionId: string): Promise<StoredConnection | undefined> {
     const { Item } = await this.db.send(
       new GetCommand({ TableName: this.tableName, Key: keys.connection(connectionId), ConsistentRead: true }),
     );
     if (!this.live(Item)) return undefined;
-    const item = Item as Record<string, unknown>;
-    return {
-      connectionId: item.connectionId as string,
-      userId: item.userId as string,
-      username: item.username as string,
-      tenantId: item.tenantId as string,
-      groups: item.groups as string[],
-      tokenExpiresAt: item.tokenExpiresAt as number,
-      connectedAt: item.connectedAt as number,
-      expiresAt: item.expiresAt as number,
-    };
+    const { pk: _pk, sk: _sk, gsiUser: _u, gsiTenant: _t, gsiExpiry: _e, ...record } = Item as Record<string, unknown>;
+    return record as unknown as StoredConnection;
+  }
+
+  /** A refreshed credential: the connection lives until the new expiry (and the sweeper looks for it then). */
+  async extendConnection(connectionId: string, tokenExpiresAt: number, signIn: string): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.connection(connectionId),
+          UpdateExpression: 'SET tokenExpiresAt = :exp, #bucket = :bucket, signIn = :signIn',
+          ConditionExpression: 'attribute_exists(#pk)',
+          ExpressionAttributeNames: { '#bucket': TABLE.indexes.byExpiry.partitionKey, '#pk': TABLE.partitionKey },
+          ExpressionAttributeValues: { ':exp': tokenExpiresAt, ':bucket': keys.expiryBucket(tokenExpiresAt), ':signIn': signIn },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as Error).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Takes one token from the connection's bucket (`rate` per second, up to `burst`). Read-modify-write with an
+   * optimistic condition on the last refill time, retried on contention; never recreates a deleted connection.
+   */
+  async takeToken(
+    connection: StoredConnection,
+    limits: { rate: number; burst: number },
+  ): Promise<{ allowed: boolean; strikes: number } | undefined> {
+    let current: StoredConnection | undefined = connection;
+    for (let attempt = 0; current && attempt < 5; attempt++) {
+      const now = this.now();
+      const elapsed = current.rlAt === undefined ? 0 : Math.max(0, now - current.rlAt) / 1000;
+      const tokens = Math.min(limits.burst, (current.rlTokens ?? limits.burst) + elapsed * limits.rate);
+      const allowed = tokens >= 1;
+      const strikes = allowed ? 0 : (current.rlStrikes ?? 0) + 1;
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: keys.connection(connection.connectionId),
+            UpdateExpression: 'SET rlTokens = :tokens, rlAt = :now, rlStrikes = :strikes',
+            ConditionExpression:
+              current.rlAt === undefined ? 'attribute_exists(#pk) AND attribute_not_exists(rlAt)' : 'attribute_exists(#pk) AND rlAt = :prev',
+            ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
+            ExpressionAttributeValues: {
+              ':tokens': allowed ? tokens - 1 : tokens,
+              ':now': now,
+              ':strikes': strikes,
+              ...(current.rlAt === undefined ? {} : { ':prev': current.rlAt }),
+            },
+          }),
+        );
+        return { allowed, strikes };
+      } catch (err) {
+        if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
+        current = await this.getConnection(connection.connectionId);
+      }
+    }
+    return current ? { allowed: false, strikes: current.rlStrikes ?? 0 } : undefined;
+  }
+
+  /** Live connections of a user (for the per-user cap). */
+  async countUserConnections(userId: string): Promise<number> {
+    let count = 0;
+    for await (const page of this.userConnections(userId)) count += page.length;
+    return count;
+  }
+
+  /** A user's live connections with the sign-in each belongs to (for sign-out). */
+  async *userSignIns(userId: string): AsyncGenerator<Array<{ connectionId: string; signIn: string }>> {
+    const index = TABLE.indexes.byUser;
+    for await (const items of this.pages({ IndexName: index.name, ...this.keyIs(index.partitionKey, userId) })) {
+      const live = items.filter((i) => this.live(i)).map((i) => ({ connectionId: i.connectionId as string, signIn: i.signIn as string }));
+      if (live.length > 0) yield live;
+    }
+  }
+
+  /** Connections whose credential expired by `nowSeconds`, looking back `lookbackSeconds` (minute buckets). */
+  async *expiredConnections(nowSeconds: number, lookbackSeconds: number): AsyncGenerator<string[]> {
+    const index = TABLE.indexes.byExpiry;
+    for (let t = nowSeconds - lookbackSeconds; t <= nowSeconds + 59; t += 60) {
+      for await (const items of this.pages({ IndexName: index.name, ...this.keyIs(index.partitionKey, keys.expiryBucket(t)) })) {
+        const due = items.filter((i) => this.live(i) && Number(i.tokenExpiresAt) <= nowSeconds).map((i) => i.connectionId as string);
+        if (due.length > 0) yield due;
+      }
+    }
   }
 
   /** Deletes the connection and every membership it holds. Safe to repeat. Returns the number of items removed. */
@@ -280,22 +370,32 @@ export class ConnectionStore {
   }
 
   private async *queryIndex(index: Index, value: string): AsyncGenerator<string[]> {
+    const query = this.keyIs(index.partitionKey, value);
+    for await (const items of this.pages({
+      IndexName: index.name,
+      ...query,
+      ExpressionAttributeNames: { ...query.ExpressionAttributeNames, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
+      ProjectionExpression: '#id, #ttl',
+    })) {
+      const ids = items.filter((item) => this.live(item)).map((item) => item.connectionId as string);
+      if (ids.length > 0) yield ids;
+    }
+  }
+
+  private keyIs(attribute: string, value: string) {
+    return {
+      KeyConditionExpression: '#k = :v',
+      ExpressionAttributeNames: { '#k': attribute } as Record<string, string>,
+      ExpressionAttributeValues: { ':v': value },
+    };
+  }
+
+  /** An index Query, page by page (`pageSize` items each). */
+  private async *pages(input: Omit<QueryCommandInput, 'TableName'>): AsyncGenerator<Record<string, unknown>[]> {
     let startKey: Record<string, unknown> | undefined;
     do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: index.name,
-          KeyConditionExpression: '#k = :v',
-          ExpressionAttributeNames: { '#k': index.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
-          ExpressionAttributeValues: { ':v': value },
-          ProjectionExpression: '#id, #ttl',
-          Limit: this.pageSize,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      const ids = (page.Items ?? []).filter((item) => this.live(item)).map((item) => item.connectionId as string);
-      if (ids.length > 0) yield ids;
+      const page = await this.db.send(new QueryCommand({ TableName: this.tableName, Limit: this.pageSize, ...input, ExclusiveStartKey: startKey }));
+      yield page.Items ?? [];
       startKey = page.LastEvaluatedKey;
     } while (startKey);
   }

@@ -12,6 +12,8 @@ export interface ConnectionsEndpoint {
   /** Connections that exist; posting to any other id answers 410. */
   live: Set<string>;
   received: Map<string, unknown[]>;
+  /** Connections closed through DELETE @connections, in order. */
+  deleted: string[];
   maxConcurrent: number;
   /** Delay before answering, to make concurrency observable. */
   delayMs: number;
@@ -23,6 +25,7 @@ export async function startConnectionsEndpoint(stage = 'live'): Promise<Connecti
   const state = {
     live: new Set<string>(),
     received: new Map<string, unknown[]>(),
+    deleted: [] as string[],
     maxConcurrent: 0,
     delayMs: 0,
   } as ConnectionsEndpoint;
@@ -36,13 +39,19 @@ export async function startConnectionsEndpoint(stage = 'live'): Promise<Connecti
       if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
       current--;
       const id = match ? decodeURIComponent(match[1]) : undefined;
-      if (!id || req.method !== 'POST') {
+      if (!id || (req.method !== 'POST' && req.method !== 'DELETE')) {
         res.writeHead(404).end();
         return;
       }
       if (!state.live.has(id)) {
         res.writeHead(410, { 'content-type': 'application/json', 'x-amzn-errortype': 'GoneException' });
         res.end(JSON.stringify({ message: 'Gone' }));
+        return;
+      }
+      if (req.method === 'DELETE') {
+        state.live.delete(id);
+        state.deleted.push(id);
+        res.writeHead(204).end();
         return;
       }
       const list = state.received.get(id) ?? [];

@@ -1,0 +1,101 @@
+/**
+ * Sign-out that disconnects. Revokes the sign-in (or every sign-in of the user) in Gatehouse's own records, which the
+ * authorizer and the speech service check on every handshake, revokes the refresh token at Cognito, and closes every
+ * live API socket of that sign-in (the speech service closes its own within seconds, from the same records).
+ */
+import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { RevokeTokenCommand, type CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import type { Auth } from '../../common/auth';
+import type { CognitoSessions, CredentialStore } from '../../common/credentials';
+import type { Logger } from '../../common/log';
+import type { ServerEvent } from '../../common/protocol';
+import { isGone, postToConnection } from './broadcast';
+import type { ConnectionStore } from './store';
+
+export interface SignOutTarget {
+  userId: string;
+  username: string;
+  signIn: string;
+  /** Hash of a cookie session to end. */
+  session?: string;
+  /** A refresh token the client holds (token mode), revoked at Cognito. */
+  refreshToken?: string;
+  everywhere: boolean;
+}
+
+export interface SignOutDeps {
+  store: ConnectionStore;
+  credentials: CredentialStore;
+  sessions?: CognitoSessions;
+  /** Revokes a public client's refresh token. */
+  cognito?: { client: CognitoIdentityProviderClient; publicClientId: string };
+  api: ApiGatewayManagementApiClient;
+  log: Logger;
+  maxTokenLifetimeSeconds: number;
+  sessionLifetimeSeconds: number;
+  now?: () => number;
+}
+
+export async function signOut(target: SignOutTarget, deps: SignOutDeps): Promise<{ closed: number }> {
+  const now = Math.floor((deps.now ?? Date.now)() / 1000);
+  // Gatehouse's own records first: from here on no handshake with this sign-in succeeds.
+  await deps.credentials.revokeSignIn(target.signIn, now + deps.maxTokenLifetimeSeconds + 60);
+  if (target.everywhere) await deps.credentials.revokeUser(target.userId, now + 1, now + deps.sessionLifetimeSeconds + 60);
+
+  const warn = (what: string) => (err: Error) => deps.log.warn('signout_step_failed', { step: what, userId: target.userId, error: err });
+  if (target.session) {
+    const session = await deps.credentials.deleteSession(target.session);
+    if (session && deps.sessions) await deps.sessions.revoke(session.refreshToken).catch(warn('revoke_session_refresh_token'));
+  }
+  if (target.refreshToken && deps.cognito) {
+    await deps.cognito.client
+      .send(new RevokeTokenCommand({ Token: target.refreshToken, ClientId: deps.cognito.publicClientId }))
+      .catch(warn('revoke_refresh_token'));
+  }
+  if (target.everywhere && deps.sessions) await deps.sessions.globalSignOut(target.username).catch(warn('global_sign_out'));
+
+  let closed = 0;
+  const notice: ServerEvent = { type: 'signed_out', everywhere: target.everywhere };
+  for await (const page of deps.store.userSignIns(target.userId)) {
+    await Promise.all(
+      page
+        .filter((c) => target.everywhere || c.signIn === target.signIn)
+        .map(async ({ connectionId }) => {
+          try {
+            await postToConnection(deps.api, connectionId, JSON.stringify(notice));
+            await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+            closed++;
+          } catch (err) {
+            if (!isGone(err)) throw err;
+            await deps.store.deleteConnection(connectionId);
+          }
+        }),
+    );
+  }
+  deps.log.info('revoked', { category: 'audit', userId: target.userId, everywhere: target.everywhere, socketsClosed: closed });
+  return { closed };
+}
+
+/** The sign-out dependencies from a runtime's parts; undefined when this runtime has no credential store. */
+export function signOutDeps(parts: {
+  store: ConnectionStore;
+  auth: Pick<Auth, 'credentials' | 'sessions' | 'config'>;
+  cognito?: CognitoIdentityProviderClient;
+  api: ApiGatewayManagementApiClient;
+  log: Logger;
+  now?: () => number;
+}): SignOutDeps | undefined {
+  const { credentials, sessions, config } = parts.auth;
+  if (!credentials) return undefined;
+  return {
+    store: parts.store,
+    credentials,
+    ...(sessions ? { sessions } : {}),
+    ...(parts.cognito ? { cognito: { client: parts.cognito, publicClientId: config.verifier.clientId[0] } } : {}),
+    api: parts.api,
+    log: parts.log,
+    maxTokenLifetimeSeconds: config.verifier.maxTokenLifetimeSeconds,
+    sessionLifetimeSeconds: config.sessionLifetimeSeconds,
+    ...(parts.now ? { now: parts.now } : {}),
+  };
+}

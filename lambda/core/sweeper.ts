@@ -1,0 +1,39 @@
+/**
+ * Expiring sockets: a connection lives no longer than its credential. The sweeper reads only the connections whose
+ * credential has expired (the byExpiry index, minute by minute: no Scan), tells each why, and closes it.
+ */
+import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import type { Logger } from '../../common/log';
+import type { ServerEvent } from '../../common/protocol';
+import { isGone, postToConnection } from './broadcast';
+import type { ConnectionStore } from './store';
+
+/** How far back the sweeper looks for expiries it has not handled (a missed run, a throttled one). */
+export const SWEEP_LOOKBACK_SECONDS = 30 * 60;
+
+export async function sweepExpired(
+  deps: { store: ConnectionStore; api: ApiGatewayManagementApiClient; log: Logger },
+  nowMs = Date.now(),
+): Promise<{ closed: number; gone: number }> {
+  const notice: ServerEvent = { type: 'expired', message: 'Your sign-in for this connection expired; reconnect with a fresh token.' };
+  let closed = 0;
+  let gone = 0;
+  for await (const page of deps.store.expiredConnections(Math.floor(nowMs / 1000), SWEEP_LOOKBACK_SECONDS)) {
+    for (const connectionId of page) {
+      try {
+        await postToConnection(deps.api, connectionId, JSON.stringify(notice));
+        await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        closed++;
+      } catch (err) {
+        if (!isGone(err)) {
+          deps.log.warn('sweep_close_failed', { connectionId, error: err as Error });
+          continue;
+        }
+        await deps.store.deleteConnection(connectionId);
+        gone++;
+      }
+    }
+  }
+  if (closed + gone > 0) deps.log.info('swept', { category: 'audit', closed, gone });
+  return { closed, gone };
+}
