@@ -20,8 +20,13 @@ export function buildApp(app: App): GatehouseStack {
       publisherArns: ctx('publishers')?.split(',').map((a) => a.trim()).filter(Boolean),
     },
   };
+  const webAuthMode = ctx('webAuthMode');
+  if (webAuthMode !== undefined && webAuthMode !== 'session' && webAuthMode !== 'token') {
+    throw new Error(`Context webAuthMode must be "session" or "token", not "${webAuthMode}".`);
+  }
   const stack = new GatehouseStack(app, ctx('stackName') ?? 'Gatehouse', {
     ...props,
+    ...(webAuthMode ? { webAuthMode } : {}),
     description: 'Gatehouse: authenticated WebSockets on API Gateway with Cognito and DynamoDB',
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -63,6 +63,8 @@ export interface ClientOptions {
    * @default 'token'
    */
   renew?: 'token' | 'session' | false;
+  /** Where `renew: 'token'` gets its access token, when `token` returns something else (a one-time ticket). */
+  renewToken?: () => string | Promise<string>;
   /** Renew this long before the credential expires. @default 60 s */
   renewMarginMs?: number;
 }
@@ -114,8 +116,10 @@ export class GatehouseClient {
   private heartbeat?: ReturnType<typeof setInterval>;
   private retryTimer?: ReturnType<typeof setTimeout>;
   private closing = false;
+  /** Bumped by close(): a connect still waiting for its token when the client was closed must not open a socket. */
+  private generation = 0;
   private renewTimer?: ReturnType<typeof setTimeout>;
-  private readonly opts: Required<Omit<ClientOptions, 'reconnect'>> & { reconnect: ClientOptions['reconnect'] };
+  private readonly opts: Required<Omit<ClientOptions, 'reconnect' | 'renewToken'>> & Pick<ClientOptions, 'reconnect' | 'renewToken'>;
 
   constructor(options: ClientOptions) {
     this.opts = {
@@ -164,6 +168,7 @@ export class GatehouseClient {
 
   private async open(state: 'connecting' | 'reconnecting'): Promise<void> {
     this.setState(state === 'connecting' ? 'connecting' : 'reconnecting', { attempt: this.attempt });
+    const generation = this.generation;
     let token: string;
     try {
       token = await this.opts.token();
@@ -171,7 +176,7 @@ export class GatehouseClient {
       if (state === 'connecting') this.setState('closed');
       throw err;
     }
-    if (this.closing) return;
+    if (this.closing || generation !== this.generation) return;
     await new Promise<void>((resolve, reject) => {
       const socket = this.opts.socket(this.opts.url, token);
       this.socket = socket;
@@ -263,7 +268,7 @@ export class GatehouseClient {
 
   private async renew(): Promise<void> {
     try {
-      const token = this.opts.renew === 'token' ? await this.opts.token() : undefined;
+      const token = this.opts.renew === 'token' ? await (this.opts.renewToken ?? this.opts.token)() : undefined;
       const renewed = await this.request<Extract<ServerEvent, { type: 'refreshed' }>>({ action: 'refresh', ...(token ? { token } : {}) });
       await this.scheduleRenewal(renewed.tokenExpiresAt);
     } catch (err) {
@@ -425,6 +430,7 @@ export class GatehouseClient {
   /** Closes for good: no reconnect. Resolves when the socket is closed. */
   async close(): Promise<void> {
     this.closing = true;
+    this.generation++;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.stopHeartbeat();

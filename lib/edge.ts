@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import type * as acm from 'aws-cdk-lib/aws-certificatemanager';
@@ -10,8 +9,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
 import { SPEECH_LISTENER_PORT } from './speech-service';
+import { ensureWebBuild } from '../web/build';
 
-const ROOT = path.join(__dirname, '..');
 export const REALTIME_PATH = '/ws/realtime';
 export const SPEECH_PATH = '/ws/speech';
 
@@ -23,7 +22,7 @@ export interface EdgeProps {
   readonly sessionApiDomain: string;
   /** Public settings the web app reads from /config.json (pool, client, region). */
   readonly webConfig: Record<string, string>;
-  /** Folder of the web app's static files. @default web/public */
+  /** Folder of the web app's static files. @default the production build, web/dist (built when stale) */
   readonly webAssets?: string;
   /** A custom domain: its names and an ACM certificate in us-east-1. */
   readonly domain?: { names: string[]; certificate: acm.ICertificate };
@@ -105,11 +104,10 @@ export class Edge extends Construct {
           contentSecurityPolicy: [
             "default-src 'self'",
             "script-src 'self'",
-            "style-src 'self' 'unsafe-inline'",
+            "style-src 'self'",
             "img-src 'self' data:",
-            "media-src 'self' blob:",
-            "connect-src 'self' wss: https://cognito-idp.*.amazonaws.com",
-            "worker-src 'self' blob:",
+            // Sockets and /api are same-origin; token mode's Amplify talks to Cognito in the stack's region.
+            `connect-src 'self' https://cognito-idp.${stack.region}.amazonaws.com`,
             "frame-ancestors 'none'",
             "base-uri 'self'",
             "form-action 'self'",
@@ -179,12 +177,10 @@ export class Edge extends Construct {
     const deployment = new s3deploy.BucketDeployment(this, 'WebApp', {
       destinationBucket: this.webBucket,
       sources: [
-        s3deploy.Source.asset(props.webAssets ?? path.join(ROOT, 'web', 'public')),
-        s3deploy.Source.jsonData('config.json', {
-          ...props.webConfig,
-          realtimeUrl: `wss://${this.domainName}${REALTIME_PATH}`,
-          speechUrl: `wss://${this.domainName}${SPEECH_PATH}`,
-        }),
+        s3deploy.Source.asset(props.webAssets ?? ensureWebBuild()),
+        // No socket URLs: the app opens /ws/* on the origin it was loaded from, whichever of the distribution's
+        // names that is, so its host-only session cookie and its CSP ('self') both apply.
+        s3deploy.Source.jsonData('config.json', props.webConfig),
       ],
       distribution: this.distribution,
       distributionPaths: ['/index.html', '/config.json'],

@@ -25,6 +25,11 @@ export interface GatehouseStackProps extends StackProps {
   readonly speech?: Omit<SpeechServiceProps, 'vpc' | 'userPool' | 'userPoolClient' | 'maxTokenLifetime' | 'tenantGroupPrefix' | 'authEnvironment'>;
   readonly edge?: Pick<EdgeProps, 'domain' | 'webAclArn' | 'priceClass' | 'logRetentionDays' | 'webAssets'>;
   readonly sessions?: Pick<SessionApiProps, 'throttle'>;
+  /**
+   * How the web app signs in: `session` keeps Cognito tokens server-side behind an HttpOnly cookie; `token` signs
+   * in with Amplify in the browser and opens sockets with one-time tickets. @default 'session'
+   */
+  readonly webAuthMode?: 'session' | 'token';
 }
 
 /** Gatehouse: identity, connection store, realtime API, publishing, the speech service and the edge, composed. */
@@ -81,6 +86,7 @@ export class GatehouseStack extends Stack {
         region: this.region,
         userPoolId: this.identity.userPool.userPoolId,
         userPoolClientId: this.identity.webClient.userPoolClientId,
+        authMode: props.webAuthMode ?? 'session',
       },
     });
 

@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
@@ -89,6 +90,34 @@ function waitForListening(child: ChildProcess, log: (line: string) => void): Pro
       clearTimeout(timer);
       reject(new Error(`cognito-local exited with code ${code}:\n${output}`));
     });
+  });
+}
+
+/**
+ * Forwards a browser's Cognito API call (POST / with X-Amz-Target) to cognito-local, translating the one call it
+ * lacks: Amplify refreshes tokens with GetTokensFromRefreshToken, which cognito-local knows only as InitiateAuth
+ * with REFRESH_TOKEN_AUTH (same answer shape).
+ */
+export function forwardToCognito(req: IncomingMessage, res: ServerResponse, endpoint: string): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', () => {
+    let body = Buffer.concat(chunks);
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: new URL(endpoint).host };
+    if (String(req.headers['x-amz-target']).endsWith('.GetTokensFromRefreshToken')) {
+      const { ClientId, RefreshToken } = JSON.parse(body.toString('utf8') || '{}') as { ClientId?: string; RefreshToken?: string };
+      body = Buffer.from(JSON.stringify({ AuthFlow: 'REFRESH_TOKEN_AUTH', ClientId, AuthParameters: { REFRESH_TOKEN: RefreshToken } }));
+      headers['x-amz-target'] = 'AWSCognitoIdentityProviderService.InitiateAuth';
+    }
+    headers['content-length'] = String(body.length);
+    const upstream = httpRequest(new URL('/', endpoint), { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' }).end('{"message":"cognito-local is unreachable"}');
+    });
+    upstream.end(body);
   });
 }
 

@@ -29,6 +29,8 @@ export interface LocalEdgeOptions {
   /** The web app's files, and what /config.json answers. */
   staticDir: string;
   config: () => Record<string, unknown>;
+  /** Resolves intrinsics (the region in the CSP, for one) in the template's values. */
+  resolve: (value: unknown) => unknown;
 }
 
 const TYPES: Record<string, string> = {
@@ -48,6 +50,8 @@ type CfResponse = { statusCode: number; statusDescription?: string; headers?: Re
 
 export class LocalEdge {
   private readonly behaviours: Behaviour[] = [];
+  /** The default behaviour's response headers policy (CSP and friends), so the app runs under it locally too. */
+  private readonly webHeaders: Record<string, string> = {};
 
   constructor(private readonly options: LocalEdgeOptions) {
     const { template } = options;
@@ -63,6 +67,9 @@ export class LocalEdge {
         return [o.Id, api.Properties?.ProtocolType === 'HTTP' ? 'http' : 'api'];
       }),
     );
+    const policyId = referencedIds(config.DefaultCacheBehavior?.ResponseHeadersPolicyId)[0];
+    const security = policyId ? template.Resources[policyId]?.Properties?.ResponseHeadersPolicyConfig?.SecurityHeadersConfig : undefined;
+    if (security) Object.assign(this.webHeaders, securityHeaders(options.resolve(security) as SecurityHeaders));
     for (const b of config.CacheBehaviors ?? []) {
       const fnId = (b.FunctionAssociations ?? []).filter((f: { EventType: string }) => f.EventType === 'viewer-request').flatMap((f: { FunctionARN: unknown }) => referencedIds(f.FunctionARN))[0];
       const code = fnId ? (template.Resources[fnId]?.Properties?.FunctionCode as string | undefined) : undefined;
@@ -133,19 +140,39 @@ export class LocalEdge {
     const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
     if (behaviour) return false;
     if (pathname === '/config.json') {
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(this.options.config()));
+      res.writeHead(200, { ...this.webHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(this.options.config()));
       return true;
     }
     const root = path.resolve(this.options.staticDir);
     let file = path.resolve(root, `.${pathname}`);
-    if (!file.startsWith(root)) return false;
+    if (file !== root && !file.startsWith(root + path.sep)) return false;
     if (!existsSync(file) || statSync(file).isDirectory()) file = path.join(root, 'index.html');
     if (!existsSync(file)) return false;
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+    res.writeHead(200, { ...this.webHeaders, 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
     if (req.method === 'HEAD') res.end();
     else createReadStream(file).pipe(res);
     return true;
   }
+}
+
+interface SecurityHeaders {
+  ContentSecurityPolicy?: { ContentSecurityPolicy: string };
+  StrictTransportSecurity?: { AccessControlMaxAgeSec: number; IncludeSubdomains?: boolean; Preload?: boolean };
+  ContentTypeOptions?: unknown;
+  FrameOptions?: { FrameOption: string };
+  ReferrerPolicy?: { ReferrerPolicy: string };
+}
+
+/** CloudFront's SecurityHeadersConfig as the response headers it adds. */
+function securityHeaders(config: SecurityHeaders): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (config.ContentSecurityPolicy) headers['content-security-policy'] = config.ContentSecurityPolicy.ContentSecurityPolicy;
+  const hsts = config.StrictTransportSecurity;
+  if (hsts) headers['strict-transport-security'] = `max-age=${hsts.AccessControlMaxAgeSec}${hsts.IncludeSubdomains ? '; includeSubDomains' : ''}${hsts.Preload ? '; preload' : ''}`;
+  if (config.ContentTypeOptions) headers['x-content-type-options'] = 'nosniff';
+  if (config.FrameOptions) headers['x-frame-options'] = config.FrameOptions.FrameOption;
+  if (config.ReferrerPolicy) headers['referrer-policy'] = config.ReferrerPolicy.ReferrerPolicy;
+  return headers;
 }
 
 function escape(text: string): string {

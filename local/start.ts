@@ -20,17 +20,19 @@ const HELP = `Usage: npm start -- [options]
   --no-disconnect       never deliver $disconnect (stale-connection mode)
   --token-seconds <n>   issue access tokens that live n seconds (to watch sockets expire; default: the template's)
   --sweep-seconds <n>   run the expiry sweeper every n seconds (default 60, twice per run, as deployed)
+  --config <file>       where to write the description the CLI reads (default .gatehouse/local.json)
+  --web-auth token      the web app signs in with Amplify in the browser (default: session, an HttpOnly cookie)
   --quiet               do not print function logs
 `;
 
-function banner(system: LocalSystem, startupMs: number, synthesized: boolean): string {
+function banner(system: LocalSystem, startupMs: number, synthesized: boolean, webAuthMode: string): string {
   const users = system.users
     .map((u) => `    ${u.email.padEnd(20)} ${u.password.padEnd(16)} tenants: ${u.tenants.join(', ')}${u.admin ? '  (admin)' : ''}`)
     .join('\n');
   return `
 Gatehouse is running locally (${synthesized ? 'synthesized, then ' : ''}started in ${(startupMs / 1000).toFixed(1)} s)
 
-  Web app           ${system.urls.edge}   (the local CloudFront: same paths as deployed)
+  Web app           ${system.urls.edge}   (the local CloudFront: same paths as deployed; ${webAuthMode} sign-in)
   Realtime          ${system.urls.realtime}
   Speech            ${system.urls.speech}   (local speech provider)
   WebSocket API     ${system.urls.websocket}   (API Gateway's own stage URL)
@@ -67,6 +69,8 @@ async function main(): Promise<void> {
       'no-disconnect': { type: 'boolean', default: false },
       'token-seconds': { type: 'string' },
       'sweep-seconds': { type: 'string' },
+      'web-auth': { type: 'string', default: 'session' },
+      config: { type: 'string', default: LOCAL_CONFIG },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -75,6 +79,8 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
+  const webAuthMode = values['web-auth'];
+  if (webAuthMode !== 'session' && webAuthMode !== 'token') throw new Error(`--web-auth must be "session" or "token", not "${webAuthMode}".`);
   const seconds = (v: string | undefined) => (v === undefined ? undefined : Number(v) * 1000);
 
   const synthesized = ensureSynth('Gatehouse');
@@ -86,6 +92,7 @@ async function main(): Promise<void> {
     ...(values['idle-timeout'] ? { idleTimeoutMs: seconds(values['idle-timeout']) } : {}),
     ...(values['max-connection'] ? { maxConnectionMs: seconds(values['max-connection']) } : {}),
     deliverDisconnect: !values['no-disconnect'],
+    webAuthMode,
     ...(values['token-seconds'] ? { accessTokenSeconds: Number(values['token-seconds']) } : {}),
     ...(values['sweep-seconds'] ? { scheduleIntervalMs: Number(values['sweep-seconds']) * 1000, functionEnv: { SWEEP_EVERY_SECONDS: '60' } } : {}),
     log: (source, line) => {
@@ -94,8 +101,9 @@ async function main(): Promise<void> {
     },
   });
 
-  writeLocalConfig(system);
-  process.stdout.write(banner(system, Date.now() - started, synthesized));
+  const configFile = path.resolve(values.config);
+  writeLocalConfig(system, configFile);
+  process.stdout.write(banner(system, Date.now() - started, synthesized, webAuthMode));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -103,7 +111,7 @@ async function main(): Promise<void> {
     stopping = true;
     process.stdout.write(`\n${signal}: closing sockets and stopping services...\n`);
     await system.stop();
-    rmSync(LOCAL_CONFIG, { force: true });
+    rmSync(configFile, { force: true });
     process.stdout.write('Stopped.\n');
     process.exit(0);
   };

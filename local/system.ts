@@ -8,17 +8,18 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { startCognito, DEMO_USERS, type DemoUser, type LocalCognito, type Tokens } from './cognito';
+import { forwardToCognito, startCognito, DEMO_USERS, type DemoUser, type LocalCognito, type Tokens } from './cognito';
 import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamo';
 import { LocalEdge } from './edge';
 import { LocalEventBus } from './event-bus';
 import { LocalHttpApi } from './http-api';
 import { LocalFunction } from './lambda';
-import { assetDir, loadTemplate, resourcesOfType, Resolver, ROOT, type LocalValue, type Template } from './template';
+import { assetDir, loadTemplate, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
 import { createLogger } from '../common/log';
 import { runSpeechService } from '../speech/main';
 import type { SpeechServer } from '../speech/server';
 import { WebSocketGateway } from './websocket-gateway';
+import { ensureWebBuild } from '../web/build';
 
 export interface LocalSystemOptions {
   stackName?: string;
@@ -45,8 +46,10 @@ export interface LocalSystemOptions {
   speechEnv?: Record<string, string>;
   /** Port of the speech service itself (it is also reachable through the edge at /ws/speech). @default 0 */
   speechPort?: number;
-  /** The web app's static files. @default web/public */
+  /** The web app's static files. @default the production build, web/dist (built when stale) */
   webDir?: string;
+  /** How the web app signs in (the deployed stack's `webAuthMode`). @default 'session' */
+  webAuthMode?: 'session' | 'token';
   /** Access tokens shorter than the template's, to watch sockets expire. */
   accessTokenSeconds?: number;
   /** Run scheduled rules (the expiry sweeper) this often instead of every minute. */
@@ -80,10 +83,13 @@ export interface LocalSystem {
   dynamo: LocalDynamo;
   cognito: LocalCognito;
   signIn(email: string, password?: string): Promise<Tokens>;
+  /** Switches the web app's sign-in mode (served in /config.json) for pages loaded from now on. */
+  setWebAuthMode(mode: 'session' | 'token'): void;
   stop(): Promise<void>;
 }
 
 const ACCOUNT_ID = '000000000000';
+const COGNITO_PATH = '/cognito/';
 const API_ID = 'localapi';
 
 async function freePort(): Promise<number> {
@@ -269,20 +275,22 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     started.push(() => speech.shutdown());
 
     const wsOrigin = origin.replace('http', 'ws');
+    let webAuthMode = options.webAuthMode ?? 'session';
     const edge = new LocalEdge({
       template,
       api: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
       vpc: (req, socket, head) => speech.handleUpgrade(req, socket, head),
       http: (req, res) => httpApi.handleRequest(req, res),
-      staticDir: options.webDir ?? path.join(ROOT, 'web', 'public'),
+      staticDir: options.webDir ?? ensureWebBuild(),
+      resolve: (value) => resolver.resolve(value),
       config: () => ({
         region,
         userPoolId: cognito.userPoolId,
         userPoolClientId: cognito.clientId,
-        realtimeUrl: `${wsOrigin}/ws/realtime`,
-        speechUrl: `${wsOrigin}/ws/speech`,
-        // Local only: where the browser's Cognito client signs in (cognito-local).
-        cognitoEndpoint: cognito.endpoint,
+        authMode: webAuthMode,
+        // Local only: where token mode's Amplify signs in, cognito-local proxied on this origin (so the app runs
+        // under the deployed CSP, which allows only its own origin and Cognito).
+        cognitoEndpoint: COGNITO_PATH,
       }),
     });
 
@@ -297,6 +305,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         .catch(fail);
     });
     server.on('request', (req, res) => {
+      if (req.url === COGNITO_PATH) return forwardToCognito(req, res, cognito.endpoint);
       if (gateway.handleRequest(req, res) || events.handleRequest(req, res) || edge.handleRequest(req, res)) return;
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Not Found' }));
     });
@@ -325,6 +334,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       dynamo,
       cognito,
       signIn: (email, password) => cognito.signIn(email, password ?? users.find((u) => u.email === email)?.password ?? ''),
+      setWebAuthMode: (mode) => (webAuthMode = mode),
       stop: stopAll,
     };
   } catch (err) {

@@ -85,6 +85,19 @@ async function connected() {
   return s;
 }
 
+/** Connected with a credential 61 s from expiry, renewing 60 s ahead: the renewal is due by now. */
+async function nearExpiry(options: Partial<ConstructorParameters<typeof GatehouseClient>[0]>) {
+  const s = setup({ renew: 'token', renewMarginMs: 60_000, ...options });
+  const connecting = s.client.connect();
+  await tick();
+  s.last().open();
+  await connecting;
+  await tick();
+  s.last().reply('whoami', { type: 'whoami', tokenExpiresAt: Math.floor(Date.now() / 1000) + 61 });
+  await tick(1100);
+  return s;
+}
+
 async function joined(s: Awaited<ReturnType<typeof connected>>, seq: number) {
   const joining = s.client.join('r');
   s.last().reply('join', { type: 'joined', room: 'r', seq });
@@ -201,14 +214,7 @@ describe('GatehouseClient', () => {
   });
 
   it('renews the socket with a fresh token before it expires', async () => {
-    const s = setup({ renew: 'token', renewMarginMs: 60_000 });
-    const connecting = s.client.connect();
-    await tick();
-    s.last().open();
-    await connecting;
-    await tick();
-    s.last().reply('whoami', { type: 'whoami', tokenExpiresAt: Math.floor(Date.now() / 1000) + 61 });
-    await tick(1100);
+    const s = await nearExpiry({});
     const refresh = s.last().sent.find((m) => m.action === 'refresh');
     expect(refresh).toMatchObject({ action: 'refresh', token: 'token-2' });
     s.last().reply('refresh', { type: 'refreshed', tokenExpiresAt: Math.floor(Date.now() / 1000) + 3600 });
@@ -225,5 +231,29 @@ describe('GatehouseClient', () => {
     await tick(50);
     expect(states).toEqual(['signed_out']);
     expect(s.sockets).toHaveLength(1);
+  });
+
+  it('renews with renewToken when the connect credential is a one-time ticket', async () => {
+    const s = await nearExpiry({ token: () => 'ticket-1', renewToken: () => 'access-token' });
+    expect(s.last().token).toBe('ticket-1');
+    expect(s.last().sent.find((m) => m.action === 'refresh')).toMatchObject({ token: 'access-token' });
+  });
+
+  it('opens no socket for a connect that was closed while it fetched its credential', async () => {
+    let release!: (token: string) => void;
+    const s = setup({ token: () => new Promise<string>((resolve) => (release = resolve)) });
+    // A React effect mounted, cleaned up and mounted again (StrictMode): connect, close, connect.
+    const first = s.client.connect();
+    await s.client.close();
+    const firstRelease = release;
+    const second = s.client.connect();
+    firstRelease('stale');
+    await first;
+    release('fresh');
+    await tick();
+    expect(s.sockets.map((socket) => socket.token)).toEqual(['fresh']);
+    s.last().open();
+    await second;
+    expect(s.client.state).toBe('open');
   });
 });

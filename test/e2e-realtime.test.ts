@@ -331,8 +331,7 @@ describe('the local edge (CloudFront paths) and the speech service', () => {
     expect(await (await fetch(`${t.system.urls.edge}/config.json`)).json()).toMatchObject({
       userPoolId: t.system.userPoolId,
       userPoolClientId: t.system.clientId,
-      realtimeUrl: t.system.urls.realtime,
-      speechUrl: t.system.urls.speech,
+      authMode: 'session',
     });
     const { accessToken } = await t.system.signIn('alice@acme.test');
     const viaEdge = await handshake(t.system.urls.realtime, { protocols: ['gatehouse.v1', `bearer.${accessToken}`] });

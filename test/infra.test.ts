@@ -390,12 +390,21 @@ describe('speech service and edge', () => {
           StrictTransportSecurity: Match.objectLike({ AccessControlMaxAgeSec: 31536000 }),
           ContentTypeOptions: { Override: true },
           FrameOptions: { FrameOption: 'DENY', Override: true },
-          ContentSecurityPolicy: Match.objectLike({ ContentSecurityPolicy: Match.stringLikeRegexp("default-src 'self'") }),
+          ContentSecurityPolicy: Match.objectLike({ Override: true }),
         }),
         Comment: Match.anyValue(),
         Name: Match.anyValue(),
       },
     });
+    // The CSP: scripts only from the app's origin; connections only to it (its /ws/* and /api) and to Cognito in the
+    // stack's own region (token mode), never to any wss: host.
+    const [, policy] = resources('AWS::CloudFront::ResponseHeadersPolicy')[0];
+    const parts: unknown[] = policy.Properties.ResponseHeadersPolicyConfig.SecurityHeadersConfig.ContentSecurityPolicy.ContentSecurityPolicy['Fn::Join'][1];
+    const csp = parts.map((p) => (typeof p === 'string' ? p : `\${${(p as { Ref: string }).Ref}}`)).join('');
+    expect(csp).toMatch(/^default-src 'self'; script-src 'self';/);
+    expect(csp).toContain("; connect-src 'self' https://cognito-idp.${AWS::Region}.amazonaws.com;");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toMatch(/wss:|\*/);
     template.hasResourceProperties('AWS::S3::Bucket', {
       PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
       LoggingConfiguration: Match.objectLike({ LogFilePrefix: 's3-web/' }),
@@ -418,17 +427,25 @@ describe('speech service and edge', () => {
     expect(rewrite({ request: { uri: '/ws/realtime', querystring: {}, headers: {} } }).uri).toBe('/live');
   });
 
-  it('publishes config.json with the pool, client and edge URLs beside the web app', () => {
+  it('publishes the production web build and config.json (pool, client, sign-in mode; no socket URLs) beside it', () => {
     const [, deployment] = resources('Custom::CDKBucketDeployment')[0];
     const markers = Object.values(deployment.Properties.SourceMarkers[1]).map((v) => JSON.stringify(v));
-    expect(markers).toEqual(
-      expect.arrayContaining([
-        expect.stringMatching(/"Ref":"AWS::Region"/),
-        expect.stringMatching(/"Ref":"IdentityUserPool[0-9A-F]{8}"/),
-        expect.stringMatching(/"Ref":"IdentityUserPoolWebClient/),
-        expect.stringMatching(/EdgeDistribution.*DomainName/),
-      ]),
-    );
+    expect(markers).toEqual([
+      expect.stringMatching(/"Ref":"AWS::Region"/),
+      expect.stringMatching(/"Ref":"IdentityUserPool[0-9A-F]{8}"/),
+      expect.stringMatching(/"Ref":"IdentityUserPoolWebClient/),
+    ]);
+    // The staged assets: config.json as the app reads it, and the Vite build (hashed bundles, no source).
+    const staged = (key: { 'Fn::Sub': string } | string) => path.join(app.outdir, `asset.${JSON.stringify(key).match(/([0-9a-f]{64})\.zip/)![1]}`);
+    const [web, config] = deployment.Properties.SourceObjectKeys.map(staged);
+    expect(JSON.parse(readFileSync(path.join(config, 'config.json'), 'utf8'))).toEqual({
+      region: '<<marker:0xbaba:0>>',
+      userPoolId: '<<marker:0xbaba:1>>',
+      userPoolClientId: '<<marker:0xbaba:2>>',
+      authMode: 'session',
+    });
+    expect(readFileSync(path.join(web, 'index.html'), 'utf8')).toMatch(/<script type="module" crossorigin src="\/assets\/index-[\w-]+\.js">/);
+    expect(readdirSync(web).sort()).toEqual(['assets', 'favicon.svg', 'index.html', 'pcm-capture.js']);
     template.hasOutput('WebAppUrl', {});
     template.hasOutput('SpeechUrl', { Value: { 'Fn::Join': ['', ['wss://', { 'Fn::GetAtt': [Match.stringLikeRegexp('EdgeDistribution'), 'DomainName'] }, '/ws/speech']] } });
   });
@@ -606,11 +623,15 @@ describe('deployer settings', () => {
     });
   });
 
-  it('reads tenants and the query-token switch from context', () => {
-    const { template: t } = synth({ tenants: 'acme, initech', allowQueryToken: 'false', stackName: 'FromContext' });
+  it('reads tenants, the query-token switch and the web sign-in mode from context', () => {
+    const { app: a, template: t } = synth({ tenants: 'acme, initech', allowQueryToken: 'false', webAuthMode: 'token', stackName: 'FromContext' });
     t.hasResourceProperties('AWS::Cognito::UserPoolGroup', { GroupName: 'tenant:initech' });
     t.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ ALLOW_QUERY_TOKEN: 'false' }) },
     });
+    const [deployment] = Object.values(t.findResources('Custom::CDKBucketDeployment'));
+    const hash = JSON.stringify(deployment.Properties.SourceObjectKeys[1]).match(/([0-9a-f]{64})\.zip/)![1];
+    expect(JSON.parse(readFileSync(path.join(a.outdir, `asset.${hash}`, 'config.json'), 'utf8'))).toMatchObject({ authMode: 'token' });
+    expect(() => synth({ webAuthMode: 'cookies' })).toThrow('Context webAuthMode must be "session" or "token", not "cookies".');
   });
 });

@@ -3,7 +3,9 @@
  * API (cookie sign-in, tickets, sign-out), refresh and expiry of connections, the sweeper, rate limits and the
  * per-user cap. Cognito's server-side calls are a stub here (the end-to-end tests use cognito-local).
  */
+import { AdminInitiateAuthCommand, CognitoIdentityProviderClient, DescribeUserPoolClientCommand } from '@aws-sdk/client-cognito-identity-provider';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
 import { authConfig, createAuth, type Auth } from '../common/auth';
 import { CognitoSessions, CredentialStore, SESSION_COOKIE, SignInError, hashSecret } from '../common/credentials';
 import type { ServerEvent } from '../common/protocol';
@@ -302,5 +304,47 @@ describe('limits', () => {
     await open({ userId: 'u-cap' }, d);
     expect((await open({ userId: 'u-cap' }, d)).response).toEqual({ statusCode: 429, body: 'At most 2 connections per user.' });
     expect((await open({ userId: 'u-uncapped' }, d)).response.statusCode).toBe(200);
+  });
+});
+
+describe('CognitoSessions.signIn', () => {
+  // cognito-local's AdminInitiateAuth never asks for a new password or a second factor, so Cognito's answers are
+  // mocked here; the web app shows each code as a sentence.
+  const cognito = mockClient(CognitoIdentityProviderClient);
+  const sessions = new CognitoSessions(new CognitoIdentityProviderClient({ region: 'eu-west-1' }), 'eu-west-1_pool', 'session-client');
+  beforeEach(() => {
+    cognito.reset();
+    cognito.on(DescribeUserPoolClientCommand).resolves({ UserPoolClient: { ClientSecret: 'secret' } });
+  });
+  afterAll(() => cognito.restore());
+
+  const codeFor = async () => sessions.signIn('a@example.com', 'pw').then(() => 'signed in', (err: SignInError) => err.code);
+  const named = (name: string) => Object.assign(new Error(name), { name });
+
+  it.each([
+    ['a challenge to set a new password', { ChallengeName: 'NEW_PASSWORD_REQUIRED' }, 'new_password_required'],
+    ['an MFA challenge', { ChallengeName: 'SOFTWARE_TOKEN_MFA' }, 'mfa_required'],
+  ])('maps %s to its code', async (_what, answer, code) => {
+    cognito.on(AdminInitiateAuthCommand).resolves(answer as never);
+    await expect(codeFor()).resolves.toBe(code);
+  });
+
+  it.each([
+    ['NotAuthorizedException', 'invalid_credentials'],
+    // An unknown user reads as a wrong password: no account enumeration.
+    ['UserNotFoundException', 'invalid_credentials'],
+    ['PasswordResetRequiredException', 'password_reset_required'],
+    ['UserNotConfirmedException', 'not_confirmed'],
+  ])('maps %s to %s', async (name, code) => {
+    cognito.on(AdminInitiateAuthCommand).rejects(named(name));
+    await expect(codeFor()).resolves.toBe(code);
+  });
+
+  it('sends the secret hash of the confidential client with the password flow', async () => {
+    cognito.on(AdminInitiateAuthCommand).resolves({ AuthenticationResult: { AccessToken: 'a', IdToken: 'i', RefreshToken: 'r', ExpiresIn: 900 } });
+    await expect(sessions.signIn('a@example.com', 'pw')).resolves.toMatchObject({ accessToken: 'a', refreshToken: 'r', expiresIn: 900 });
+    const input = cognito.commandCalls(AdminInitiateAuthCommand)[0].args[0].input;
+    expect(input).toMatchObject({ AuthFlow: 'ADMIN_USER_PASSWORD_AUTH', ClientId: 'session-client', AuthParameters: { USERNAME: 'a@example.com', PASSWORD: 'pw' } });
+    expect(input.AuthParameters!.SECRET_HASH).toMatch(/^[A-Za-z0-9+/]+=*$/);
   });
 });

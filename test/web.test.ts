@@ -1,0 +1,345 @@
+/**
+ * The web app in a real browser: Debian's chromium, driven by playwright-core, against `npm start` (spawned as a
+ * user runs it), in both sign-in modes. Each test saves a screenshot in artifacts/screenshots.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { AdminCreateUserCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { chromium, type Browser, type BrowserContext, type Page, type WebSocket } from 'playwright-core';
+import { writeWav } from '../client/wav';
+import { syntheticSpeech } from '../speech/providers/local';
+
+jest.setTimeout(90_000);
+
+const ROOT = path.join(__dirname, '..');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = path.join(ROOT, 'artifacts', 'screenshots');
+const PASSWORD = 'Demo-Passw0rd!';
+// Access tokens this short make the app renew them within the run (a minute before they expire).
+const TOKEN_SECONDS = 75;
+
+if (!existsSync(CHROMIUM)) {
+  throw new Error(`Chromium not found at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM_PATH.`);
+}
+
+interface Running {
+  url: string;
+  configFile: string;
+  users: string[];
+  process: ChildProcess;
+}
+
+/** `npm start` with free ports and its own CLI config file; resolves once it prints its banner. */
+async function npmStart(mode: 'session' | 'token', dir: string): Promise<Running> {
+  const configFile = path.join(dir, `local-${mode}.json`);
+  const args = ['local/start.ts', '--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet'];
+  args.push('--web-auth', mode, '--config', configFile, '--token-seconds', String(TOKEN_SECONDS));
+  const child = spawn(TSX, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${output}`)), 60_000);
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!output.includes('Ctrl-C stops everything')) return;
+      clearTimeout(timer);
+      const url = /Web app\s+(http:\/\/\S+)/.exec(output)![1];
+      // The demo accounts, as a new user reads them off the banner.
+      const users = [...output.matchAll(/^\s+(\S+@\S+)\s+Demo-Passw0rd!/gm)].map((m) => m[1]);
+      resolve({ url, configFile, users, process: child });
+    });
+    child.on('exit', (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
+  });
+}
+
+async function stop(running: Running): Promise<void> {
+  const exited = new Promise((resolve) => running.process.once('exit', resolve));
+  running.process.kill('SIGINT');
+  await exited;
+}
+
+/** Page errors, CSP violations and server errors, from every page: each test ends with none. */
+const problems: string[] = [];
+
+/** A page with every WebSocket it opens recorded. */
+async function newPage(context: BrowserContext): Promise<{ page: Page; sockets: WebSocket[] }> {
+  const page = await context.newPage();
+  const sockets: WebSocket[] = [];
+  page.on('websocket', (ws) => sockets.push(ws));
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (m) => /Content Security Policy/i.test(m.text()) && problems.push(m.text()));
+  page.on('response', (r) => r.status() >= 500 && problems.push(`${r.status()} from ${r.url()}`));
+  return { page, sockets };
+}
+
+async function signIn(page: Page, url: string, email: string, password = PASSWORD): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Keyboard only: the email field has focus on load, Tab moves to the password, Enter submits. */
+async function signInWithKeyboard(page: Page, url: string, email: string): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel('Email').waitFor();
+  await page.keyboard.type(email);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press('Enter');
+}
+
+async function live(page: Page): Promise<void> {
+  await page.locator('.topbar [role="status"][data-state="open"]').waitFor();
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+const openSockets = (sockets: WebSocket[]) => sockets.filter((s) => !s.isClosed());
+
+let browser: Browser;
+let dir: string;
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-web-'));
+  // The microphone: 1.5 s of speech-like sound, then silence (chromium loops the file), at a typical device rate.
+  const rate = 48_000;
+  const pcm = Buffer.concat([syntheticSpeech(1.5, rate), Buffer.alloc(rate * 2 * 1.5)]);
+  const wav = path.join(dir, 'speech.wav');
+  writeFileSync(wav, writeWav({ sampleRate: rate, channels: 1, data: pcm }));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`,
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) => {
+  let gatehouse: Running;
+  const contexts: BrowserContext[] = [];
+  const context = async () => {
+    const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    contexts.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    gatehouse = await npmStart(mode, dir);
+  });
+
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+    expect(problems.splice(0)).toEqual([]);
+  });
+
+  afterAll(async () => {
+    if (gatehouse) await stop(gatehouse);
+  });
+
+  it('prints demo accounts, and shows readable errors for a wrong password, an unknown user and a required new password', async () => {
+    expect(gatehouse.users).toEqual(expect.arrayContaining(['alice@acme.test', 'bob@acme.test', 'carol@globex.test']));
+    const { page, sockets } = await newPage(await context());
+    await signIn(page, gatehouse.url, 'alice@acme.test', 'not-the-password');
+    await expect(page.getByRole('alert').textContent()).resolves.toBe('Wrong email or password.');
+    await shot(page, `${mode}-wrong-password`);
+    await page.getByLabel('Email').fill('nobody@acme.test');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Wrong email or password.' }).waitFor();
+    // No socket before sign-in.
+    expect(sockets).toHaveLength(0);
+
+    // An account an administrator created with a temporary password must set its own first. (Token mode only:
+    // cognito-local's server-side flow, which session mode uses, never asks; session-security tests that mapping.)
+    if (mode === 'session') return;
+    const local = JSON.parse(readFileSync(gatehouse.configFile, 'utf8')) as { cognitoEndpoint: string; userPoolId: string; region: string };
+    const cognito = new CognitoIdentityProviderClient({ endpoint: local.cognitoEndpoint, region: local.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const email = `new-${mode}@acme.test`;
+    await cognito.send(
+      new AdminCreateUserCommand({ UserPoolId: local.userPoolId, Username: email, TemporaryPassword: 'Temp-Passw0rd!', MessageAction: 'SUPPRESS', UserAttributes: [{ Name: 'email', Value: email }] }),
+    );
+    cognito.destroy();
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill('Temp-Passw0rd!');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'This account needs a new password' }).waitFor();
+    expect(sockets).toHaveLength(0);
+  });
+
+  it('carries a message within tenant A and never to tenant B, keeps tokens out of storage and URLs, and shows refusals', async () => {
+    const alice = await newPage(await context());
+    const bob = await newPage(await context());
+    const carol = await newPage(await context());
+    await Promise.all([
+      signInWithKeyboard(alice.page, gatehouse.url, 'alice@acme.test'),
+      signIn(bob.page, gatehouse.url, 'bob@acme.test'),
+      signIn(carol.page, gatehouse.url, 'carol@globex.test'),
+    ]);
+    await Promise.all([live(alice.page), live(bob.page), live(carol.page)]);
+    expect(await carol.page.locator('.tenant').textContent()).toBe('globex');
+
+    // Everyone is in #general of their own tenant.
+    for (const p of [alice.page, bob.page, carol.page]) await p.locator('.room-list button', { hasText: '# general' }).waitFor();
+    const text = `hello acme ${Date.now()}`;
+    const framesAtCarol: string[] = [];
+    for (const ws of carol.sockets) ws.on('framereceived', ({ payload }) => framesAtCarol.push(String(payload)));
+    await alice.page.getByLabel('Message to general').fill(text);
+    await alice.page.getByLabel('Message to general').press('Enter');
+    await bob.page.locator('.messages li', { hasText: text }).waitFor();
+    await alice.page.locator('.messages li.mine', { hasText: text }).waitFor();
+    // Carol (globex) sends her own message, which comes back to her: by then alice's would have arrived too.
+    await carol.page.getByLabel('Message to general').fill('hello globex');
+    await carol.page.getByRole('button', { name: 'Send' }).click();
+    await carol.page.locator('.messages li', { hasText: 'hello globex' }).waitFor();
+    expect(await carol.page.locator('.messages li', { hasText: text }).count()).toBe(0);
+    expect(framesAtCarol.some((f) => f.includes(text))).toBe(false);
+    expect(await bob.page.locator('.messages li', { hasText: 'hello globex' }).count()).toBe(0);
+    await shot(bob.page, `${mode}-rooms`);
+    // Responsive: on a phone-sized screen nothing overflows sideways.
+    await carol.page.setViewportSize({ width: 390, height: 844 });
+    expect(await carol.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot(carol.page, `${mode}-rooms-phone`);
+
+    // A refusal reads as an error: admin:* rooms are for the admin group.
+    await bob.page.getByLabel('Join a room').fill('admin:ops');
+    await bob.page.getByRole('button', { name: 'Join', exact: true }).click();
+    await bob.page.getByRole('alert').filter({ hasText: 'Could not join admin:ops' }).waitFor();
+
+    // No token in page storage, in a readable cookie or in a socket URL.
+    for (const { page, sockets } of [alice, bob, carol]) {
+      const stored = await page.evaluate(() => JSON.stringify({ local: { ...localStorage }, cookie: document.cookie }));
+      expect(stored).not.toMatch(/eyJ[\w-]+\.eyJ/);
+      for (const ws of sockets) expect(ws.url()).not.toMatch(/eyJ|token=/);
+      if (mode === 'session') {
+        expect(await page.evaluate(() => JSON.stringify({ ...sessionStorage }))).not.toMatch(/eyJ[\w-]+\.eyJ/);
+        for (const ws of sockets) expect(ws.url()).not.toContain('?');
+      } else {
+        for (const ws of sockets) expect(ws.url()).toMatch(/\?ticket=[\w-]+$/);
+      }
+    }
+  });
+
+  it('shows published job progress to tenant A only', async () => {
+    const bob = await newPage(await context());
+    const carol = await newPage(await context());
+    await Promise.all([signIn(bob.page, gatehouse.url, 'bob@acme.test'), signIn(carol.page, gatehouse.url, 'carol@globex.test')]);
+    await Promise.all([live(bob.page), live(carol.page)]);
+    for (const p of [bob.page, carol.page]) await p.getByRole('button', { name: 'Job progress' }).click();
+    // The jobs room is joined once the socket is live; give the join a moment to land before publishing.
+    await bob.page.waitForFunction(() => document.querySelector('.jobs') !== null);
+    await new Promise((r) => setTimeout(r, 500));
+
+    const job = `report-${mode}`;
+    const publish = (percent: number) =>
+      spawnSync(TSX, ['cli/gatehouse.ts', 'publish', '--config', gatehouse.configFile, '--tenant', 'acme', '--room', 'jobs', '--type', 'job.progress', '--payload', JSON.stringify({ job, percent, label: 'Monthly report' })], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      });
+    const first = publish(40);
+    expect(first.status).toBe(0);
+    const bar = bob.page.locator(`[data-job="${job}"] progress`);
+    await bar.waitFor();
+    await bob.page.waitForFunction((j) => (document.querySelector(`[data-job="${j}"] progress`) as HTMLProgressElement | null)?.value === 40, job);
+    expect(publish(75).status).toBe(0);
+    await bob.page.waitForFunction((j) => (document.querySelector(`[data-job="${j}"] progress`) as HTMLProgressElement | null)?.value === 75, job);
+    expect(await bob.page.locator(`[data-job="${job}"]`).textContent()).toContain('Monthly report75%');
+    await shot(bob.page, `${mode}-jobs`);
+    expect(await carol.page.locator('[data-job]').count()).toBe(0);
+    await carol.page.getByText('No jobs yet.').waitFor();
+  });
+
+  it('signs out every tab: the other tab closes its socket and returns to sign-in', async () => {
+    const ctx = await context();
+    const first = await newPage(ctx);
+    const second = await newPage(ctx);
+    await signIn(first.page, gatehouse.url, 'alice@acme.test');
+    await live(first.page);
+    if (mode === 'session') {
+      // The cookie session is the browser's: a second tab is signed in already.
+      await second.page.goto(gatehouse.url);
+    } else {
+      // Tokens live in this tab's sessionStorage only: the second tab signs in itself.
+      await signIn(second.page, gatehouse.url, 'alice@acme.test');
+    }
+    await live(second.page);
+    expect(openSockets(second.sockets)).toHaveLength(1);
+
+    await first.page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await first.page.getByLabel('Email').waitFor();
+    await second.page.getByText('You signed out in another tab.').waitFor();
+    await second.page.waitForFunction(() => document.querySelector('#email') !== null);
+    const deadline = Date.now() + 5_000;
+    while (openSockets([...first.sockets, ...second.sockets]).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(openSockets([...first.sockets, ...second.sockets])).toHaveLength(0);
+    await shot(second.page, `${mode}-signed-out-elsewhere`);
+
+    // A reload does not bring the session back.
+    await second.page.reload();
+    await second.page.getByLabel('Email').waitFor();
+    expect(openSockets(second.sockets)).toHaveLength(0);
+  });
+
+  // Token mode holds the access token in the tab; session mode's server refreshes its tokens itself (tested in
+  // e2e-security), and its sockets live as long as the session.
+  if (mode === 'token') {
+    it('renews the token over the socket before it expires', async () => {
+      const { page, sockets } = await newPage(await context());
+      await signIn(page, gatehouse.url, 'alice@acme.test');
+      await live(page);
+      const [socket] = sockets;
+      const refreshed = new Promise<string>((resolve) =>
+        socket.on('framereceived', ({ payload }) => String(payload).includes('"refreshed"') && resolve(String(payload))),
+      );
+      // Access tokens live 75 s and the client renews 60 s before expiry: within ~15 s of connecting.
+      const event = JSON.parse(await refreshed) as { tokenExpiresAt: number };
+      // The old token has about 60 s left at this point; a fresh one has 75.
+      expect(event.tokenExpiresAt).toBeGreaterThan(Date.now() / 1000 + 65);
+      expect(openSockets(sockets)).toEqual([socket]);
+      await live(page);
+    });
+  }
+
+  it('talks to the speech service: microphone audio in, audio and transcripts back, and a clean stop', async () => {
+    const ctx = await context();
+    await ctx.grantPermissions(['microphone'], { origin: gatehouse.url });
+    const { page, sockets } = await newPage(ctx);
+    await signIn(page, gatehouse.url, 'alice@acme.test');
+    await live(page);
+    await page.getByRole('button', { name: 'Speech' }).click();
+    await page.getByRole('button', { name: 'Start talking' }).click();
+    await page.locator('[data-state="listening"]').waitFor();
+    const speech = sockets.find((s) => s.url().includes('/ws/speech'))!;
+    expect(speech).toBeDefined();
+    // The local provider answers each utterance with audio and a transcript.
+    await page.locator('.transcript li.assistant').first().waitFor({ timeout: 20_000 });
+    await page.locator('.transcript li.user').first().waitFor();
+    await page.waitForFunction(() => /received [1-9]\d* KiB/.test(document.querySelector('[data-testid="speech-bytes"]')?.textContent ?? ''));
+    await shot(page, `${mode}-speech`);
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.locator('[data-state="idle"]').waitFor();
+    const deadline = Date.now() + 5_000;
+    while (!speech.isClosed() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(speech.isClosed()).toBe(true);
+    expect(await page.getByRole('alert').count()).toBe(0);
+    // The realtime socket is unaffected.
+    expect(openSockets(sockets)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * The production build of the web app (web/dist), made on demand: `cdk synth` uploads it to S3 and `npm start`
+ * serves it, so both call `ensureWebBuild()`, which runs Vite only when a source changed since the last build.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..');
+export const WEB_DIST = path.join(ROOT, 'web', 'dist');
+// The app imports the shared client and protocol, so they are sources of the build too.
+const INPUTS = ['web/src', 'web/public', 'web/index.html', 'web/vite.config.mts', 'client', 'common', 'package-lock.json'];
+const STAMP = path.join(ROOT, 'node_modules', '.cache', 'gatehouse', 'web-build');
+
+function files(entry: string): string[] {
+  if (!existsSync(entry)) return [];
+  if (!statSync(entry).isDirectory()) return [entry];
+  return readdirSync(entry).flatMap((name) => files(path.join(entry, name)));
+}
+
+function inputHash(): string {
+  const hash = createHash('sha256');
+  for (const file of INPUTS.flatMap((i) => files(path.join(ROOT, i))).sort()) {
+    hash.update(path.relative(ROOT, file));
+    hash.update(readFileSync(file));
+  }
+  return hash.digest('hex');
+}
+
+/** Builds web/dist if it is missing or stale; returns its path. */
+export function ensureWebBuild(): string {
+  const hash = inputHash();
+  if (existsSync(path.join(WEB_DIST, 'index.html')) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash) return WEB_DIST;
+  const vite = path.join(path.dirname(require.resolve('vite/package.json')), 'bin', 'vite.js');
+  execFileSync(process.execPath, [vite, 'build', '--config', path.join(ROOT, 'web', 'vite.config.mts')], {
+    cwd: ROOT,
+    // A production build whatever the caller's NODE_ENV (jest sets "test", which would ship React's dev build).
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  mkdirSync(path.dirname(STAMP), { recursive: true });
+  writeFileSync(STAMP, hash);
+  return WEB_DIST;
+}
+
+if (require.main === module) {
+  ensureWebBuild();
+  process.stdout.write(`web app built in ${path.relative(process.cwd(), WEB_DIST)}\n`);
+}

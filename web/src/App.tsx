@@ -1,0 +1,57 @@
+import { useCallback, useEffect, useState } from 'react';
+import { createAuth, type Auth, type User } from './auth';
+import { loadConfig, type AppConfig } from './config';
+import { SignIn } from './SignIn';
+import { onSignOutElsewhere } from './tabs';
+import { Workspace } from './Workspace';
+
+type Loaded = { config: Awaited<ReturnType<typeof loadConfig>>; auth: Auth };
+
+export function App() {
+  const [loaded, setLoaded] = useState<Loaded>();
+  const [user, setUser] = useState<User | null>();
+  const [notice, setNotice] = useState<string>();
+  const [failure, setFailure] = useState<string>();
+
+  useEffect(() => {
+    (async () => {
+      const config = await loadConfig();
+      const auth = await createAuth(config as AppConfig);
+      setLoaded({ config, auth });
+      setUser(await auth.restore());
+    })().catch((err: Error) => setFailure(err.message));
+  }, []);
+
+  const signedOut = useCallback((message?: string) => {
+    setUser(null);
+    setNotice(message);
+  }, []);
+
+  // Another tab signed out: this one must not keep a socket (unmounting the workspace closes it) or, in token mode,
+  // its own tokens.
+  useEffect(
+    () =>
+      onSignOutElsewhere(() => {
+        signedOut('You signed out in another tab.');
+        void loaded?.auth.signOut(false).catch(() => undefined);
+      }),
+    [signedOut, loaded],
+  );
+
+  if (failure) return <main className="center"><p role="alert">Gatehouse could not start: {failure}</p></main>;
+  if (!loaded || user === undefined) return <main className="center" aria-busy="true"><p>Loading…</p></main>;
+  if (!user) {
+    return (
+      <SignIn
+        auth={loaded.auth}
+        notice={notice}
+        local={loaded.config.cognitoEndpoint !== undefined}
+        onSignedIn={(u) => {
+          setNotice(undefined);
+          setUser(u);
+        }}
+      />
+    );
+  }
+  return <Workspace config={loaded.config} auth={loaded.auth} user={user} onSignedOut={signedOut} />;
+}

@@ -1,0 +1,180 @@
+/**
+ * Sign-in, in the two modes /config.json chooses:
+ * - session (default): the form posts to /api/login; the server keeps the Cognito tokens and sets an HttpOnly
+ *   cookie. No token ever reaches this page; sockets are opened with the cookie.
+ * - token: Amplify signs in from the browser (SRP deployed, the password flow against the local emulator); tokens
+ *   live in sessionStorage (never localStorage) and sockets are opened with one-time tickets.
+ */
+import type { SocketFactory, SocketLike } from '../../client/index';
+import type { AppConfig } from './config';
+
+export interface User {
+  userId: string;
+  email: string;
+  groups: string[];
+  tenants: string[];
+}
+
+export class AuthError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How to open a socket with this mode's credential. */
+export interface SocketCredentials {
+  /** Called before every (re)connect. */
+  token(): Promise<string>;
+  factory: SocketFactory;
+  renew: 'token' | 'session';
+  renewToken?: () => Promise<string>;
+}
+
+export interface Auth {
+  mode: 'session' | 'token';
+  restore(): Promise<User | null>;
+  signIn(email: string, password: string): Promise<User>;
+  signOut(everywhere: boolean): Promise<void>;
+  sockets(): SocketCredentials;
+}
+
+const MESSAGES: Record<string, string> = {
+  invalid_credentials: 'Wrong email or password.',
+  new_password_required: 'This account needs a new password: set one with your administrator, then sign in again.',
+  mfa_required: 'This account uses a second factor, which this app does not support yet.',
+  password_reset_required: 'This account must reset its password first.',
+  not_confirmed: 'This account is not confirmed yet.',
+};
+
+const plainSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
+const withQuery = (url: string, name: string, value: string) => `${url}${url.includes('?') ? '&' : '?'}${name}=${encodeURIComponent(value)}`;
+
+function sessionAuth(): Auth {
+  const json = async (path: string, init?: RequestInit) => {
+    const response = await fetch(path, { credentials: 'same-origin', ...init, headers: { 'content-type': 'application/json', ...init?.headers } });
+    const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+    return { status: response.status, body };
+  };
+  return {
+    mode: 'session',
+    async restore() {
+      const { status, body } = await json('/api/session');
+      return status === 200 ? (body as unknown as User) : null;
+    },
+    async signIn(email, password) {
+      const { status, body } = await json('/api/login', { method: 'POST', body: JSON.stringify({ email, password }) });
+      if (status !== 200) {
+        const code = String(body.error ?? 'error');
+        throw new AuthError(code, MESSAGES[code] ?? String(body.message ?? `Sign-in failed (${status}).`));
+      }
+      return body as unknown as User;
+    },
+    async signOut(everywhere) {
+      await json('/api/logout', { method: 'POST', body: JSON.stringify(everywhere ? { everywhere: true } : {}) });
+    },
+    sockets: () => ({
+      // The browser sends the HttpOnly cookie itself; the server checks it and our origin.
+      token: async () => '',
+      factory: (url) => plainSocket(url),
+      renew: 'session',
+    }),
+  };
+}
+
+async function tokenAuth(config: AppConfig): Promise<Auth> {
+  // Loaded only in token mode: session mode ships without Amplify.
+  const [{ Amplify }, auth, { cognitoUserPoolsTokenProvider }, { sessionStorage }] = await Promise.all([
+    import('aws-amplify'),
+    import('aws-amplify/auth'),
+    import('aws-amplify/auth/cognito'),
+    import('aws-amplify/utils'),
+  ]);
+  Amplify.configure({
+    Auth: {
+      Cognito: {
+        userPoolId: config.userPoolId,
+        userPoolClientId: config.userPoolClientId,
+        ...(config.cognitoEndpoint ? { userPoolEndpoint: config.cognitoEndpoint } : {}),
+        loginWith: { email: true },
+      },
+    },
+  });
+  cognitoUserPoolsTokenProvider.setKeyValueStorage(sessionStorage);
+
+  // forceRefresh for renewals: Amplify would hand back the cached token until it has all but expired.
+  const accessToken = async (forceRefresh = false) => {
+    const session = await auth.fetchAuthSession({ forceRefresh });
+    const token = session.tokens?.accessToken;
+    if (!token) throw new AuthError('signed_out', 'Signed out.');
+    return token;
+  };
+  const user = async (): Promise<User> => {
+    const token = await accessToken();
+    const groups = (token.payload['cognito:groups'] as string[] | undefined) ?? [];
+    const { signInDetails } = await auth.getCurrentUser();
+    return {
+      userId: String(token.payload.sub),
+      email: signInDetails?.loginId ?? '',
+      groups,
+      tenants: groups.filter((g) => g.startsWith('tenant:')).map((g) => g.slice('tenant:'.length)),
+    };
+  };
+  const ticket = async () => {
+    const response = await fetch('/api/ws-ticket', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${(await accessToken()).toString()}` },
+      body: '{}',
+    });
+    const body = (await response.json()) as { ticket?: string; message?: string };
+    if (!body.ticket) throw new AuthError('ticket_refused', body.message ?? 'Could not open a connection.');
+    return body.ticket;
+  };
+  return {
+    mode: 'token',
+    async restore() {
+      try {
+        return await user();
+      } catch {
+        return null;
+      }
+    },
+    async signIn(email, password) {
+      try {
+        const result = await auth.signIn({
+          username: email,
+          password,
+          // cognito-local has no SRP; a deployed pool does.
+          options: { authFlowType: config.cognitoEndpoint ? 'USER_PASSWORD_AUTH' : 'USER_SRP_AUTH' },
+        });
+        const step = result.nextStep.signInStep;
+        if (step === 'CONFIRM_SIGN_IN_WITH_NEW_PASSWORD_REQUIRED') throw new AuthError('new_password_required', MESSAGES.new_password_required);
+        if (step !== 'DONE') throw new AuthError('mfa_required', MESSAGES.mfa_required);
+        return await user();
+      } catch (err) {
+        if (err instanceof AuthError) throw err;
+        const name = (err as Error).name;
+        if (['NotAuthorizedException', 'UserNotFoundException', 'InvalidPasswordException'].includes(name)) {
+          throw new AuthError('invalid_credentials', MESSAGES.invalid_credentials);
+        }
+        throw new AuthError('error', (err as Error).message);
+      }
+    },
+    async signOut(everywhere) {
+      await auth.signOut({ global: everywhere }).catch(() => undefined);
+    },
+    sockets: () => ({
+      // A one-time ticket in the URL (worthless after use), never the token itself.
+      token: ticket,
+      factory: (url, t) => plainSocket(withQuery(url, 'ticket', t)),
+      renew: 'token',
+      renewToken: async () => (await accessToken(true)).toString(),
+    }),
+  };
+}
+
+export async function createAuth(config: AppConfig): Promise<Auth> {
+  return config.authMode === 'token' ? tokenAuth(config) : sessionAuth();
+}
