@@ -13,7 +13,7 @@ import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from '.
 import { LocalEdge } from './edge';
 import { LocalEventBus } from './event-bus';
 import { LocalHttpApi } from './http-api';
-import { LocalFunction } from './lambda';
+import { LocalFunction, type FunctionSpec } from './lambda';
 import { assetDir, loadTemplate, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
 import { createLogger } from '../common/log';
 import { runSpeechService } from '../speech/main';
@@ -79,6 +79,8 @@ export interface LocalSystem {
     jwks: string;
   };
   gateway: WebSocketGateway;
+  /** Every Lambda as it runs here: its bundle in cdk.out, handler and resolved environment, by logical id. */
+  functions: Map<string, FunctionSpec>;
   speech: SpeechServer;
   dynamo: LocalDynamo;
   cognito: LocalCognito;
@@ -330,6 +332,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         jwks: cognito.jwksUri,
       },
       gateway,
+      functions: new Map([...functions].map(([name, fn]) => [name, fn.spec])),
       speech,
       dynamo,
       cognito,

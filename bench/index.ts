@@ -1,0 +1,99 @@
+/**
+ * `npm run bench`: every benchmark, one after the other (never two at once: they would measure each other), then
+ * docs/BENCHMARKS.md rewritten with the method, command, machine and results of each.
+ *
+ *   npm run bench                     the quick set (a few minutes on 2 cores)
+ *   npm run bench -- --full           longer runs and larger populations
+ *   npm run bench -- --only verify    some sections only (comma-separated ids); prints, leaves the file alone
+ */
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { broadcastBench } from './broadcast';
+import { coldStartBench } from './cold-start';
+import { loadBench } from './load';
+import { machine, type Bench, type Section } from './report';
+import { speechBench } from './speech';
+import { verifyBench } from './verify';
+
+export const BENCHES: Array<[string, Bench]> = [
+  ['verify', verifyBench],
+  ['cold-start', coldStartBench],
+  ['broadcast', broadcastBench],
+  ['load', loadBench],
+  ['speech', speechBench],
+];
+
+export const REPORT = path.join(__dirname, '..', 'docs', 'BENCHMARKS.md');
+
+function table(head: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
+}
+
+export function render(sections: Section[], info: { full: boolean; seconds: number; date: string }): string {
+  const command = `npm run bench${info.full ? ' -- --full' : ''}`;
+  return `# Gatehouse benchmarks
+
+Written by \`${command}\` on ${info.date} in ${Math.round(info.seconds)} s. Do not edit: run it again.
+
+**Machine:** ${machine()}.
+
+Every figure sits next to an alternative measured in the same run, on the same machine, and is read as a ratio:
+absolute times on a shared machine drift, ratios hold. The local system stands in for AWS (dynalite for DynamoDB, a
+WebSocket gateway for API Gateway, worker threads for Lambda), so absolute latencies here are not AWS latencies; what
+carries over is how the costs compare and how they grow.
+
+## Summary
+
+${sections.map((s) => `- **${s.title}**: ${s.headline}`).join('\n')}
+
+${sections
+  .map(
+    (s) => `## ${s.title}
+
+${s.method}
+
+Command: \`npm run bench -- --only ${s.id}${info.full ? ' --full' : ''}\`
+
+${table(s.head, s.rows)}
+${s.notes?.length ? `\n${s.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`,
+  )
+  .join('\n')}`;
+}
+
+async function main(): Promise<void> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { values } = parseArgs({ options: { full: { type: 'boolean', default: false }, only: { type: 'string' } } });
+  const only = values.only?.split(',').map((s) => s.trim());
+  const unknown = only?.filter((id) => !BENCHES.some(([name]) => name === id));
+  if (unknown?.length) throw new Error(`Unknown benchmark ${unknown.join(', ')}: choose from ${BENCHES.map(([n]) => n).join(', ')}.`);
+
+  const started = Date.now();
+  const sections: Section[] = [];
+  for (const [id, bench] of BENCHES) {
+    if (only && !only.includes(id)) continue;
+    const t0 = Date.now();
+    process.stderr.write(`\n== ${id}\n`);
+    const section = await bench({ full: values.full, log: (line) => process.stderr.write(`   ${line}\n`) });
+    sections.push(section);
+    process.stderr.write(`   ${section.headline} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+  }
+  const markdown = render(sections, { full: values.full, seconds: (Date.now() - started) / 1000, date: new Date().toISOString().slice(0, 10) });
+  if (only) {
+    process.stdout.write(markdown);
+    return;
+  }
+  writeFileSync(REPORT, markdown);
+  process.stderr.write(`\nWrote ${path.relative(process.cwd(), REPORT)} in ${((Date.now() - started) / 1000).toFixed(0)} s.\n`);
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: Error) => {
+      process.stderr.write(`npm run bench failed: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
