@@ -7,9 +7,6 @@
  * concurrent posts to the local API Gateway); the Scan broadcaster only swaps how the room's members are read.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand, type PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -245,12 +242,7 @@ export const broadcastBench: Bench = async ({ full, log }) => {
   ensureSynth('Gatehouse');
   const users = ['alice@acme.test', 'bob@acme.test', 'dana@acme.test', 'erin@both.test'];
   const perUserCap = Math.ceil(sockets / users.length) + 10;
-  // The benchmark serves no pages: an empty folder spares it the web build.
-  const webDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-'));
-  const system = await startLocalSystem({ log: () => undefined, webDir, functionEnv: { MAX_CONNECTIONS_PER_USER: String(perUserCap) } }).catch((err: Error) => {
-    rmSync(webDir, { recursive: true, force: true });
-    throw err;
-  });
+  const system = await startLocalSystem({ log: () => undefined, functionEnv: { MAX_CONNECTIONS_PER_USER: String(perUserCap) } });
   const members: Member[] = [];
   try {
     const fanout = [...system.functions.values()].find((f) => f.name.startsWith('PublishingFanout'));
@@ -450,7 +442,6 @@ export const broadcastBench: Bench = async ({ full, log }) => {
   } finally {
     await Promise.all(members.map((m) => m.client.close().catch(() => undefined)));
     await system.stop();
-    rmSync(webDir, { recursive: true, force: true });
     log(`broadcast section done in ${num((performance.now() - started) / 1000, 1)} s`);
   }
 };

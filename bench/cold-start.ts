@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { build } from 'esbuild';
@@ -328,14 +328,12 @@ export const coldStartBench: Bench = async ({ full, log }): Promise<Section> => 
   const tmp = mkdtempSync(path.join(CDK_OUT, '.cold-start-'));
   const harness = path.join(tmp, 'harness.js');
   writeFileSync(harness, HARNESS);
-  mkdirSync(path.join(tmp, 'web'));
   const warmFunctions = new Map<string, LocalFunction>();
   let system: LocalSystem | undefined;
   try {
     system = await startLocalSystem({
       log: () => undefined,
-      // No web build (not measured), and no scheduled sweeps running in the background during the measurements.
-      webDir: path.join(tmp, 'web'),
+      // No scheduled sweeps running in the background during the measurements.
       scheduleIntervalMs: 2 ** 31 - 1,
     });
 

@@ -71,18 +71,4 @@ export function machine(): string {
   return `${cores.length} × ${cores[0]?.model.trim() ?? 'unknown CPU'}, ${num(totalmem() / 2 ** 30, 1)} GiB RAM, ${osType()} ${release()}, Node ${process.version}`;
 }
 
-/** Runs `fn` repeatedly for about `ms` milliseconds (after `warmup` calls); returns calls per second. */
-export async function throughput(fn: () => unknown, ms: number, warmup = 200): Promise<{ perSecond: number; calls: number }> {
-  for (let i = 0; i < warmup; i++) await fn();
-  let calls = 0;
-  const start = performance.now();
-  let elapsed = 0;
-  while (elapsed < ms) {
-    for (let i = 0; i < 100; i++) await fn();
-    calls += 100;
-    elapsed = performance.now() - start;
-  }
-  return { perSecond: (calls / elapsed) * 1000, calls };
-}
-
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

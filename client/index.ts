@@ -21,6 +21,7 @@ import {
   type MessageEvent,
   type ServerEvent,
 } from '../common/protocol';
+import { Emitter } from './emitter';
 
 /** The part of the WebSocket interface the client uses (browsers' WebSocket and `ws` both have it). */
 export interface SocketLike {
@@ -101,14 +102,11 @@ interface RoomState {
   repair?: ReturnType<typeof setTimeout>;
 }
 
-type Listener<T> = (value: T) => void;
-
 const OPEN = 1;
 
-export class GatehouseClient {
+export class GatehouseClient extends Emitter<ClientEvents> {
   private socket?: SocketLike;
   private stateValue: ConnectionState = 'idle';
-  private readonly listeners = new Map<keyof ClientEvents, Set<Listener<never>>>();
   private readonly pending = new Map<string, { resolve: (e: ServerEvent) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   private readonly rooms = new Map<string, RoomState>();
   private nextId = 0;
@@ -122,6 +120,7 @@ export class GatehouseClient {
   private readonly opts: Required<Omit<ClientOptions, 'reconnect' | 'renewToken'>> & Pick<ClientOptions, 'reconnect' | 'renewToken'>;
 
   constructor(options: ClientOptions) {
+    super();
     this.opts = {
       socket: browserSocket,
       heartbeatMs: 4 * 60 * 1000,
@@ -141,17 +140,6 @@ export class GatehouseClient {
   /** Rooms this client is in (it rejoins them after a reconnect). */
   get joinedRooms(): string[] {
     return [...this.rooms.keys()];
-  }
-
-  on<K extends keyof ClientEvents>(event: K, listener: Listener<ClientEvents[K]>): () => void {
-    const set = this.listeners.get(event) ?? new Set();
-    set.add(listener as Listener<never>);
-    this.listeners.set(event, set);
-    return () => set.delete(listener as Listener<never>);
-  }
-
-  private emit<K extends keyof ClientEvents>(event: K, value: ClientEvents[K]): void {
-    for (const listener of this.listeners.get(event) ?? []) (listener as Listener<ClientEvents[K]>)(value);
   }
 
   private setState(state: ConnectionState, extra: Omit<ClientEvents['state'], 'state'> = {}): void {

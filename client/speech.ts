@@ -4,6 +4,7 @@
  * surfaces the service's events and the assistant's audio (24 kHz mono 16-bit).
  */
 import { parseSpeechControl, type SpeechControl, type SpeechEvent } from '../common/speech-protocol';
+import { Emitter } from './emitter';
 import { browserSocket, type SocketFactory, type SocketLike } from './index';
 
 export interface SpeechClientEvents {
@@ -12,23 +13,11 @@ export interface SpeechClientEvents {
   close: { code: number; reason: string };
 }
 
-type Listener<T> = (value: T) => void;
-
-export class SpeechClient {
+export class SpeechClient extends Emitter<SpeechClientEvents> {
   private socket?: SocketLike;
-  private readonly listeners = new Map<keyof SpeechClientEvents, Set<Listener<never>>>();
 
-  constructor(private readonly options: { url: string; token: string; socket?: SocketFactory }) {}
-
-  on<K extends keyof SpeechClientEvents>(event: K, listener: Listener<SpeechClientEvents[K]>): () => void {
-    const set = this.listeners.get(event) ?? new Set();
-    set.add(listener as Listener<never>);
-    this.listeners.set(event, set);
-    return () => set.delete(listener as Listener<never>);
-  }
-
-  private emit<K extends keyof SpeechClientEvents>(event: K, value: SpeechClientEvents[K]): void {
-    for (const listener of this.listeners.get(event) ?? []) (listener as Listener<SpeechClientEvents[K]>)(value);
+  constructor(private readonly options: { url: string; token: string; socket?: SocketFactory }) {
+    super();
   }
 
   /** Opens the socket; resolves on the service's `ready` event, rejects with the close reason if refused. */

@@ -13,15 +13,19 @@ export const WEB_DIST = path.join(ROOT, 'web', 'dist');
 const INPUTS = ['web/src', 'web/public', 'web/index.html', 'web/vite.config.mts', 'client', 'common', 'package-lock.json'];
 const STAMP = path.join(ROOT, 'node_modules', '.cache', 'gatehouse', 'web-build');
 
+// Build output and installed packages are never sources.
+const SKIP = new Set(['node_modules', 'dist', '.vite']);
+
 function files(entry: string): string[] {
   if (!existsSync(entry)) return [];
   if (!statSync(entry).isDirectory()) return [entry];
-  return readdirSync(entry).flatMap((name) => files(path.join(entry, name)));
+  return readdirSync(entry).flatMap((name) => (SKIP.has(name) ? [] : files(path.join(entry, name))));
 }
 
-function inputHash(): string {
+/** SHA-256 over the files under `entries` (paths relative to the repository root), names and contents. */
+export function hashSources(entries: readonly string[]): string {
   const hash = createHash('sha256');
-  for (const file of INPUTS.flatMap((i) => files(path.join(ROOT, i))).sort()) {
+  for (const file of entries.flatMap((e) => files(path.join(ROOT, e))).sort()) {
     hash.update(path.relative(ROOT, file));
     hash.update(readFileSync(file));
   }
@@ -30,7 +34,7 @@ function inputHash(): string {
 
 /** Builds web/dist if it is missing or stale; returns its path. */
 export function ensureWebBuild(): string {
-  const hash = inputHash();
+  const hash = hashSources(INPUTS);
   if (existsSync(path.join(WEB_DIST, 'index.html')) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash) return WEB_DIST;
   const vite = path.join(path.dirname(require.resolve('vite/package.json')), 'bin', 'vite.js');
   execFileSync(process.execPath, [vite, 'build', '--config', path.join(ROOT, 'web', 'vite.config.mts')], {

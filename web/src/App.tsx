@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import { createAuth, type Auth, type User } from './auth';
-import { loadConfig, type AppConfig } from './config';
+import { loadConfig } from './config';
 import { SignIn } from './SignIn';
 import { onSignOutElsewhere } from './tabs';
 import { Workspace } from './Workspace';
@@ -16,7 +16,7 @@ export function App() {
   useEffect(() => {
     (async () => {
       const config = await loadConfig();
-      const auth = await createAuth(config as AppConfig);
+      const auth = await createAuth(config);
       setLoaded({ config, auth });
       setUser(await auth.restore());
     })().catch((err: Error) => setFailure(err.message));

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import { GatehouseClient, type ConnectionState } from '../../client/index';
 import type { Auth, User } from './auth';
+import { withQuery } from './config';
 import { Jobs } from './Jobs';
 import { Rooms } from './Rooms';
 import { Speech } from './Speech';
@@ -20,7 +21,7 @@ export interface Connection {
   retryAt?: number;
 }
 
-const withTenant = (url: string, tenant: string | undefined) => (tenant ? `${url}${url.includes('?') ? '&' : '?'}tenant=${encodeURIComponent(tenant)}` : url);
+const withTenant = (url: string, tenant: string | undefined) => (tenant ? withQuery(url, 'tenant', tenant) : url);
 
 export function Workspace({
   config,

@@ -6,7 +6,7 @@
  *   live in sessionStorage (never localStorage) and sockets are opened with one-time tickets.
  */
 import type { SocketFactory, SocketLike } from '../../client/index';
-import type { AppConfig } from './config';
+import { withQuery, type AppConfig } from './config';
 
 export interface User {
   userId: string;
@@ -50,7 +50,6 @@ const MESSAGES: Record<string, string> = {
 };
 
 const plainSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
-const withQuery = (url: string, name: string, value: string) => `${url}${url.includes('?') ? '&' : '?'}${name}=${encodeURIComponent(value)}`;
 
 function sessionAuth(): Auth {
   const json = async (path: string, init?: RequestInit) => {

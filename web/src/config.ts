@@ -25,3 +25,6 @@ export async function loadConfig(): Promise<Required<Pick<AppConfig, 'realtimeUr
     ...(config.cognitoEndpoint ? { cognitoEndpoint: new URL(config.cognitoEndpoint, location.href).href } : {}),
   };
 }
+
+/** `url` with one more query parameter. */
+export const withQuery = (url: string, name: string, value: string) => `${url}${url.includes('?') ? '&' : '?'}${name}=${encodeURIComponent(value)}`;

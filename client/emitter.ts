@@ -1,0 +1,17 @@
+/** Typed events for the clients (browser and Node): `on` returns the function that unsubscribes. */
+export type Listener<T> = (value: T) => void;
+
+export class Emitter<Events> {
+  private readonly listeners = new Map<keyof Events, Set<Listener<never>>>();
+
+  on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
+    const set = this.listeners.get(event) ?? new Set();
+    set.add(listener as Listener<never>);
+    this.listeners.set(event, set);
+    return () => set.delete(listener as Listener<never>);
+  }
+
+  protected emit<K extends keyof Events>(event: K, value: Events[K]): void {
+    for (const listener of this.listeners.get(event) ?? []) (listener as Listener<Events[K]>)(value);
+  }
+}
