@@ -23,9 +23,19 @@ export default tseslint.config(
     languageOptions: { globals: { AudioWorkletProcessor: 'readonly', registerProcessor: 'readonly' } },
   },
   {
-    // Tests and the template reader walk untyped CloudFormation JSON.
-    files: ['test/**/*.ts', 'local/template.ts', 'local/dynamo.ts'],
+    // Tests and the emulator walk untyped CloudFormation and AWS wire JSON.
+    files: ['test/**/*.ts', 'local/emulator/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
+  },
+  {
+    // The AWS emulator stands in for AWS: it knows nothing of the application it runs (only Node and npm packages).
+    files: ['local/emulator/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['../*', '../**'], message: 'local/emulator/ imports nothing outside itself: it emulates AWS, not Gatehouse.' }] },
+      ],
+    },
   },
   {
     files: ['*.js', '*.mjs'],

@@ -11,10 +11,10 @@ import { build } from 'esbuild';
 import { SESSION_COOKIE } from '../common/credentials';
 import { PUBLISH_DETAIL_TYPE } from '../common/protocol';
 import { ConnectionStore } from '../lambda/core/store';
-import { LocalFunction, type FunctionSpec } from '../local/lambda';
+import { LocalFunction, type FunctionSpec } from '../local/emulator/lambda';
 import { ensureSynth } from '../local/synth';
 import { startLocalSystem, type LocalSystem } from '../local/system';
-import { CDK_OUT, ROOT } from '../local/template';
+import { CDK_OUT, ROOT } from '../local/paths';
 import { kib, median, num, ratio, type Bench, type Section } from './report';
 
 const LAMBDA_DIR = path.join(ROOT, 'lambda');

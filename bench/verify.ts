@@ -8,9 +8,10 @@ import { createPublicKey, verify } from 'node:crypto';
 import { CognitoJwtVerifier } from 'aws-jwt-verify';
 import { authConfig, createAuth } from '../common/auth';
 import { cognitoIssuer, createAccessTokenVerifier } from '../common/token';
-import { createTables, startDynamo, tableDefinitions } from '../local/dynamo';
+import { createTables, startDynamo, tableDefinitions } from '../local/emulator/dynamodb';
 import { ensureSynth } from '../local/synth';
-import { loadTemplate } from '../local/template';
+import { loadTemplate } from '../local/emulator/template';
+import { CDK_OUT } from '../local/paths';
 import { CLIENT_ID, USER_POOL_ID, accessClaims, makeKey, serveJwks, signToken } from '../test/support/jwt';
 import { num, ratio, type Bench } from './report';
 
@@ -42,7 +43,7 @@ export const verifyBench: Bench = async ({ full, log }) => {
   ensureSynth('Gatehouse');
   const dynamo = await startDynamo();
   try {
-    const [table] = tableDefinitions(loadTemplate('Gatehouse'), (id) => id);
+    const [table] = tableDefinitions(loadTemplate(CDK_OUT, 'Gatehouse'), (id) => id);
     await createTables(dynamo.client, [table]);
     // Distinct tokens (users, sign-ins), so nothing along the way can answer from a cache of earlier ones.
     const tokens = Array.from({ length: TOKENS }, (_, i) =>

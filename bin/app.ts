@@ -1,5 +1,6 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { LEGACY_INDEXES } from '../common/table-schema';
 import { GatehouseStack, type GatehouseStackProps } from '../lib/gatehouse-stack';
 
 /**
@@ -8,16 +9,30 @@ import { GatehouseStack, type GatehouseStackProps } from '../lib/gatehouse-stack
  */
 export function buildApp(app: App): GatehouseStack {
   const ctx = (key: string): string | undefined => app.node.tryGetContext(key);
+  const list = (key: string) => ctx(key)?.split(',').map((v) => v.trim()).filter(Boolean);
+  const flag = (key: string, fallback: boolean): boolean => {
+    const value = ctx(key);
+    if (value === undefined) return fallback;
+    if (String(value) !== 'true' && String(value) !== 'false') throw new Error(`Context ${key} must be "true" or "false", not "${value}".`);
+    return String(value) === 'true';
+  };
   const props: GatehouseStackProps = {
     identity: {
-      selfSignUpEnabled: ctx('selfSignUp') === 'true',
-      tenants: ctx('tenants')?.split(',').map((t) => t.trim()).filter(Boolean),
+      selfSignUpEnabled: flag('selfSignUp', false),
+      tenants: list('tenants'),
     },
     realtime: {
-      allowTokenInQueryString: ctx('allowQueryToken') !== 'false',
+      allowTokenInQueryString: flag('allowQueryToken', true),
+      configureAccountLogging: flag('configureAccountLogging', true),
+    },
+    connections: {
+      legacyIndexes: list('legacyIndexes')?.map((name) => {
+        if (!(name in LEGACY_INDEXES)) throw new Error(`Context legacyIndexes names indexes of the earlier layout (${Object.keys(LEGACY_INDEXES).join(', ')}), not "${name}".`);
+        return name as keyof typeof LEGACY_INDEXES;
+      }),
     },
     publishing: {
-      publisherArns: ctx('publishers')?.split(',').map((a) => a.trim()).filter(Boolean),
+      publisherArns: list('publishers'),
     },
   };
   const webAuthMode = ctx('webAuthMode');

@@ -15,6 +15,7 @@ import {
   type AuthenticationResultType,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { BatchGetCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailed } from './dynamo-errors';
 import { TABLE, keys } from './table-schema';
 
 /** Random secrets: 256 bits, base64url. */
@@ -87,7 +88,7 @@ export class CredentialStore {
       );
       return Attributes as TicketRecord | undefined;
     } catch (err) {
-      if ((err as Error).name === 'ConditionalCheckFailedException') return undefined;
+      if (isConditionFailed(err)) return undefined;
       throw err;
     }
   }
@@ -118,7 +119,7 @@ export class CredentialStore {
       );
       return true;
     } catch (err) {
-      if ((err as Error).name === 'ConditionalCheckFailedException') return false;
+      if (isConditionFailed(err)) return false;
       throw err;
     }
   }

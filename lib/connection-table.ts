@@ -1,7 +1,9 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { TABLE } from '../common/table-schema';
+import { LEGACY_INDEXES, TABLE } from '../common/table-schema';
+
+export type LegacyIndex = keyof typeof LEGACY_INDEXES;
 
 export interface ConnectionTableProps {
   /**
@@ -9,11 +11,17 @@ export interface ConnectionTableProps {
    * at most), so deleting it loses nothing a reconnect does not rebuild. @default RemovalPolicy.DESTROY
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Indexes of the earlier layout (byUser, byTenant, byRoom) to keep defined, unused, while a stack deployed with
+   * them is upgraded: CloudFormation deletes at most one global secondary index per update. @default none
+   */
+  readonly legacyIndexes?: LegacyIndex[];
 }
 
 /**
- * The store: one on-demand table (connections, room memberships and history, sessions, tickets, revocations) with
- * TTL, point-in-time recovery, one sparse index per fan-out audience (user, tenant, room), and one by expiry.
+ * The store: one on-demand table (connections, room members, users' connections, room counters and history,
+ * sessions, tickets, revocations) with TTL and point-in-time recovery. Guarantees rest on strongly consistent
+ * reads of the table itself; the one index, by credential expiry, only points the sweeper at candidates.
  */
 export class ConnectionTable extends Construct {
   readonly table: dynamodb.Table;
@@ -30,13 +38,16 @@ export class ConnectionTable extends Construct {
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
     });
-    for (const index of Object.values(TABLE.indexes)) {
+    const indexes = [
+      ...Object.values(TABLE.indexes),
+      ...(props.legacyIndexes ?? []).map((name) => ({ name, sortKey: 'connectionId', ...LEGACY_INDEXES[name] })),
+    ];
+    for (const index of indexes) {
       this.table.addGlobalSecondaryIndex({
         indexName: index.name,
         partitionKey: { name: index.partitionKey, type: S },
         sortKey: { name: index.sortKey, type: S },
-        // Fan-out needs the connection id (the index sort key) and the TTL (to skip expired items), plus what
-        // the index's own reader needs (the sign-in of a user's sockets, the expiry of due ones): nothing more.
+        // The connection id (the index sort key), the TTL (to skip expired items) and what the reader needs.
         projectionType: dynamodb.ProjectionType.INCLUDE,
         nonKeyAttributes: [TABLE.ttlAttribute, ...index.include],
       });

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import type * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
@@ -69,8 +69,9 @@ export class Edge extends Construct {
       enforceSSL: true,
       serverAccessLogsBucket: logBucket,
       serverAccessLogsPrefix: 's3-web/',
+      // The bucket holds only the build (re-uploaded by every deploy): `cdk destroy` empties it, then deletes it.
       removalPolicy: RemovalPolicy.DESTROY,
-      autoDeleteObjects: false,
+      autoDeleteObjects: true,
     });
 
     const refuseUrlTokens = `
@@ -88,6 +89,20 @@ export class Edge extends Construct {
     // API Gateway WebSocket APIs have no path routing: the stage is the path.
     const realtimeFunction = viewerFunction('RealtimePath', `  request.uri = '/${props.stageName}';`);
     const speechFunction = viewerFunction('SpeechPath', '');
+    // The single-page app's own routes (paths without a file extension) get index.html; files are served as they
+    // are, and a missing one stays an error. Only on the default behaviour: /api/* and the sockets answer for
+    // themselves (a distribution's custom error responses would apply to them as well).
+    const appRoutes = new cloudfront.Function(this, 'AppRoutes', {
+      runtime: cloudfront.FunctionRuntime.JS_2_0,
+      comment: 'Gatehouse AppRoutes',
+      code: cloudfront.FunctionCode.fromInline(
+        `function handler(event) {\n  var request = event.request;\n  var last = request.uri.split('/').pop();\n  if (request.uri !== '/' && last.indexOf('.') === -1) request.uri = '/index.html';\n  return request;\n}`,
+      ),
+    });
+    // Account-wide names: the region makes them unique when the same stack name is deployed to several regions.
+    // (A region name is at most 14 characters.)
+    const regional = (kind: string, maxLength: number) =>
+      `${Names.uniqueResourceName(this, { maxLength: maxLength - kind.length - 16, allowedSpecialCharacters: '-_' })}-${kind}-${Aws.REGION}`;
 
     const websocket = (fn: cloudfront.Function, originRequestPolicy: cloudfront.IOriginRequestPolicy) => ({
       viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
@@ -98,6 +113,7 @@ export class Edge extends Construct {
     });
 
     const securityHeaders = new cloudfront.ResponseHeadersPolicy(this, 'SecurityHeaders', {
+      responseHeadersPolicyName: regional('headers', 128),
       comment: 'Gatehouse web app security headers',
       securityHeadersBehavior: {
         contentSecurityPolicy: {
@@ -135,10 +151,13 @@ export class Edge extends Construct {
       logFilePrefix: 'cloudfront/',
       logIncludesCookies: false,
       defaultBehavior: {
-        origin: origins.S3BucketOrigin.withOriginAccessControl(this.webBucket),
+        origin: origins.S3BucketOrigin.withOriginAccessControl(this.webBucket, {
+          originAccessControl: new cloudfront.S3OriginAccessControl(this, 'WebAccess', { originAccessControlName: regional('oac', 64) }),
+        }),
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
         cachePolicy: cloudfront.CachePolicy.CACHING_OPTIMIZED,
         responseHeadersPolicy: securityHeaders,
+        functionAssociations: [{ function: appRoutes, eventType: cloudfront.FunctionEventType.VIEWER_REQUEST }],
       },
       additionalBehaviors: {
         // API Gateway refuses a Host header that is not its own: forward everything else.
@@ -162,6 +181,7 @@ export class Edge extends Construct {
         },
         [SPEECH_PATH]: {
           origin: origins.VpcOrigin.withNetworkLoadBalancer(props.speechLoadBalancer, {
+            vpcOriginName: regional('speech', 64),
             httpPort: SPEECH_LISTENER_PORT,
             protocolPolicy: cloudfront.OriginProtocolPolicy.HTTP_ONLY,
             readTimeout: Duration.seconds(60),
@@ -169,8 +189,7 @@ export class Edge extends Construct {
           ...websocket(speechFunction, cloudfront.OriginRequestPolicy.ALL_VIEWER),
         },
       },
-      // The web app routes in the browser: unknown paths get the app, which shows its own not-found page.
-      errorResponses: [403, 404].map((httpStatus) => ({ httpStatus, responseHttpStatus: 200, responsePagePath: '/index.html', ttl: Duration.seconds(0) })),
+      // No custom error responses: they would apply to every behaviour, turning an /api/* 403 into the web app.
     });
     this.domainName = props.domain?.names[0] ?? this.distribution.distributionDomainName;
 

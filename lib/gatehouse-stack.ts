@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { ConnectionTable, type ConnectionTableProps } from './connection-table';
 import { Edge, type EdgeProps } from './edge';
+import { FailedInvocations } from './failed-invocations';
 import { Network, type NetworkProps } from './network';
 import { Identity, type IdentityProps } from './identity';
 import { ConnectionSweeper } from './connection-sweeper';
@@ -20,7 +21,7 @@ export interface GatehouseStackProps extends StackProps {
   readonly identity?: IdentityProps;
   readonly connections?: ConnectionTableProps;
   readonly realtime?: RealtimeSettings;
-  readonly publishing?: Omit<PublishingProps, 'realtime' | 'table'>;
+  readonly publishing?: Omit<PublishingProps, 'realtime' | 'table' | 'failures'>;
   readonly network?: NetworkProps;
   readonly speech?: Omit<SpeechServiceProps, 'vpc' | 'userPool' | 'userPoolClient' | 'maxTokenLifetime' | 'tenantGroupPrefix' | 'authEnvironment'>;
   readonly edge?: Pick<EdgeProps, 'domain' | 'webAclArn' | 'priceClass' | 'logRetentionDays' | 'webAssets'>;
@@ -38,6 +39,7 @@ export class GatehouseStack extends Stack {
   readonly connections: ConnectionTable;
   readonly realtime: RealtimeApi;
   readonly publishing: Publishing;
+  readonly failedInvocations: FailedInvocations;
   readonly sessionApi: SessionApi;
   readonly speech: SpeechService;
   readonly edge: Edge;
@@ -58,11 +60,13 @@ export class GatehouseStack extends Stack {
       adminGroupName: this.identity.adminGroupName,
     });
     this.sessionApi = new SessionApi(this, 'Sessions', { ...props.sessions, realtime: this.realtime, table: this.connections.table });
-    new ConnectionSweeper(this, 'Sweeper', { realtime: this.realtime, table: this.connections.table });
+    this.failedInvocations = new FailedInvocations(this, 'FailedInvocations');
+    new ConnectionSweeper(this, 'Sweeper', { realtime: this.realtime, table: this.connections.table, failures: this.failedInvocations });
     this.publishing = new Publishing(this, 'Publishing', {
       ...props.publishing,
       realtime: this.realtime,
       table: this.connections.table,
+      failures: this.failedInvocations,
     });
 
     const network = new Network(this, 'Network', props.network);
@@ -101,6 +105,7 @@ export class GatehouseStack extends Stack {
     new CfnOutput(this, 'UserPoolClientId', { value: this.identity.webClient.userPoolClientId });
     new CfnOutput(this, 'ConnectionTableName', { value: this.connections.table.tableName });
     new CfnOutput(this, 'EventBusName', { value: this.publishing.bus.eventBusName });
+    new CfnOutput(this, 'FailedInvocationsQueueUrl', { value: this.failedInvocations.queue.queueUrl });
     new CfnOutput(this, 'Region', { value: this.region });
   }
 }

@@ -76,6 +76,8 @@ export class Identity extends Construct {
       // A browser cannot keep a secret: public client, SRP for the web app, password flow for CLIs and tests.
       generateSecret: false,
       authFlows: { userSrp: true, userPassword: true },
+      // No hosted UI: without this CDK turns on the implicit and code flows with a callback of https://example.com.
+      disableOAuth: true,
       accessTokenValidity: this.accessTokenValidity,
       idTokenValidity: this.accessTokenValidity,
       refreshTokenValidity: this.refreshTokenValidity,
@@ -88,6 +90,7 @@ export class Identity extends Construct {
     this.sessionClient = this.userPool.addClient('SessionClient', {
       generateSecret: true,
       authFlows: { adminUserPassword: true },
+      disableOAuth: true,
       accessTokenValidity: this.accessTokenValidity,
       idTokenValidity: this.accessTokenValidity,
       refreshTokenValidity: this.refreshTokenValidity,

@@ -1,4 +1,4 @@
-import { Duration, Lazy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
@@ -49,15 +49,17 @@ export interface RealtimeApiProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default 'info' */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
-  /** Per-connection message rate: a token bucket; `strikes` refusals in a row disconnect. @default 10/s, burst 20, 20 strikes */
+  /** Per-connection message rate: a token bucket; `strikes` refusals before the bucket has refilled disconnect. @default 10/s, burst 20, 20 strikes */
   readonly rateLimit?: { rate: number; burst: number; strikes: number };
   /** Live connections one user may hold. @default 10 */
   readonly maxConnectionsPerUser?: number;
   /** Page origins allowed besides the edge's own (e.g. a development server), exact `scheme://host[:port]`. */
   readonly allowedOrigins?: string[];
   /**
-   * Set this region's API Gateway CloudWatch role (an account-wide setting that stage logging requires). Turn off
-   * when the account already has one. @default true
+   * Set this region's API Gateway CloudWatch role, an account-wide setting that stage logging requires. The role and
+   * the setting are retained when the stack is deleted (other APIs of the region may log through them), as CDK's
+   * own RestApi does. Turn off for every stack but one in an account and region, or when the account already has
+   * the role (`-c configureAccountLogging=false`). @default true
    */
   readonly configureAccountLogging?: boolean;
 }
@@ -216,6 +218,8 @@ export class RealtimeApi extends Construct {
         ],
       });
       const account = new apigw.CfnAccount(this, 'ApiGatewayAccount', { cloudWatchRoleArn: role.roleArn });
+      role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+      account.applyRemovalPolicy(RemovalPolicy.RETAIN);
       this.stage.node.addDependency(account);
       Validations.of(role).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',

@@ -71,13 +71,16 @@ export class SpeechService extends Construct {
     const modelId = props.modelId ?? DEFAULT_MODEL_ID;
     const bedrockRegion = props.bedrockRegion ?? stack.region;
     const maxSessions = props.maxSessionsPerTask ?? 50;
+    const serviceName = `${stack.stackName}-speech`;
 
     const cluster = new ecs.Cluster(this, 'Cluster', { vpc: props.vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
 
     this.taskRole = new iam.Role(this, 'TaskRole', { assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com') });
     this.taskRole.addToPolicy(
       new iam.PolicyStatement({
-        actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithBidirectionalStream'],
+        // InvokeModelWithBidirectionalStream "requires permission for the bedrock:InvokeModel action"; IAM has no
+        // action of its own name (API_runtime_InvokeModelWithBidirectionalStream.html).
+        actions: ['bedrock:InvokeModel'],
         resources: [stack.formatArn({ service: 'bedrock', region: bedrockRegion, account: '', resource: 'foundation-model', resourceName: modelId })],
       }),
     );
@@ -128,7 +131,8 @@ export class SpeechService extends Construct {
         [SPEECH_ENV.maxSessions]: String(maxSessions),
         ...(props.systemPrompt ? { [SPEECH_ENV.systemPrompt]: props.systemPrompt } : {}),
         ...(props.knowledgeBaseId ? { [SPEECH_ENV.knowledgeBaseId]: props.knowledgeBaseId } : {}),
-        SERVICE_NAME: 'speech',
+        // The scaling metric's dimension: this stack's own, so stacks side by side never scale on each other's load.
+        SERVICE_NAME: serviceName,
       },
     });
     Validations.of(taskDefinition).acknowledge({
@@ -213,7 +217,7 @@ export class SpeechService extends Construct {
       metric: new cloudwatch.Metric({
         namespace: 'Gatehouse/Speech',
         metricName: 'ActiveSessions',
-        dimensionsMap: { Service: 'speech' },
+        dimensionsMap: { Service: serviceName },
         statistic: 'Average',
         period: Duration.minutes(1),
       }),

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { LocalSystem } from './system';
-import { ROOT } from './template';
+import { ROOT } from './paths';
 
 export const LOCAL_CONFIG = path.join(ROOT, '.gatehouse', 'local.json');
 

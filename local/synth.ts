@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { hashSources } from '../web/build';
-import { CDK_OUT, ROOT } from './template';
+import { CDK_OUT, ROOT } from './paths';
 
 // Everything that shapes the template or its assets: infrastructure, Lambda code, the speech image, the web app.
 const SOURCES = ['bin', 'lib', 'lambda', 'common', 'client', 'speech', 'web', 'package-lock.json', 'cdk.json'];

@@ -1,29 +1,25 @@
 /**
- * The whole Gatehouse stack on one machine: DynamoDB (dynalite), Cognito (cognito-local), and one HTTP server on
- * loopback that is the API Gateway WebSocket API, its @connections endpoint and the EventBridge endpoint, running
- * the bundled Lambdas from cdk.out with their template environment. `npm start` and the end-to-end tests both use
- * startLocalSystem; nothing here needs an AWS account.
+ * The whole Gatehouse stack on one machine: the AWS emulator (local/emulator/) running the synthesized template,
+ * plus what is Gatehouse's own: the demo users, the speech service (in process, configured like its ECS task), the
+ * web app's files and config.json in the distribution's bucket, and the local-only path through which token mode's
+ * Amplify reaches Cognito. `npm start` and the end-to-end tests both use startLocalSystem; nothing here needs an AWS
+ * account.
  */
-import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
-import { forwardToCognito, startCognito, DEMO_USERS, type DemoUser, type LocalCognito, type Tokens } from './cognito';
-import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamo';
-import { LocalEdge } from './edge';
-import { LocalEventBus } from './event-bus';
-import { LocalHttpApi } from './http-api';
-import { LocalFunction, type FunctionSpec } from './lambda';
-import { assetDir, loadTemplate, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createLogger } from '../common/log';
 import { runSpeechService } from '../speech/main';
 import type { SpeechServer } from '../speech/server';
-import { WebSocketGateway } from './websocket-gateway';
 import { ensureWebBuild } from '../web/build';
+import { DEMO_USERS, type DemoUser } from './demo-users';
+import type { Tokens } from './emulator/cognito';
+import { startEmulator, type Emulator } from './emulator/index';
+import type { FunctionSpec } from './emulator/lambda';
+import { loadTemplate, referencedIds, resourcesOfType } from './emulator/template';
+import { CDK_OUT } from './paths';
 
 export interface LocalSystemOptions {
   stackName?: string;
-  /** Port of the gateway (WebSocket API, @connections, EventBridge). 0 picks a free one. @default 0 */
+  /** Port of the gateway (WebSocket API, @connections, EventBridge, the edge). 0 picks a free one. @default 0 */
   port?: number;
   /** @default a free port */
   cognitoPort?: number;
@@ -39,7 +35,10 @@ export interface LocalSystemOptions {
   maxConnectionMs?: number;
   /** false: closed sockets never reach $disconnect (stale-connection mode). @default true */
   deliverDisconnect?: boolean;
+  /** @default the demo users */
   users?: DemoUser[];
+  /** Users who must set a new password at their first sign-in (to exercise that challenge). @default none */
+  newPasswordUsers?: DemoUser[];
   /** Extra environment for every function (e.g. a shorter history retention in tests). */
   functionEnv?: Record<string, string>;
   /** Extra environment for the speech service (e.g. shorter ping intervals in tests). */
@@ -54,6 +53,12 @@ export interface LocalSystemOptions {
   accessTokenSeconds?: number;
   /** Run scheduled rules (the expiry sweeper) this often instead of every minute. */
   scheduleIntervalMs?: number;
+  /** How late DynamoDB's indexes see a write. @default 200 ms ("a fraction of a second", as DynamoDB documents) */
+  indexLagMs?: number;
+  /** Lambda's waits before its async retries. @default one and two minutes */
+  asyncRetryDelaysMs?: [number, number];
+  /** EventBridge delivers every event twice (its at-least-once delivery, on purpose). @default false */
+  duplicateEvents?: boolean;
   /** Every log line: functions' output and the emulators' own events. @default stdout */
   log?: (source: string, line: string) => void;
 }
@@ -78,50 +83,32 @@ export interface LocalSystem {
     dynamodb: string;
     jwks: string;
   };
-  gateway: WebSocketGateway;
+  /** The AWS emulator underneath: its services, clock, queues and IAM. */
+  aws: Emulator;
   /** Every Lambda as it runs here: its bundle in cdk.out, handler and resolved environment, by logical id. */
   functions: Map<string, FunctionSpec>;
+  gateway: Emulator['gateway'];
+  dynamo: Emulator['dynamo'];
+  cognito: Emulator['cognito'];
   speech: SpeechServer;
-  dynamo: LocalDynamo;
-  cognito: LocalCognito;
   signIn(email: string, password?: string): Promise<Tokens>;
   /** Switches the web app's sign-in mode (served in /config.json) for pages loaded from now on. */
   setWebAuthMode(mode: 'session' | 'token'): void;
   stop(): Promise<void>;
 }
 
-const ACCOUNT_ID = '000000000000';
+/** Where token mode's Amplify signs in: cognito-local, on the page's own origin (the CSP allows only that). */
 const COGNITO_PATH = '/cognito/';
-const API_ID = 'localapi';
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-/** What each resource resolves to locally. Names and ARNs follow AWS formats so code that parses them still works. */
-function localValues(template: Template, region: string, edgeHost: string, known: Record<string, LocalValue>): Record<string, LocalValue> {
-  const values: Record<string, LocalValue> = {};
-  for (const [id, resource] of Object.entries(template.Resources)) {
-    const arn = `arn:aws:local:${region}:${ACCOUNT_ID}:${id}`;
-    values[id] = known[id] ?? { ref: id, attrs: { Arn: arn } };
-    if (resource.Type === 'AWS::DynamoDB::Table') {
-      values[id] = { ref: id, attrs: { Arn: `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${id}` } };
-    } else if (resource.Type === 'AWS::Lambda::Function') {
-      values[id] = { ref: id, attrs: { Arn: `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${id}` } };
-    } else if (resource.Type === 'AWS::Events::EventBus') {
-      const name = String(resource.Properties?.Name ?? id);
-      values[id] = { ref: name, attrs: { Name: name, Arn: `arn:aws:events:${region}:${ACCOUNT_ID}:event-bus/${name}` } };
-    } else if (resource.Type === 'AWS::CloudFront::Distribution') {
-      values[id] = { ref: id, attrs: { DomainName: edgeHost } };
-    } else if (resource.Type === 'AWS::ApiGatewayV2::Api') {
-      values[id] = { ref: API_ID, attrs: { ApiEndpoint: `wss://${API_ID}.execute-api.${region}.amazonaws.com` } };
-    }
-  }
-  return values;
+function forward(req: IncomingMessage, res: ServerResponse, endpoint: string): void {
+  const upstream = httpRequest(new URL('/', endpoint), { method: req.method, headers: { ...req.headers, host: new URL(endpoint).host } }, (answer) => {
+    res.writeHead(answer.statusCode ?? 502, answer.headers);
+    answer.pipe(res);
+  });
+  upstream.on('error', () => {
+    if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' }).end('{"message":"Cognito is unreachable"}');
+  });
+  req.pipe(upstream);
 }
 
 export async function startLocalSystem(options: LocalSystemOptions = {}): Promise<LocalSystem> {
@@ -129,219 +116,134 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   const stackName = options.stackName ?? 'Gatehouse';
   const print = options.log ?? ((source, line) => process.stdout.write(`[${source}] ${line}\n`));
   const users = options.users ?? DEMO_USERS;
-  const template = loadTemplate(stackName);
-  if (options.stateDir) mkdirSync(options.stateDir, { recursive: true });
+  const template = loadTemplate(CDK_OUT, stackName);
 
   // Group names the deployed functions use, read from their own environment in the template.
   const envs = resourcesOfType(template, 'AWS::Lambda::Function').map(([, f]) => (f.Properties?.Environment?.Variables ?? {}) as Record<string, unknown>);
   const fromEnv = (name: string, fallback: string) => String(envs.find((e) => typeof e[name] === 'string')?.[name] ?? fallback);
+  const adminGroup = fromEnv('ADMIN_GROUP', 'admin');
+  const tenantPrefix = fromEnv('TENANT_GROUP_PREFIX', 'tenant:');
+  const cognitoUser = (u: DemoUser, mustChangePassword = false) => ({
+    username: u.email,
+    password: u.password,
+    attributes: { email: u.email, email_verified: 'true' },
+    groups: [...u.tenants.map((t) => `${tenantPrefix}${t}`), ...(u.admin ? [adminGroup] : [])],
+    mustChangePassword,
+  });
 
-  const started: Array<() => Promise<void>> = [];
-  const stopAll = async () => {
-    for (const stop of started.reverse()) await stop().catch(() => undefined);
-  };
-  try {
-    const [dynamoStarted, cognitoStarted] = await Promise.allSettled([
-      startDynamo({ port: options.dynamoPort ?? 0, region, ...(options.stateDir ? { path: path.join(options.stateDir, 'dynamodb') } : {}) }),
-      (async () =>
-        startCognito({
-          template,
-          port: options.cognitoPort || (await freePort()),
-          region,
-          users,
-          ...(options.stateDir ? { stateDir: path.join(options.stateDir, 'cognito') } : {}),
-          adminGroup: fromEnv('ADMIN_GROUP', 'admin'),
-          tenantGroupPrefix: fromEnv('TENANT_GROUP_PREFIX', 'tenant:'),
-          ...(options.accessTokenSeconds ? { accessTokenSeconds: options.accessTokenSeconds } : {}),
-          log: (line) => print('cognito', line),
-        }))(),
-    ]);
-    if (dynamoStarted.status === 'fulfilled') started.push(() => dynamoStarted.value.close());
-    if (cognitoStarted.status === 'fulfilled') started.push(() => cognitoStarted.value.stop());
-    if (dynamoStarted.status === 'rejected') throw dynamoStarted.reason;
-    if (cognitoStarted.status === 'rejected') throw cognitoStarted.reason;
-    const [dynamo, cognito] = [dynamoStarted.value, cognitoStarted.value];
-    await createTables(dynamo.client, tableDefinitions(template, (logicalId) => logicalId));
-
-    const server: Server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', resolve);
-    });
-    started.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
+  let webAuthMode = options.webAuthMode ?? 'session';
+  // The pages allowed to open sockets: the local edge's own origins.
+  const originsOf = (origin: string) => [origin, origin.replace('127.0.0.1', 'localhost')].join(',');
+  const webDir = options.webDir ?? ensureWebBuild();
+  let cognitoEndpoint = '';
+  const emulator: Emulator = await startEmulator({
+    template,
+    cdkOut: CDK_OUT,
+    region,
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.cognitoPort ? { cognitoPort: options.cognitoPort } : {}),
+    ...(options.dynamoPort !== undefined ? { dynamoPort: options.dynamoPort } : {}),
+    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+    users: [...users.map((u) => cognitoUser(u)), ...(options.newPasswordUsers ?? []).map((u) => cognitoUser(u, true))],
+    ...(options.accessTokenSeconds ? { accessTokenSeconds: options.accessTokenSeconds } : {}),
+    ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.maxConnectionMs ? { maxConnectionMs: options.maxConnectionMs } : {}),
+    deliverDisconnect: options.deliverDisconnect ?? true,
+    indexLagMs: options.indexLagMs ?? 200,
+    ...(options.asyncRetryDelaysMs ? { asyncRetryDelaysMs: options.asyncRetryDelaysMs } : {}),
+    duplicateEvents: options.duplicateEvents ?? false,
+    ...(options.scheduleIntervalMs ? { scheduleIntervalMs: options.scheduleIntervalMs } : {}),
+    functionEnv: (_name, env, local) => ({
+      ...env,
+      // Local counterparts of what a deployment gets from its own resources: the JWKS of the local pool, and the
+      // local edge's origins as the pages allowed to open sockets.
+      ...('USER_POOL_ID' in env ? { JWKS_URI: local.cognito.jwksUri } : {}),
+      ...('ALLOWED_ORIGINS' in env ? { ALLOWED_ORIGINS: originsOf(local.origin) } : {}),
+      ...options.functionEnv,
+    }),
+    bucket: {
+      dir: webDir,
+      objects: {
+        '/config.json': () => ({
+          contentType: 'application/json',
+          body: JSON.stringify({
+            region,
+            userPoolId: emulator.cognito.userPoolId,
+            userPoolClientId: emulator.cognito.clientId,
+            authMode: webAuthMode,
+            // Local only: where token mode's Amplify signs in (see COGNITO_PATH).
+            cognitoEndpoint: COGNITO_PATH,
+          }),
         }),
-    );
-    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
-    const [poolId] = resourcesOfType(template, 'AWS::Cognito::UserPool')[0] ?? [];
-    const resolver = new Resolver(
-      localValues(template, region, new URL(origin).host, {
-        ...(poolId ? { [poolId]: { ref: cognito.userPoolId, attrs: { Arn: `arn:aws:cognito-idp:${region}:${ACCOUNT_ID}:userpool/${cognito.userPoolId}` } } } : {}),
-        ...Object.fromEntries(Object.entries(cognito.clients).map(([logicalId, id]) => [logicalId, { ref: id }])),
-      }),
-      { 'AWS::Region': region, 'AWS::AccountId': ACCOUNT_ID, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com', 'AWS::StackName': stackName },
-    );
-    const executeApi = `https://${API_ID}.execute-api.${region}.amazonaws.com`;
-    // Local counterparts of what a deployment gets from its own resources: the endpoints of the stand-ins, and the
-    // local edge's origins as the pages allowed to open sockets.
-    const allowedOrigins = [origin, origin.replace('127.0.0.1', 'localhost')].join(',');
-    const localAws = {
-      AWS_REGION: region,
-      AWS_DEFAULT_REGION: region,
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: cognito.endpoint,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    };
-
-    const functions = new Map<string, LocalFunction>();
-    for (const [name, fn] of resourcesOfType(template, 'AWS::Lambda::Function')) {
-      const variables = resolver.resolve(fn.Properties?.Environment?.Variables ?? {}) as Record<string, string>;
-      const env: Record<string, string> = {
-        // The template's environment, with the API's execute-api URL pointing at the local gateway...
-        ...Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v).replace(executeApi, origin)])),
-        // ...what the Lambda runtime provides, and the local endpoints: the code is the deployed bundle, only
-        // configuration differs.
-        ...localAws,
-        AWS_LAMBDA_FUNCTION_NAME: name,
-        ...('USER_POOL_ID' in variables ? { JWKS_URI: cognito.jwksUri } : {}),
-        ...('ALLOWED_ORIGINS' in variables ? { ALLOWED_ORIGINS: allowedOrigins } : {}),
-        ...options.functionEnv,
-      };
-      functions.set(
-        name,
-        new LocalFunction(
-          { name, dir: assetDir(fn), handler: String(fn.Properties?.Handler ?? 'index.handler'), env, timeoutMs: Number(fn.Properties?.Timeout ?? 3) * 1000 },
-          print,
-        ),
-      );
-    }
-    started.push(async () => {
-      await Promise.all([...functions.values()].map((f) => f.stop()));
-    });
-
-    const logEvent = (source: string) => (event: string, fields: Record<string, unknown>) =>
-      print(source, JSON.stringify({ time: new Date().toISOString(), level: 'warn', event, ...fields }));
-    const gateway = new WebSocketGateway({
-      template,
-      functions,
-      region,
-      apiId: API_ID,
-      accountId: ACCOUNT_ID,
-      idleTimeoutMs: options.idleTimeoutMs ?? 10 * 60 * 1000,
-      maxConnectionMs: options.maxConnectionMs ?? 2 * 60 * 60 * 1000,
-      deliverDisconnect: options.deliverDisconnect ?? true,
-      log: logEvent('apigateway'),
-    });
-    const events = new LocalEventBus({
-      template,
-      resolver,
-      functions,
-      region,
-      accountId: ACCOUNT_ID,
-      log: logEvent('eventbridge'),
-      ...(options.scheduleIntervalMs ? { scheduleIntervalMs: options.scheduleIntervalMs } : {}),
-    });
-    const httpApi = new LocalHttpApi(template, functions, logEvent('apigateway-http'));
-    // Sockets close (delivering $disconnect) and events drain before the functions and the store go away.
-    started.push(async () => {
-      events.stop();
-      await gateway.close();
-      await events.drain();
-    });
-
-    // The speech service, configured like its ECS task (the template's container environment) but with the
-    // local provider and the local JWKS.
+      },
+    },
+    intercept: (req, res) => {
+      if (req.url !== COGNITO_PATH) return false;
+      forward(req, res, cognitoEndpoint);
+      return true;
+    },
+    log: print,
+  });
+  cognitoEndpoint = emulator.cognito.endpoint;
+  const allowedOrigins = originsOf(emulator.origin);
+  try {
+    // The speech service, configured like its ECS task (the template's container environment) with the local
+    // provider, the local JWKS, and the task role's credentials for its table reads.
     const [, taskDefinition] = resourcesOfType(template, 'AWS::ECS::TaskDefinition')[0] ?? [];
     const containerEnv = ((taskDefinition?.Properties?.ContainerDefinitions?.[0]?.Environment ?? []) as Array<{ Name: string; Value: unknown }>).map(
-      ({ Name, Value }) => [Name, String(resolver.resolve(Value))],
+      ({ Name, Value }) => [Name, String(emulator.resolver.resolve(Value))],
     );
+    const taskRole = referencedIds(taskDefinition?.Properties?.TaskRoleArn)[0];
+    const db = emulator.iam && taskRole ? emulator.dynamo.docFor(emulator.iam.credentialsOf(taskRole)) : emulator.dynamo.doc;
     const speech = await runSpeechService(
       {
         ...Object.fromEntries(containerEnv),
         SPEECH_PROVIDER: 'local',
-        JWKS_URI: cognito.jwksUri,
+        JWKS_URI: emulator.cognito.jwksUri,
         ALLOWED_ORIGINS: allowedOrigins,
         PORT: String(options.speechPort ?? 0),
         ...options.speechEnv,
       },
       createLogger({ component: 'speech' }, { write: (line) => print('speech', line) }),
-      // In this process: its AWS clients point at the local stand-ins explicitly.
-      { host: '127.0.0.1', metrics: false, clients: { db: dynamo.doc, cognito: cognito.client } },
+      { host: '127.0.0.1', metrics: false, clients: { db, cognito: emulator.cognito.client } },
     );
-    started.push(() => speech.shutdown());
-
-    const wsOrigin = origin.replace('http', 'ws');
-    let webAuthMode = options.webAuthMode ?? 'session';
-    const edge = new LocalEdge({
-      template,
-      api: (req, socket, head) => gateway.handleUpgrade(req, socket, head),
-      vpc: (req, socket, head) => speech.handleUpgrade(req, socket, head),
-      http: (req, res) => httpApi.handleRequest(req, res),
-      staticDir: options.webDir ?? ensureWebBuild(),
-      resolve: (value) => resolver.resolve(value),
-      config: () => ({
-        region,
-        userPoolId: cognito.userPoolId,
-        userPoolClientId: cognito.clientId,
-        authMode: webAuthMode,
-        // Local only: where token mode's Amplify signs in, cognito-local proxied on this origin (so the app runs
-        // under the deployed CSP, which allows only its own origin and Cognito).
-        cognitoEndpoint: COGNITO_PATH,
-      }),
-    });
-
-    server.on('upgrade', (req, socket, head) => {
-      const fail = (err: Error) => {
-        logEvent('edge')('upgrade_failed', { error: err.message });
-        socket.destroy();
-      };
-      edge
-        .handleUpgrade(req, socket, head)
-        .then((handled) => (handled ? undefined : gateway.handleUpgrade(req, socket, head)))
-        .catch(fail);
-    });
-    server.on('request', (req, res) => {
-      if (req.url === COGNITO_PATH) return forwardToCognito(req, res, cognito.endpoint);
-      if (gateway.handleRequest(req, res) || events.handleRequest(req, res) || edge.handleRequest(req, res)) return;
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Not Found' }));
-    });
+    emulator.setVpcOrigin((req, socket, head) => speech.handleUpgrade(req, socket, head));
 
     const [busId] = resourcesOfType(template, 'AWS::Events::EventBus')[0] ?? [];
+    const wsOrigin = emulator.origin.replace('http', 'ws');
     return {
       region,
-      stage: gateway.stage,
-      userPoolId: cognito.userPoolId,
-      clientId: cognito.clientId,
-      eventBusName: busId ? resolver.ref(busId) : 'default',
+      stage: emulator.gateway.stage,
+      userPoolId: emulator.cognito.userPoolId,
+      clientId: emulator.cognito.clientId,
+      eventBusName: busId ? emulator.resolver.ref(busId) : 'default',
       users,
       urls: {
-        edge: origin,
+        edge: emulator.origin,
         realtime: `${wsOrigin}/ws/realtime`,
         speech: `${wsOrigin}/ws/speech`,
-        websocket: `${wsOrigin}/${gateway.stage}`,
-        connections: `${origin}/${gateway.stage}`,
-        events: origin,
-        cognito: cognito.endpoint,
-        dynamodb: dynamo.endpoint,
-        jwks: cognito.jwksUri,
+        websocket: emulator.websocketUrl,
+        connections: emulator.connectionsUrl,
+        events: emulator.origin,
+        cognito: emulator.cognito.endpoint,
+        dynamodb: emulator.dynamo.endpoint,
+        jwks: emulator.cognito.jwksUri,
       },
-      gateway,
-      functions: new Map([...functions].map(([name, fn]) => [name, fn.spec])),
+      aws: emulator,
+      functions: new Map([...emulator.functions].map(([name, fn]) => [name, fn.spec])),
+      gateway: emulator.gateway,
+      dynamo: emulator.dynamo,
+      cognito: emulator.cognito,
       speech,
-      dynamo,
-      cognito,
-      signIn: (email, password) => cognito.signIn(email, password ?? users.find((u) => u.email === email)?.password ?? ''),
+      signIn: (email, password) => emulator.cognito.signIn(email, password ?? users.find((u) => u.email === email)?.password ?? ''),
       setWebAuthMode: (mode) => (webAuthMode = mode),
-      stop: stopAll,
+      async stop() {
+        await speech.shutdown().catch(() => undefined);
+        await emulator.stop();
+      },
     };
   } catch (err) {
-    await stopAll();
+    await emulator.stop();
     throw err;
   }
 }

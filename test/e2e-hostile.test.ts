@@ -4,7 +4,8 @@
  */
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import WebSocket from 'ws';
-import { loadTemplate, resourcesOfType } from '../local/template';
+import { loadTemplate, resourcesOfType } from '../local/emulator/template';
+import { CDK_OUT } from '../local/paths';
 import { startTestSystem, waitUntil, type TestSystem } from './support/system';
 
 let t: TestSystem;
@@ -42,10 +43,10 @@ function hostileFrames(count: number): string[] {
 }
 
 async function storedItems(): Promise<string[]> {
-  const [tableName] = resourcesOfType(loadTemplate('Gatehouse'), 'AWS::DynamoDB::Table')[0];
+  const [tableName] = resourcesOfType(loadTemplate(CDK_OUT, 'Gatehouse'), 'AWS::DynamoDB::Table')[0];
   const { Items = [] } = await t.system.dynamo.doc.send(new ScanCommand({ TableName: tableName }));
   // The rate limiter's bookkeeping on the connection item is the only thing a bad frame may touch.
-  return Items.map(({ rlTokens: _t, rlAt: _a, rlStrikes: _s, ...item }) => JSON.stringify(item)).sort();
+  return Items.map(({ rlTat: _t, rlStrikes: _s, ...item }) => JSON.stringify(item)).sort();
 }
 
 it('answers 1,000 malformed or schema-invalid frames with an error each, stores nothing and stays up', async () => {

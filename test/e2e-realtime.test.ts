@@ -15,7 +15,8 @@ import { parseWav, writeWav } from '../client/wav';
 import { PUBLISH_DETAIL_TYPE } from '../common/protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 import { writeLocalConfig } from '../local/config';
-import { loadTemplate, resourcesOfType, ROOT } from '../local/template';
+import { loadTemplate, resourcesOfType } from '../local/emulator/template';
+import { CDK_OUT, ROOT } from '../local/paths';
 import { startTestSystem, waitUntil, type TestSystem } from './support/system';
 
 let t: TestSystem;
@@ -184,7 +185,7 @@ describe('rooms', () => {
     const ghostId = (await ghost.client.whoami()).connectionId;
     const aliceId = (await alice.client.whoami()).connectionId;
     const table = t.system.dynamo.doc;
-    const [tableName] = resourcesOfType(loadTemplate('Gatehouse'), 'AWS::DynamoDB::Table')[0];
+    const [tableName] = resourcesOfType(loadTemplate(CDK_OUT, 'Gatehouse'), 'AWS::DynamoDB::Table')[0];
     const stored = async (id: string) => (await table.send(new GetCommand({ TableName: tableName, Key: { pk: `conn#${id}`, sk: 'conn' } }))).Item;
     expect(await stored(ghostId)).toBeDefined();
 

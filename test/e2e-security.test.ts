@@ -186,16 +186,28 @@ describe('expiring sockets', () => {
   });
 });
 
+const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { sub: string };
+
 describe('limits', () => {
-  it('rate-limits a flooding socket, then disconnects it', async () => {
+  it('rate-limits a flooding socket, then disconnects it: the limiter closes it, not the expiry sweeper', async () => {
+    // A cookie session's socket lives as long as the session (hours), so nothing but the limiter can close it here.
     const { accessToken } = await signIn('alice@acme.test');
-    const s = await socket(realtime(), { headers: { Authorization: `Bearer ${accessToken}` } });
-    for (let i = 0; i < 45; i++) s.send({ action: 'ping' });
+    const s = await socket(realtime(), { headers: { cookie: await login('alice@acme.test'), origin } });
+    const started = Date.now();
+    // Far more than the burst (20) plus the strikes that disconnect (20), faster than the refill (10/s).
+    for (let i = 0; i < 300; i++) s.send({ action: 'ping' });
     const closed = await s.closed;
-    expect(closed.code).toBe(1000);
+    expect(closed.code).toBe(1000); // API Gateway's close after the DELETE on @connections
+    expect(s.events.some((e) => e.type === 'expired')).toBe(false); // not the sweeper
+    // 20 strikes disconnect; the 20th refusal's reply goes to a socket already closed.
     const limited = s.events.filter((e) => e.type === 'error' && e.code === 'rate_limited');
-    expect(limited.length).toBeGreaterThanOrEqual(20);
-    expect(s.events.filter((e) => e.type === 'pong').length).toBeLessThanOrEqual(25);
+    expect(limited.length).toBeGreaterThanOrEqual(19);
+    // The disconnect is the limiter's own (its reply cannot arrive: the socket is already gone when it is sent).
+    expect(t.logs.some((l) => l.includes('"rate_limit_disconnect"') && l.includes(`"userId":"${claimsOf(accessToken).sub}"`))).toBe(true);
+    // Allowed: the burst, plus what refilled (10/s) while the flood lasted.
+    const pongs = s.events.filter((e) => e.type === 'pong').length;
+    expect(pongs).toBeGreaterThanOrEqual(20);
+    expect(pongs).toBeLessThanOrEqual(20 + Math.ceil(((closed.at - started) / 1000) * 10));
   });
 
   it('caps the connections of one user', async () => {

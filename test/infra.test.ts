@@ -93,7 +93,7 @@ describe('Gatehouse stack', () => {
     expect(format).not.toMatch(/querystring|header|token|authorization|cookie/i);
   });
 
-  it('stores connections in an on-demand table with TTL, PITR and one index per audience', () => {
+  it('stores connections in an on-demand table with TTL, PITR and one index, by expiry, that no guarantee reads', () => {
     template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [
@@ -104,17 +104,16 @@ describe('Gatehouse stack', () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
       GlobalSecondaryIndexes: [
-        ['byUser', ['expiresAt', 'signIn']],
-        ['byTenant', ['expiresAt']],
-        ['byRoom', ['expiresAt']],
-        ['byExpiry', ['expiresAt', 'tokenExpiresAt']],
-      ].map(([name, attributes]) =>
-        Match.objectLike({
-          IndexName: name,
-          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: attributes },
-        }),
-      ),
+        Match.objectLike({ IndexName: 'byExpiry', Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['expiresAt', 'tokenExpiresAt'] } }),
+      ],
     });
+  });
+
+  it('keeps legacy indexes only when asked, one fewer per upgrade step (CloudFormation deletes one index per update)', () => {
+    const legacy = synth({ legacyIndexes: 'byUser,byRoom' }).template;
+    const [table] = Object.values(legacy.findResources('AWS::DynamoDB::Table'));
+    expect(table.Properties.GlobalSecondaryIndexes.map((g: { IndexName: string }) => g.IndexName)).toEqual(['byExpiry', 'byUser', 'byRoom']);
+    expect(() => synth({ legacyIndexes: 'byNothing' })).toThrow(/legacyIndexes/);
   });
 
   it('creates a user pool with email sign-in, a strong password policy, no self sign-up and optional MFA', () => {
@@ -137,6 +136,17 @@ describe('Gatehouse stack', () => {
     });
     template.hasResource('AWS::Cognito::UserPool', { DeletionPolicy: 'Retain' });
     template.hasResourceProperties('AWS::Cognito::UserPoolGroup', { GroupName: 'admin' });
+  });
+
+  it('turns OAuth off on both app clients: no implicit or code flow, no example.com callback, without a domain', () => {
+    const clients = resources('AWS::Cognito::UserPoolClient').map(([, r]) => r.Properties);
+    expect(clients).toHaveLength(2);
+    for (const c of clients) {
+      expect(c.AllowedOAuthFlowsUserPoolClient).toBe(false);
+      expect(c.AllowedOAuthFlows).toBeUndefined();
+      expect(c.CallbackURLs).toBeUndefined();
+    }
+    template.resourceCountIs('AWS::Cognito::UserPoolDomain', 0);
   });
 
   it('gives the web app a public client with SRP and password flows, short access tokens and revocation', () => {
@@ -199,10 +209,12 @@ describe('Gatehouse stack', () => {
     }
   });
 
-  it('publishes through an event bus whose rule feeds the fan-out function, with retries and a dead-letter queue', () => {
+  it('publishes through an event bus whose rule feeds the fan-out function; what fails for good lands in an alarmed queue', () => {
     template.resourceCountIs('AWS::Events::EventBus', 1);
     const [fanoutId] = resources('AWS::Lambda::Function').find(([id]) => id.startsWith('PublishingFanout'))!;
-    const [queueId] = resources('AWS::SQS::Queue')[0];
+    const [queueId] = resources('AWS::SQS::Queue').find(([id]) => id.startsWith('FailedInvocations'))!;
+    template.resourceCountIs('AWS::SQS::Queue', 1);
+    // The rule's retries and dead letters cover failures to invoke...
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: { Ref: Match.stringLikeRegexp('PublishingBus') },
       EventPattern: { 'detail-type': ['Gatehouse Publish'] },
@@ -213,6 +225,21 @@ describe('Gatehouse stack', () => {
           RetryPolicy: { MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 3600 },
         }),
       ],
+    });
+    // ...and the function's on-failure destination covers invocations that throw, after Lambda's two retries.
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: fanoutId },
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
     });
     template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1209600 });
     template.hasResourceProperties('AWS::SQS::QueuePolicy', {
@@ -225,6 +252,47 @@ describe('Gatehouse stack', () => {
     // Nobody may publish until a deployer names who.
     template.resourceCountIs('AWS::Events::EventBusPolicy', 0);
     template.hasOutput('EventBusName', {});
+    template.hasOutput('FailedInvocationsQueueUrl', {});
+  });
+
+  it('gives every function that EventBridge invokes (asynchronously) an on-failure destination', () => {
+    const targets = resources('AWS::Events::Rule').flatMap(([, r]) => (r.Properties.Targets as Array<{ Arn: { 'Fn::GetAtt': [string, string] } }>).map((t) => t.Arn['Fn::GetAtt'][0]));
+    expect(targets.length).toBeGreaterThanOrEqual(2); // the fan-out and the sweeper
+    const configured = new Map(resources('AWS::Lambda::EventInvokeConfig').map(([, r]) => [r.Properties.FunctionName.Ref, r.Properties]));
+    for (const fn of targets) expect(configured.get(fn)?.DestinationConfig?.OnFailure?.Destination).toBeDefined();
+  });
+
+  it('names account-wide resources with the region, so one stack name deploys to several regions', () => {
+    const named = [
+      ...resources('AWS::CloudFront::ResponseHeadersPolicy').map(([, r]) => r.Properties.ResponseHeadersPolicyConfig.Name),
+      ...resources('AWS::CloudFront::OriginAccessControl').map(([, r]) => r.Properties.OriginAccessControlConfig.Name),
+      ...resources('AWS::CloudFront::VpcOrigin').map(([, r]) => r.Properties.VpcOriginEndpointConfig.Name),
+      ...resources('AWS::CloudFront::Function').map(([, r]) => r.Properties.Name),
+    ];
+    expect(named.length).toBeGreaterThanOrEqual(6);
+    for (const name of named) expect(JSON.stringify(name)).toContain('"Ref":"AWS::Region"');
+  });
+
+  it('empties the web bucket on destroy, and keeps the account-wide API Gateway logging role and setting', () => {
+    const [, web] = resources('AWS::S3::Bucket').find(([id]) => id.startsWith('EdgeWeb'))!;
+    expect(web.DeletionPolicy).toBe('Delete');
+    template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
+    const [, account] = resources('AWS::ApiGateway::Account')[0];
+    expect(account.DeletionPolicy).toBe('Retain');
+    const roleId = account.Properties.CloudWatchRoleArn['Fn::GetAtt'][0];
+    expect(template.toJSON().Resources[roleId].DeletionPolicy).toBe('Retain');
+    // A second stack in the same account and region leaves the setting to the first.
+    expect(Object.keys(synth({ configureAccountLogging: 'false' }).template.findResources('AWS::ApiGateway::Account'))).toHaveLength(0);
+    expect(() => synth({ configureAccountLogging: 'no' })).toThrow(/configureAccountLogging/);
+  });
+
+  it('serves the single-page fallback from a viewer function on the default behaviour only, with no custom error responses', () => {
+    const [, distribution] = resources('AWS::CloudFront::Distribution')[0];
+    const config = distribution.Properties.DistributionConfig;
+    expect(config.CustomErrorResponses).toBeUndefined();
+    const [fnId] = resources('AWS::CloudFront::Function').find(([id]) => id.startsWith('EdgeAppRoutes'))!;
+    expect(config.DefaultCacheBehavior.FunctionAssociations).toEqual([{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': [fnId, 'FunctionARN'] } }]);
+    for (const b of config.CacheBehaviors) expect(JSON.stringify(b.FunctionAssociations ?? [])).not.toContain(fnId);
   });
 
   it('grants no wildcard action, and Resource "*" only to the three actions AWS cannot scope', () => {
@@ -294,15 +362,24 @@ describe('speech service and edge', () => {
         CustomizedMetricSpecification: Match.objectLike({ Namespace: 'Gatehouse/Speech', MetricName: 'ActiveSessions', Statistic: 'Average' }),
       }),
     });
+    // The metric's dimension is this stack's own (the tasks emit it from SERVICE_NAME): stacks side by side in one
+    // account and region never scale on each other's sessions.
+    const [, scaling] = resources('AWS::ApplicationAutoScaling::ScalingPolicy')[0];
+    const dimension = { Name: 'Service', Value: `${stack.stackName}-speech` };
+    expect(scaling.Properties.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification.Dimensions).toEqual([dimension]);
+    template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [Match.objectLike({ Environment: Match.arrayWith([{ Name: 'SERVICE_NAME', Value: dimension.Value }]) })],
+    });
     template.hasResourceProperties('AWS::EC2::FlowLog', { ResourceType: 'VPC', TrafficType: 'REJECT' });
   });
 
-  it('lets the task invoke exactly the configured model, and nothing else', () => {
+  it('lets the task invoke exactly the configured model, with the IAM action the stream requires, and nothing else', () => {
     const [, policy] = resources('AWS::IAM::Policy').find(([id]) => id.startsWith('SpeechTaskRole'))!;
     const statements = policy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>;
     expect(statements.filter((s) => JSON.stringify(s.Action).includes('bedrock'))).toEqual([
       {
-        Action: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithBidirectionalStream'],
+        // InvokeModelWithBidirectionalStream is authorized by bedrock:InvokeModel; IAM has no action of that name.
+        Action: 'bedrock:InvokeModel',
         Effect: 'Allow',
         Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':bedrock:', { Ref: 'AWS::Region' }, '::foundation-model/amazon.nova-2-sonic-v1:0']] },
       },
@@ -412,7 +489,7 @@ describe('speech service and edge', () => {
   });
 
   it('rewrites /ws/realtime to the stage and refuses tokens in URLs at the edge (CloudFront logs query strings)', () => {
-    const fns = resources('AWS::CloudFront::Function').map(([, r]) => r.Properties);
+    const fns = resources('AWS::CloudFront::Function').map(([, r]) => r.Properties).filter((f) => /Path$/.test(f.FunctionConfig.Comment));
     expect(fns).toHaveLength(2);
     for (const fn of fns) {
       expect(fn.FunctionConfig.Runtime).toBe('cloudfront-js-2.0');
@@ -425,6 +502,17 @@ describe('speech service and edge', () => {
     }
     const rewrite = new Function(`${fns.find((f) => /RealtimePath/.test(f.FunctionConfig.Comment)).FunctionCode}; return handler;`)();
     expect(rewrite({ request: { uri: '/ws/realtime', querystring: {}, headers: {} } }).uri).toBe('/live');
+  });
+
+  it("sends the web app's own routes to index.html and leaves files alone", () => {
+    const [, fn] = resources('AWS::CloudFront::Function').find(([id]) => id.startsWith('EdgeAppRoutes'))!;
+    const handler = new Function(`${fn.Properties.FunctionCode}; return handler;`)();
+    const uri = (u: string) => handler({ request: { uri: u, querystring: {}, headers: {} } }).uri;
+    expect(uri('/rooms/general')).toBe('/index.html');
+    expect(uri('/speech')).toBe('/index.html');
+    expect(uri('/')).toBe('/'); // the default root object
+    expect(uri('/assets/index-abc.js')).toBe('/assets/index-abc.js');
+    expect(uri('/config.json')).toBe('/config.json');
   });
 
   it('publishes the production web build and config.json (pool, client, sign-in mode; no socket URLs) beside it', () => {

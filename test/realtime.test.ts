@@ -183,7 +183,7 @@ describe('message actions', () => {
     if (outcome === 'joined') expect(reply).toMatchObject({ type: 'joined', room });
     else {
       expect(reply).toMatchObject({ type: 'error', code: 'forbidden', message: expect.stringMatching(/private|admin/) });
-      expect(await fx.store.isMember(c.connectionId, room)).toBe(false);
+      expect((await fx.store.getConnection(c.connectionId))?.rooms).not.toContain(room);
     }
   });
 
@@ -230,7 +230,9 @@ describe('message actions', () => {
 
     expect(await alice.send({ action: 'send', room: 'haunted', data: 'boo' })).toMatchObject({ type: 'sent' });
     expect(await fx.store.getConnection(ghost.connectionId)).toBeUndefined();
-    expect(await fx.store.isMember(ghost.connectionId, 'haunted')).toBe(false);
+    const members: string[] = [];
+    for await (const page of fx.store.roomMembers('acme', 'haunted')) members.push(...page);
+    expect(members).toEqual([alice.connectionId]);
     expect(await fx.store.getConnection(alice.connectionId)).toBeDefined();
     expect(logger.events()).toContainEqual(expect.objectContaining({ event: 'stale_connection_removed', connectionId: ghost.connectionId }));
   });
@@ -322,14 +324,17 @@ describe('sequence numbers and resume', () => {
 });
 
 describe('server-side publishing', () => {
-  const event = (detail: unknown) => ({ id: 'evt-1', source: 'jobs.service', 'detail-type': 'Gatehouse Publish', detail });
+  const event = (detail: unknown, id = 'evt-1') => ({ id, source: 'jobs.service', 'detail-type': 'Gatehouse Publish', detail });
+  const invocation = { remainingMs: 10_000 };
+  const job = (room: string) => ({ tenantId: 'acme', room, type: 'job.progress', payload: { job: '7' } });
+  const seqs = (c: { inbox(): ServerEvent[] }) => c.inbox().map((e) => (e.type === 'message' ? e.seq : -1));
 
   it("delivers to the room's sockets in the named tenant only, as the service", async () => {
     const dana = await open('root');
     const bob = await open('bob');
     const carol = await open('carol');
     for (const c of [dana, bob, carol]) await c.send({ action: 'join', room: 'jobs' });
-    const outcome = await handlePublish(event({ tenantId: 'acme', room: 'jobs', type: 'job.progress', payload: { job: '42', percent: 50 } }), deps);
+    const outcome = await handlePublish(event({ tenantId: 'acme', room: 'jobs', type: 'job.progress', payload: { job: '42', percent: 50 } }), deps, invocation);
     expect(outcome).toMatchObject({ delivered: true, seq: 1, result: { delivered: 2, gone: 0, failed: 0 } });
     const expected = [
       {
@@ -361,10 +366,58 @@ describe('server-side publishing', () => {
     await bob.send({ action: 'join', room: 'jobs' });
     const before = await tableItems();
     const { log, events } = memoryLogger();
-    expect(await handlePublish(event(detail), { ...deps, log })).toMatchObject({ delivered: false, error: expect.any(String) });
+    expect(await handlePublish(event(detail), { ...deps, log }, invocation)).toMatchObject({ delivered: false, error: expect.any(String) });
     expect(await tableItems()).toEqual(before);
     expect(bob.inbox()).toEqual([]);
     expect(events()).toEqual([expect.objectContaining({ event: 'publish_rejected', eventId: 'evt-1' })]);
   });
-});
 
+  it('delivers one event id once: a second delivery of the same event is a duplicate that sends and stores nothing', async () => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'once' });
+    expect(await handlePublish(event(job('once'), 'evt-once'), deps, invocation)).toMatchObject({ delivered: true, seq: 1 });
+    const before = await tableItems();
+    expect(await handlePublish(event(job('once'), 'evt-once'), deps, invocation)).toEqual({ delivered: false, duplicate: true, eventId: 'evt-once' });
+    expect(await tableItems()).toEqual(before);
+    expect(seqs(bob)).toEqual([1]);
+  });
+
+  it('gives a retried event the sequence number and content of the failed attempt, never a new one', async () => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'retry' });
+    // The attempt takes seq 1, then DynamoDB fails its history write: the invocation throws, as Lambda would see it.
+    // (More failures than the SDK's own retries.)
+    const heal = fx.dynamo.injectFault({ operation: 'PutItem', times: 5, when: (input) => String(input.Item?.pk?.S).startsWith('hist#') });
+    await expect(handlePublish(event(job('retry'), 'evt-retry'), deps, invocation)).rejects.toThrow(/Injected fault/);
+    heal();
+    expect(seqs(bob)).toEqual([]);
+    const retried = await handlePublish(event(job('retry'), 'evt-retry'), deps, invocation);
+    expect(retried).toMatchObject({ delivered: true, seq: 1 });
+    // A later event continues the numbering: no number was lost or used twice.
+    expect(await handlePublish(event(job('retry'), 'evt-next'), deps, invocation)).toMatchObject({ delivered: true, seq: 2 });
+    expect(seqs(bob)).toEqual([1, 2]);
+  });
+
+  it('re-sends the very same message when a retry follows a delivery that failed half-way', async () => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'half' });
+    // Delivered to the room, then the record of having done so fails: the retry must send the same message again.
+    const heal = fx.dynamo.injectFault({ operation: 'UpdateItem', times: 5, when: (input) => String(input.UpdateExpression).startsWith('SET done') });
+    await expect(handlePublish(event(job('half'), 'evt-half'), deps, invocation)).rejects.toThrow(/Injected fault/);
+    heal();
+    expect(await handlePublish(event(job('half'), 'evt-half'), deps, invocation)).toMatchObject({ delivered: true, seq: 1 });
+    const [first, second] = bob.inbox();
+    expect(second).toEqual(first); // same seq, messageId, ts and data: the client drops the copy
+  });
+
+  it('delivers once when the same event arrives twice at the same moment; the other copy asks to be retried', async () => {
+    const bob = await open('bob');
+    await bob.send({ action: 'join', room: 'twice' });
+    const outcomes = await Promise.allSettled([1, 2].map(() => handlePublish(event(job('twice'), 'evt-twice'), deps, invocation)));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    expect(outcomes.find((o) => o.status === 'rejected')).toMatchObject({ reason: { name: 'PublishInProgressError' } });
+    // Lambda's retry of the losing copy comes later and finds the event delivered.
+    expect(await handlePublish(event(job('twice'), 'evt-twice'), deps, invocation)).toMatchObject({ duplicate: true });
+    expect(seqs(bob)).toEqual([1]);
+  });
+});

@@ -261,6 +261,8 @@ describe('expiring connections', () => {
     const gone = await open({ tokenExpiresAt: now() - 5 });
     endpoint.live.delete(gone.connectionId); // vanished without $disconnect
     const fine = await open({ tokenExpiresAt: now() + 600 });
+    // The sweeper finds candidates through an index, which sees a write a moment later (as DynamoDB's do).
+    await fx.indexesCaughtUp();
     const result = await sweepExpired({ store: fx.store, api: endpoint.client, log: logger.log });
     expect(result.closed).toBeGreaterThanOrEqual(1);
     expect(endpoint.deleted).toContain(expired.connectionId);
@@ -288,6 +290,19 @@ describe('limits', () => {
     for (let i = 0; i < 5; i++) await patient.send({ action: 'ping' });
     await new Promise((r) => setTimeout(r, 600)); // refills at 2 per second
     expect(await patient.send({ action: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+
+  it('holds under a concurrent flood: a burst passes, every other frame is refused and counted, none lost to contention', async () => {
+    const d = deps({ RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '5', RATE_LIMIT_STRIKES: '1000' });
+    const c = await open({}, d);
+    const started = Date.now();
+    const replies = await Promise.all(Array.from({ length: 60 }, () => c.send({ action: 'ping' })));
+    const refills = Math.ceil((Date.now() - started) / 1000);
+    const allowed = replies.filter((r) => r.type === 'pong').length;
+    expect(allowed).toBeGreaterThanOrEqual(5);
+    expect(allowed).toBeLessThanOrEqual(5 + refills);
+    expect(replies.filter((r) => r.type === 'error' && r.code === 'rate_limited')).toHaveLength(60 - allowed);
+    expect(logger.events().filter((e) => e.event === 'rate_limited')).toHaveLength(60 - allowed);
   });
 
   it('counts malformed frames against the limit too', async () => {

@@ -12,7 +12,7 @@ import { nodeSocket } from '../client/node';
 import { SpeechClient } from '../client/speech';
 import type { SpeechEvent } from '../common/speech-protocol';
 import { createAuth } from '../common/auth';
-import { ROOT } from '../local/template';
+import { ROOT } from '../local/paths';
 import { speechConfig } from '../speech/config';
 import type { ProviderSession, SpeechProvider } from '../speech/provider';
 import { LocalSpeechProvider, syntheticSpeech } from '../speech/providers/local';

@@ -167,9 +167,9 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
     // No socket before sign-in.
     expect(sockets).toHaveLength(0);
 
-    // An account an administrator created with a temporary password must set its own first. (Token mode only:
-    // cognito-local's server-side flow, which session mode uses, never asks; session-security tests that mapping.)
-    if (mode === 'session') return;
+    // An account an administrator created with a temporary password must set its own first, in both modes: in
+    // session mode the session API answers 403 new_password_required, which reaches the page as JSON through the
+    // edge (a distribution-wide custom error response would turn it into the app's index.html, with status 200).
     const local = JSON.parse(readFileSync(gatehouse.configFile, 'utf8')) as { cognitoEndpoint: string; userPoolId: string; region: string };
     const cognito = new CognitoIdentityProviderClient({ endpoint: local.cognitoEndpoint, region: local.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
     const email = `new-${mode}@acme.test`;
@@ -183,6 +183,25 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
     await page.getByRole('alert').filter({ hasText: 'This account needs a new password' }).waitFor();
     expect(sockets).toHaveLength(0);
   });
+
+  if (mode === 'session') {
+    it('treats an answer that is not the API\'s JSON (an HTML page with status 200) as a failure, never as a sign-in', async () => {
+      const { page, sockets } = await newPage(await context());
+      // What a CloudFront error response would serve in place of the API's refusal.
+      const html = { status: 200, contentType: 'text/html', body: '<!doctype html><html><body>app</body></html>' };
+      await page.route('**/api/login', (route) => route.fulfill(html));
+      await signIn(page, gatehouse.url, 'alice@acme.test');
+      await page.getByRole('alert').filter({ hasText: 'does not understand' }).waitFor();
+      expect(await page.getByLabel('Email').isVisible()).toBe(true);
+      // And on load: a session check answered with HTML is an error on screen, not a signed-in workspace.
+      await page.route('**/api/session', (route) => route.fulfill(html));
+      await page.reload();
+      await page.getByText('does not understand').waitFor();
+      expect(await page.locator('.topbar').count()).toBe(0);
+      expect(sockets).toHaveLength(0);
+      await shot(page, 'session-unexpected-answer');
+    });
+  }
 
   it('carries a message within tenant A and never to tenant B, keeps tokens out of storage and URLs, and shows refusals', async () => {
     const alice = await newPage(await context());

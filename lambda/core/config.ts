@@ -40,7 +40,7 @@ export interface RealtimeConfig {
   /** Most messages replayed on one resume; an older backlog is reported as a gap. */
   maxReplay: number;
   adminGroup: string;
-  /** Per-connection token bucket: `rate` messages per second up to `burst`; `strikes` refusals in a row disconnect. */
+  /** Per-connection token bucket: `rate` messages per second up to `burst`; `strikes` refusals before it refills disconnect. */
   rateLimit: { rate: number; burst: number; strikes: number };
   maxConnectionsPerUser: number;
 }

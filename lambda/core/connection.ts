@@ -39,17 +39,16 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
     deps.log.info('connect_refused', { connectionId: event.connectionId, reason: 'unsupported_subprotocol' });
     return { statusCode: 400, body: `Unsupported subprotocol; offer ${SUBPROTOCOL}.` };
   }
-  if ((await deps.store.countUserConnections(identity.userId)) >= deps.config.maxConnectionsPerUser) {
+  const now = (deps.now ?? Date.now)();
+  const expiresAt = Math.floor(now / 1000) + deps.config.maxConnectionSeconds;
+  // The record first, then the slot: the slot is a condition on one item, so concurrent connects of one user
+  // cannot exceed the cap, and a slot whose connection has no record can only be a leftover (see the store).
+  await deps.store.putConnection({ connectionId: event.connectionId, ...identity, connectedAt: now, expiresAt });
+  if (!(await deps.store.registerUserConnection(identity.userId, event.connectionId, expiresAt, deps.config.maxConnectionsPerUser))) {
+    await deps.store.deleteConnection(event.connectionId);
     deps.log.warn('connect_refused', { category: 'audit', connectionId: event.connectionId, userId: identity.userId, reason: 'too_many_connections' });
     return { statusCode: 429, body: `At most ${deps.config.maxConnectionsPerUser} connections per user.` };
   }
-  const now = (deps.now ?? Date.now)();
-  await deps.store.putConnection({
-    connectionId: event.connectionId,
-    ...identity,
-    connectedAt: now,
-    expiresAt: Math.floor(now / 1000) + deps.config.maxConnectionSeconds,
-  });
   deps.log.info('connected', {
     category: 'audit',
     connectionId: event.connectionId,

@@ -23,38 +23,55 @@ export interface DeliverDeps {
   newId?: () => string;
 }
 
+/** A message's identity in its room: its sequence number, id and server time. */
+export interface Numbered {
+  seq: number;
+  messageId: string;
+  ts: number;
+}
+
+/** Takes the room's next sequence number for a new message. */
+export async function numberMessage(tenantId: string, room: string, deps: Pick<DeliverDeps, 'store' | 'now' | 'newId'>): Promise<Numbered> {
+  const seq = await deps.store.nextSeq(tenantId, room);
+  return { seq, messageId: (deps.newId ?? randomUUID)(), ts: (deps.now ?? Date.now)() };
+}
+
+/**
+ * Stores a message in the room's history and posts it to every member. `numbered` is the message's number and id
+ * (new: from numberMessage; a retry: the ones it was given before), so a retried delivery sends the same message.
+ */
 export async function deliverToRoom(
   tenantId: string,
   room: string,
   content: { sender: Sender; kind?: string; data: Json },
   deps: DeliverDeps,
-  options: { protect?: string } = {},
+  options: { protect?: string; numbered?: Numbered } = {},
 ): Promise<{ event: MessageEvent; result: BroadcastResult }> {
   const { store } = deps;
-  const now = (deps.now ?? Date.now)();
-  const seq = await store.nextSeq(tenantId, room);
+  const { seq, messageId, ts } = options.numbered ?? (await numberMessage(tenantId, room, deps));
   const event: MessageEvent = {
     type: 'message',
     room,
     seq,
-    messageId: (deps.newId ?? randomUUID)(),
+    messageId,
     sender: content.sender,
-    ts: now,
+    ts,
     ...(content.kind === undefined ? {} : { kind: content.kind }),
     data: content.data,
   };
   const json = JSON.stringify(event);
-  await store.appendHistory(tenantId, room, seq, json, Math.floor(now / 1000) + deps.config.historyRetentionSeconds);
+  await store.appendHistory(tenantId, room, seq, json, Math.floor(ts / 1000) + deps.config.historyRetentionSeconds);
   const result = await broadcast(
     store.roomMembers(tenantId, room),
     json,
     {
       api: deps.api,
-      removeConnection: (id) => store.deleteConnection(id),
+      // The membership itself too: a connection deleted while it was joining may have left one behind.
+      removeConnection: (id) => Promise.all([store.removeMember(tenantId, room, id), store.deleteConnection(id)]),
       log: deps.log,
       concurrency: deps.config.broadcastConcurrency,
     },
-    options,
+    options.protect ? { protect: options.protect } : {},
   );
   return { event, result };
 }

@@ -100,13 +100,9 @@ async function act(message: ClientMessage, connection: StoredConnection, now: nu
         log.info('join_refused', { connectionId, userId: connection.userId, room: message.room });
         return errorEvent('forbidden', refusal, message.id);
       }
-      if (!(await store.isMember(connectionId, message.room))) {
-        if ((await store.countRooms(connectionId)) >= config.maxRoomsPerConnection) {
-          return errorEvent('room_limit', `A connection may join at most ${config.maxRoomsPerConnection} rooms.`, message.id);
-        }
-      }
-      // The connection cannot outlive API Gateway's maximum from now, so neither need its membership.
-      await store.join({ connectionId, tenantId: connection.tenantId, expiresAt: Math.floor(now / 1000) + config.maxConnectionSeconds }, message.room);
+      const joined = await store.join(connection, message.room, config.maxRoomsPerConnection);
+      if (joined === 'limit') return errorEvent('room_limit', `A connection may join at most ${config.maxRoomsPerConnection} rooms.`, message.id);
+      if (joined === 'gone') return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', message.id);
       // Membership first, history second: whatever the replay misses arrives live (see deliver.ts).
       const resume = await replayAfter(connection.tenantId, message.room, connectionId, message.after, deps);
       if (resume.gap) log.info('resume_gap', { connectionId, room: message.room, ...resume.gap });
@@ -114,12 +110,12 @@ async function act(message: ClientMessage, connection: StoredConnection, now: nu
     }
 
     case 'leave':
-      return (await store.leave(connectionId, message.room))
+      return (await store.leave(connection, message.room))
         ? withId({ type: 'left', room: message.room }, message.id)
         : errorEvent('not_member', `Not a member of ${message.room}.`, message.id);
 
     case 'send': {
-      if (!(await store.isMember(connectionId, message.room))) {
+      if (!connection.rooms.includes(message.room)) {
         return errorEvent('not_member', `Join ${message.room} before sending to it.`, message.id);
       }
       const { event, result } = await deliverToRoom(

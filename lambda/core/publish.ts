@@ -1,10 +1,17 @@
 /**
  * Server-side publishing: a backend service puts `{tenantId, room, type, payload}` on the event bus; this delivers
  * it to that room of that tenant only, through the same path as user messages (sequence, history, broadcast).
+ *
+ * Delivery is idempotent per EventBridge event id, because the same event can arrive more than once: Lambda
+ * retries an invocation that failed, and EventBridge may invoke a target twice for one event. The first invocation
+ * claims the event (a lease that ends with its own timeout) and gives it a sequence number once; a retry reuses
+ * that number and content, so members and the history see one message however many attempts it took; a duplicate
+ * of a delivered event does nothing; a duplicate of one being delivered fails, so that Lambda retries it after the
+ * holder has finished (or its lease has run out).
  */
 import { parsePublishRequest, type Limits } from '../../common/protocol';
 import type { BroadcastResult } from './broadcast';
-import { deliverToRoom, type DeliverDeps } from './deliver';
+import { deliverToRoom, numberMessage, type DeliverDeps } from './deliver';
 
 export interface PublishEvent {
   id?: string;
@@ -13,25 +20,57 @@ export interface PublishEvent {
   detail: unknown;
 }
 
-export type PublishOutcome = { delivered: true; seq: number; result: BroadcastResult } | { delivered: false; error: string };
+export type PublishOutcome =
+  | { delivered: true; seq: number; result: BroadcastResult }
+  | { delivered: false; duplicate: true; eventId: string }
+  | { delivered: false; error: string };
+
+/** How long an event id is remembered: longer than EventBridge and Lambda keep retrying it (an hour each). */
+export const PUBLISHED_RECORD_SECONDS = 24 * 3600;
+
+/** Another invocation is delivering this very event: fail, so Lambda retries once it is done. */
+export class PublishInProgressError extends Error {
+  constructor(readonly eventId: string) {
+    super(`Event ${eventId} is being delivered by another invocation; retry later.`);
+    this.name = 'PublishInProgressError';
+  }
+}
 
 export async function handlePublish(
   event: PublishEvent,
   deps: DeliverDeps & { config: DeliverDeps['config'] & { limits: Limits } },
+  invocation: { remainingMs: number },
 ): Promise<PublishOutcome> {
   const parsed = parsePublishRequest(event.detail, deps.config.limits);
-  if (!parsed.ok) {
+  const eventId = event.id;
+  if (!parsed.ok || !eventId) {
     // Retrying cannot fix a malformed event: log it and let it go (EventBridge would otherwise retry for hours).
-    deps.log.warn('publish_rejected', { eventId: event.id, source: event.source, error: parsed.error });
-    return { delivered: false, error: parsed.error };
+    const error = parsed.ok ? 'The event has no id.' : parsed.error;
+    deps.log.warn('publish_rejected', { eventId, source: event.source, error });
+    return { delivered: false, error };
+  }
+  const { store } = deps;
+  const now = (deps.now ?? Date.now)();
+  const claim = await store.claimPublished(eventId, now + invocation.remainingMs, Math.floor(now / 1000) + PUBLISHED_RECORD_SECONDS);
+  if (!claim.claimed) {
+    if (!claim.done) throw new PublishInProgressError(eventId);
+    deps.log.info('publish_duplicate', { eventId, source: event.source });
+    return { delivered: false, duplicate: true, eventId };
   }
   const { tenantId, room, type, payload } = parsed.request;
-  const { event: message, result } = await deliverToRoom(
-    tenantId,
-    room,
-    { sender: { service: event.source }, kind: type, data: payload },
-    deps,
-  );
-  deps.log.info('published', { eventId: event.id, source: event.source, tenantId, room, kind: type, seq: message.seq, ...result });
-  return { delivered: true, seq: message.seq, result };
+  try {
+    const { seq, messageId, ts } = claim.record;
+    const numbered =
+      seq !== undefined && messageId !== undefined && ts !== undefined
+        ? { seq, messageId, ts }
+        : await store.assignPublished(eventId, await numberMessage(tenantId, room, deps));
+    const { result } = await deliverToRoom(tenantId, room, { sender: { service: event.source }, kind: type, data: payload }, deps, { numbered });
+    await store.finishPublished(eventId, 'done');
+    deps.log.info('published', { eventId, source: event.source, tenantId, room, kind: type, seq: numbered.seq, retry: seq !== undefined, ...result });
+    return { delivered: true, seq: numbered.seq, result };
+  } catch (err) {
+    // Let the retry that follows take the event over at once instead of waiting out this invocation's lease.
+    await store.finishPublished(eventId, 'released').catch(() => undefined);
+    throw err;
+  }
 }

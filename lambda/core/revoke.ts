@@ -56,22 +56,22 @@ export async function signOut(target: SignOutTarget, deps: SignOutDeps): Promise
 
   let closed = 0;
   const notice: ServerEvent = { type: 'signed_out', everywhere: target.everywhere };
-  for await (const page of deps.store.userSignIns(target.userId)) {
-    await Promise.all(
-      page
-        .filter((c) => target.everywhere || c.signIn === target.signIn)
-        .map(async ({ connectionId }) => {
-          try {
-            await postToConnection(deps.api, connectionId, JSON.stringify(notice));
-            await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
-            closed++;
-          } catch (err) {
-            if (!isGone(err)) throw err;
-            await deps.store.deleteConnection(connectionId);
-          }
-        }),
-    );
-  }
+  // The user's connections from their own item, read strongly: a socket opened a moment ago is on it.
+  const sockets = await deps.store.userSignIns(target.userId);
+  await Promise.all(
+    sockets
+      .filter((c) => target.everywhere || c.signIn === target.signIn)
+      .map(async ({ connectionId }) => {
+        try {
+          await postToConnection(deps.api, connectionId, JSON.stringify(notice));
+          await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+          closed++;
+        } catch (err) {
+          if (!isGone(err)) throw err;
+          await deps.store.deleteConnection(connectionId);
+        }
+      }),
+  );
   deps.log.info('revoked', { category: 'audit', userId: target.userId, everywhere: target.everywhere, socketsClosed: closed });
   return { closed };
 }

@@ -1,11 +1,18 @@
 /**
- * The connection store: connections and room memberships in DynamoDB.
+ * The connection store: connections, room memberships, users' connections, room sequence numbers and history in
+ * DynamoDB (layout: common/table-schema.ts).
  *
- * Every write is idempotent (a retried Lambda writes the same item again), no transactions are used, and every
- * read skips items whose TTL has passed, because DynamoDB deletes expired items lazily (up to days later).
- * Fan-out reads Query an index partition page by page: cost follows the room, never the table.
+ * Invariants:
+ * - Every read a guarantee rests on is a strongly consistent read of the base table, never of an index: a room's
+ *   members (broadcast), a user's connections (the cap, sign-out), a connection's rooms. An index may lag a write.
+ * - Caps are conditions on a single item, so concurrent requests cannot overshoot them: a user's connections are a
+ *   map on one item (`size(conns) < :max`), a connection's rooms a set on its item (`size(rooms) < :max`).
+ * - A room's counter never expires, so its numbering never restarts under a client that still holds a number.
+ * - Writes are idempotent where Lambda may retry them; every read skips items whose TTL has passed, because
+ *   DynamoDB deletes expired items lazily (days later).
  */
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -13,8 +20,8 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
-  type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailed } from '../../common/dynamo-errors';
 import type { TokenSource } from '../../common/handshake';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Identity } from './identity';
@@ -29,34 +36,38 @@ export interface ConnectionRecord extends Identity {
   expiresAt: number;
 }
 
-/** The rate limiter's token bucket, kept on the connection item. */
+/** The rate limiter's state, kept on the connection item. */
 export interface RateState {
-  rlTokens?: number;
-  /** Epoch milliseconds of the last refill. */
-  rlAt?: number;
-  /** Refusals in a row. */
+  /** Epoch milliseconds: the token bucket's theoretical arrival time (GCRA). */
+  rlTat?: number;
+  /** Refusals since the bucket was last full. */
   rlStrikes?: number;
 }
 
-export type StoredConnection = ConnectionRecord & RateState;
+export type StoredConnection = ConnectionRecord & RateState & { rooms: string[] };
 
 export interface StoreOptions {
   now?: () => number;
-  /** Items per index page during fan-out. */
+  /** Items per page when reading a room's members. */
   pageSize?: number;
 }
-
-type Index = (typeof TABLE.indexes)[keyof typeof TABLE.indexes];
-
-const BATCH = 25;
-/** A room counter outlives any connection and any history item by far; it only needs to stay monotonic. */
-const COUNTER_TTL_SECONDS = 2 * 24 * 60 * 60;
 
 export interface HistoryItem {
   seq: number;
   /** The message exactly as it was delivered (JSON). */
   event: string;
 }
+
+/** A published event's delivery record: the sequence number and content it was given, once. */
+export interface PublishedRecord {
+  seq?: number;
+  messageId?: string;
+  ts?: number;
+}
+
+export type PublishClaim = { claimed: true; record: PublishedRecord } | { claimed: false; done: boolean };
+
+const BATCH = 25;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class ConnectionStore {
@@ -72,10 +83,127 @@ export class ConnectionStore {
     this.pageSize = options.pageSize ?? 250;
   }
 
+  private seconds(): number {
+    return Math.floor(this.now() / 1000);
+  }
+
   private live(item: Record<string, unknown> | undefined): boolean {
     if (!item) return false;
     const expiresAt = item[TABLE.ttlAttribute];
     return typeof expiresAt !== 'number' || expiresAt * 1000 > this.now();
+  }
+
+  // --- connections and the per-user cap ---------------------------------------------------------------------
+
+  /**
+   * Takes one of the user's `max` connection slots for `connectionId`, atomically: of any number of concurrent
+   * connects, at most `max` succeed. Slots of connections that expired, or whose record is gone, are reclaimed when
+   * the user is at the cap; so the connection's record must be written before its slot is taken. Returns false when
+   * the user holds `max` live connections.
+   */
+  async registerUserConnection(userId: string, connectionId: string, expiresAt: number, max: number): Promise<boolean> {
+    const key = keys.user(userId);
+    for (let attempt = 0; attempt < 4; attempt++) {
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: key,
+            UpdateExpression: 'SET conns.#id = :exp, #ttl = :ttl',
+            ConditionExpression: 'attribute_exists(conns) AND (size(conns) < :max OR attribute_exists(conns.#id))',
+            ExpressionAttributeNames: { '#id': connectionId, '#ttl': TABLE.ttlAttribute },
+            ExpressionAttributeValues: { ':exp': expiresAt, ':ttl': expiresAt, ':max': max },
+          }),
+        );
+        return true;
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+      }
+      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+      if (!Item?.conns) {
+        // First connection of this user (or the item expired): create the map with this slot in it.
+        try {
+          await this.db.send(
+            new PutCommand({
+              TableName: this.tableName,
+              Item: { ...key, conns: { [connectionId]: expiresAt }, [TABLE.ttlAttribute]: expiresAt },
+              ConditionExpression: 'attribute_not_exists(#pk) OR #ttl < :now',
+              ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#ttl': TABLE.ttlAttribute },
+              ExpressionAttributeValues: { ':now': this.seconds() },
+            }),
+          );
+          return true;
+        } catch (err) {
+          if (!isConditionFailed(err)) throw err;
+          continue; // created concurrently: take a slot in it
+        }
+      }
+      const conns = Item.conns as Record<string, number>;
+      if (Object.keys(conns).length < max) continue;
+      const stale = await this.staleSlots(conns);
+      if (stale.length === 0) return false;
+      await this.releaseSlots(userId, stale, conns).catch((err) => {
+        if (!isConditionFailed(err)) throw err;
+      });
+    }
+    return false;
+  }
+
+  /** Slots whose connection expired or no longer has a record (it vanished and was purged). */
+  private async staleSlots(conns: Record<string, number>): Promise<string[]> {
+    const now = this.seconds();
+    const expired = Object.entries(conns).filter(([, exp]) => exp <= now).map(([id]) => id);
+    const others = Object.keys(conns).filter((id) => !expired.includes(id));
+    const present = new Set((await this.batchGet(others.map((id) => keys.connection(id)), 'connectionId')).map((i) => i.connectionId as string));
+    return [...expired, ...others.filter((id) => !present.has(id))];
+  }
+
+  /** Removes slots, each only if it still holds the value that made it stale (never a slot retaken meanwhile). */
+  private async releaseSlots(userId: string, ids: string[], seen: Record<string, number>): Promise<void> {
+    const names = Object.fromEntries(ids.map((id, i) => [`#c${i}`, id]));
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.user(userId),
+        UpdateExpression: `REMOVE ${ids.map((_, i) => `conns.#c${i}`).join(', ')}`,
+        ConditionExpression: ids.map((_, i) => `conns.#c${i} = :v${i}`).join(' AND '),
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: Object.fromEntries(ids.map((id, i) => [`:v${i}`, seen[id]])),
+      }),
+    );
+  }
+
+  /** Frees the user's slot of a connection (safe to repeat). */
+  async unregisterUserConnection(userId: string, connectionId: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.user(userId),
+          UpdateExpression: 'REMOVE conns.#id',
+          ConditionExpression: 'attribute_exists(conns.#id)',
+          ExpressionAttributeNames: { '#id': connectionId },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
+  }
+
+  /** The user's registered connections (strongly consistent; includes any not yet purged). */
+  async userConnectionIds(userId: string): Promise<string[]> {
+    const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.user(userId), ConsistentRead: true }));
+    const now = this.seconds();
+    return Object.entries((Item?.conns ?? {}) as Record<string, number>)
+      .filter(([, exp]) => exp > now)
+      .map(([id]) => id);
+  }
+
+  /** A user's live connections with the sign-in each belongs to (for sign-out). */
+  async userSignIns(userId: string): Promise<Array<{ connectionId: string; signIn: string }>> {
+    const ids = await this.userConnectionIds(userId);
+    const items = await this.batchGet(ids.map((id) => keys.connection(id)), 'connectionId, signIn, #ttl');
+    return items.filter((i) => this.live(i)).map((i) => ({ connectionId: i.connectionId as string, signIn: i.signIn as string }));
   }
 
   async putConnection(record: ConnectionRecord): Promise<void> {
@@ -85,8 +213,6 @@ export class ConnectionStore {
         Item: {
           ...keys.connection(record.connectionId),
           ...record,
-          [TABLE.indexes.byUser.partitionKey]: record.userId,
-          [TABLE.indexes.byTenant.partitionKey]: record.tenantId,
           [TABLE.indexes.byExpiry.partitionKey]: keys.expiryBucket(record.tokenExpiresAt),
         },
       }),
@@ -98,8 +224,8 @@ export class ConnectionStore {
       new GetCommand({ TableName: this.tableName, Key: keys.connection(connectionId), ConsistentRead: true }),
     );
     if (!this.live(Item)) return undefined;
-    const { pk: _pk, sk: _sk, gsiUser: _u, gsiTenant: _t, gsiExpiry: _e, ...record } = Item as Record<string, unknown>;
-    return record as unknown as StoredConnection;
+    const { pk: _pk, sk: _sk, gsiExpiry: _e, rooms, ...record } = Item as Record<string, unknown>;
+    return { ...(record as unknown as ConnectionRecord & RateState), rooms: rooms instanceof Set ? [...(rooms as Set<string>)] : [] };
   }
 
   /** A refreshed credential: the connection lives until the new expiry (and the sweeper looks for it then). */
@@ -117,65 +243,75 @@ export class ConnectionStore {
       );
       return true;
     } catch (err) {
-      if ((err as Error).name === 'ConditionalCheckFailedException') return false;
+      if (isConditionFailed(err)) return false;
       throw err;
     }
   }
 
   /**
-   * Takes one token from the connection's bucket (`rate` per second, up to `burst`). Read-modify-write with an
-   * optimistic condition on the last refill time, retried on contention; never recreates a deleted connection.
+   * Charges one frame to the connection's rate limit: a token bucket of `rate` per second up to `burst`, kept as
+   * the generic cell rate algorithm's single number (the theoretical arrival time, `rlTat`), so every decision is
+   * one conditional update that either holds or fails, never a read-modify-write that gives up under contention.
+   * A refusal counts a strike; strikes are forgiven only once the bucket has refilled completely (the client went
+   * quiet for burst/rate seconds), so a sustained flood adds up to a disconnect however many frames slip through as
+   * tokens trickle back. Returns undefined when the connection is gone. Whatever the interleaving of concurrent
+   * frames, at most `burst` pass at once and then one per `1/rate` s, and every frame refused is counted.
    */
-  async takeToken(
-    connection: StoredConnection,
-    limits: { rate: number; burst: number },
-  ): Promise<{ allowed: boolean; strikes: number } | undefined> {
-    let current: StoredConnection | undefined = connection;
-    for (let attempt = 0; current && attempt < 5; attempt++) {
+  async takeToken(connection: StoredConnection, limits: { rate: number; burst: number }): Promise<{ allowed: boolean; strikes: number } | undefined> {
+    const interval = 1000 / limits.rate;
+    const key = keys.connection(connection.connectionId);
+    const names = { '#pk': TABLE.partitionKey };
+    let tat = connection.rlTat;
+    for (let attempt = 0; attempt < 50; attempt++) {
       const now = this.now();
-      const elapsed = current.rlAt === undefined ? 0 : Math.max(0, now - current.rlAt) / 1000;
-      const tokens = Math.min(limits.burst, (current.rlTokens ?? limits.burst) + elapsed * limits.rate);
-      const allowed = tokens >= 1;
-      const strikes = allowed ? 0 : (current.rlStrikes ?? 0) + 1;
+      const limit = now + (limits.burst - 1) * interval;
+      const idle = tat === undefined || tat < now;
+      if (!idle && tat! > limit) break; // over the burst: refused
       try {
         await this.db.send(
           new UpdateCommand({
             TableName: this.tableName,
-            Key: keys.connection(connection.connectionId),
-            UpdateExpression: 'SET rlTokens = :tokens, rlAt = :now, rlStrikes = :strikes',
-            ConditionExpression:
-              current.rlAt === undefined ? 'attribute_exists(#pk) AND attribute_not_exists(rlAt)' : 'attribute_exists(#pk) AND rlAt = :prev',
-            ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
-            ExpressionAttributeValues: {
-              ':tokens': allowed ? tokens - 1 : tokens,
-              ':now': now,
-              ':strikes': strikes,
-              ...(current.rlAt === undefined ? {} : { ':prev': current.rlAt }),
-            },
+            Key: key,
+            ...(idle
+              ? {
+                  // The bucket is full: this frame starts a new burst.
+                  UpdateExpression: 'SET rlTat = :next, rlStrikes = :zero',
+                  ConditionExpression: 'attribute_exists(#pk) AND (attribute_not_exists(rlTat) OR rlTat < :now)',
+                  ExpressionAttributeValues: { ':next': now + interval, ':zero': 0, ':now': now },
+                }
+              : {
+                  UpdateExpression: 'SET rlTat = rlTat + :interval',
+                  ConditionExpression: 'attribute_exists(#pk) AND rlTat >= :now AND rlTat <= :limit',
+                  ExpressionAttributeValues: { ':interval': interval, ':now': now, ':limit': limit },
+                }),
+            ExpressionAttributeNames: names,
           }),
         );
-        return { allowed, strikes };
+        return { allowed: true, strikes: idle ? 0 : (connection.rlStrikes ?? 0) };
       } catch (err) {
-        if ((err as Error).name !== 'ConditionalCheckFailedException') throw err;
-        current = await this.getConnection(connection.connectionId);
+        if (!isConditionFailed(err)) throw err;
       }
+      // Another frame moved the bucket (or the connection is gone): decide again on what is stored now.
+      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true, ProjectionExpression: 'rlTat, #pk', ExpressionAttributeNames: names }));
+      if (!Item) return undefined;
+      tat = Item.rlTat as number | undefined;
     }
-    return current ? { allowed: false, strikes: current.rlStrikes ?? 0 } : undefined;
-  }
-
-  /** Live connections of a user (for the per-user cap). */
-  async countUserConnections(userId: string): Promise<number> {
-    let count = 0;
-    for await (const page of this.userConnections(userId)) count += page.length;
-    return count;
-  }
-
-  /** A user's live connections with the sign-in each belongs to (for sign-out). */
-  async *userSignIns(userId: string): AsyncGenerator<Array<{ connectionId: string; signIn: string }>> {
-    const index = TABLE.indexes.byUser;
-    for await (const items of this.pages({ IndexName: index.name, ...this.keyIs(index.partitionKey, userId) })) {
-      const live = items.filter((i) => this.live(i)).map((i) => ({ connectionId: i.connectionId as string, signIn: i.signIn as string }));
-      if (live.length > 0) yield live;
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'ADD rlStrikes :one',
+          ConditionExpression: 'attribute_exists(#pk)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':one': 1 },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return { allowed: false, strikes: Attributes?.rlStrikes as number };
+    } catch (err) {
+      if (isConditionFailed(err)) return undefined;
+      throw err;
     }
   }
 
@@ -183,125 +319,158 @@ export class ConnectionStore {
   async *expiredConnections(nowSeconds: number, lookbackSeconds: number): AsyncGenerator<string[]> {
     const index = TABLE.indexes.byExpiry;
     for (let t = nowSeconds - lookbackSeconds; t <= nowSeconds + 59; t += 60) {
-      for await (const items of this.pages({ IndexName: index.name, ...this.keyIs(index.partitionKey, keys.expiryBucket(t)) })) {
-        const due = items.filter((i) => this.live(i) && Number(i.tokenExpiresAt) <= nowSeconds).map((i) => i.connectionId as string);
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const page = await this.db.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: index.name,
+            KeyConditionExpression: '#k = :v',
+            ExpressionAttributeNames: { '#k': index.partitionKey },
+            ExpressionAttributeValues: { ':v': keys.expiryBucket(t) },
+            Limit: this.pageSize,
+            ExclusiveStartKey: startKey,
+          }),
+        );
+        // The index may lag a refresh: candidates only; the sweeper re-reads each one before closing it.
+        const due = (page.Items ?? []).filter((i) => this.live(i) && Number(i.tokenExpiresAt) <= nowSeconds).map((i) => i.connectionId as string);
         if (due.length > 0) yield due;
-      }
+        startKey = page.LastEvaluatedKey;
+      } while (startKey);
     }
   }
 
-  /** Deletes the connection and every membership it holds. Safe to repeat. Returns the number of items removed. */
+  /**
+   * Deletes the connection, every room membership it holds and its slot in the user's connections. Safe to repeat.
+   * Returns the number of items removed.
+   */
   async deleteConnection(connectionId: string): Promise<number> {
-    let removed = 0;
+    const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.db.send(
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey },
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
           ExpressionAttributeValues: { ':pk': keys.connectionPartition(connectionId) },
-          ProjectionExpression: '#pk, #sk',
           ConsistentRead: true,
           ExclusiveStartKey: startKey,
         }),
       );
-      const items = page.Items ?? [];
-      for (let i = 0; i < items.length; i += BATCH) {
-        await this.batchDelete(items.slice(i, i + BATCH));
-      }
-      removed += items.length;
+      items.push(...(page.Items ?? []));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return removed;
+    const connection = items.find((i) => i[TABLE.sortKey] === 'conn');
+    const rooms = connection?.rooms instanceof Set ? [...(connection.rooms as Set<string>)] : [];
+    const deletes = [
+      ...items.map((i) => ({ [TABLE.partitionKey]: i[TABLE.partitionKey], [TABLE.sortKey]: i[TABLE.sortKey] })),
+      ...(connection ? rooms.map((room) => keys.member(connection.tenantId as string, room, connectionId)) : []),
+    ];
+    for (let i = 0; i < deletes.length; i += BATCH) await this.batchDelete(deletes.slice(i, i + BATCH));
+    if (connection) await this.unregisterUserConnection(connection.userId as string, connectionId);
+    return deletes.length;
   }
 
-  private async batchDelete(items: Record<string, unknown>[]): Promise<void> {
-    let requests = items.map((item) => ({
-      DeleteRequest: { Key: { [TABLE.partitionKey]: item[TABLE.partitionKey], [TABLE.sortKey]: item[TABLE.sortKey] } },
-    }));
-    for (let attempt = 0; requests.length > 0; attempt++) {
-      if (attempt > 0) {
-        if (attempt > 6) throw new Error(`BatchWrite left ${requests.length} deletes unprocessed`);
-        await sleep(Math.min(1000, 25 * 2 ** attempt));
-      }
-      const result = await this.db.send(
-        new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+  // --- rooms --------------------------------------------------------------------------------------------------
+
+  /**
+   * Adds the connection to a room: the room's own list of members (what broadcasts read) and the connection's set
+   * of rooms (what sends and disconnects read), the latter at most `maxRooms`, atomically. Returns 'limit' when the
+   * connection already holds `maxRooms` other rooms, 'gone' when the connection no longer exists.
+   */
+  async join(connection: Pick<StoredConnection, 'connectionId' | 'tenantId' | 'expiresAt'>, room: string, maxRooms: number): Promise<'joined' | 'limit' | 'gone'> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.connection(connection.connectionId),
+          UpdateExpression: 'ADD rooms :room',
+          ConditionExpression: 'attribute_exists(#pk) AND (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :name))',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
+          ExpressionAttributeValues: { ':room': new Set([room]), ':max': maxRooms, ':name': room },
+        }),
       );
-      requests = (result.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+      return (await this.getConnection(connection.connectionId)) ? 'limit' : 'gone';
     }
-  }
-
-  async join(connection: Pick<ConnectionRecord, 'connectionId' | 'tenantId' | 'expiresAt'>, room: string): Promise<void> {
     await this.db.send(
       new PutCommand({
         TableName: this.tableName,
         Item: {
-          ...keys.membership(connection.connectionId, room),
+          ...keys.member(connection.tenantId, room, connection.connectionId),
           connectionId: connection.connectionId,
-          room,
-          [TABLE.indexes.byRoom.partitionKey]: keys.room(connection.tenantId, room),
           [TABLE.ttlAttribute]: connection.expiresAt,
         },
       }),
     );
+    return 'joined';
   }
 
-  /** Returns whether the membership existed. */
-  async leave(connectionId: string, room: string): Promise<boolean> {
-    const { Attributes } = await this.db.send(
-      new DeleteCommand({
-        TableName: this.tableName,
-        Key: keys.membership(connectionId, room),
-        ReturnValues: 'ALL_OLD',
-      }),
-    );
-    return this.live(Attributes);
+  /** Returns whether the connection was in the room. */
+  async leave(connection: Pick<StoredConnection, 'connectionId' | 'tenantId'>, room: string): Promise<boolean> {
+    let was = false;
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.connection(connection.connectionId),
+          UpdateExpression: 'DELETE rooms :room',
+          ConditionExpression: 'contains(rooms, :name)',
+          ExpressionAttributeValues: { ':room': new Set([room]), ':name': room },
+        }),
+      );
+      was = true;
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
+    await this.removeMember(connection.tenantId, room, connection.connectionId);
+    return was;
   }
 
-  async isMember(connectionId: string, room: string): Promise<boolean> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.tableName, Key: keys.membership(connectionId, room), ConsistentRead: true }),
-    );
-    return this.live(Item);
+  /** Removes one membership from a room's list (a connection that left, or answered 410 Gone). */
+  async removeMember(tenantId: string, room: string, connectionId: string): Promise<void> {
+    await this.db.send(new DeleteCommand({ TableName: this.tableName, Key: keys.member(tenantId, room, connectionId) }));
   }
 
-  /** Rooms the connection currently holds. */
-  async countRooms(connectionId: string): Promise<number> {
-    let count = 0;
+  /** Connection ids in a room of a tenant, a page at a time, read strongly consistently. */
+  async *roomMembers(tenantId: string, room: string): AsyncGenerator<string[]> {
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.db.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :room)',
-          FilterExpression: '#ttl > :now',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey, '#ttl': TABLE.ttlAttribute },
-          ExpressionAttributeValues: {
-            ':pk': keys.connectionPartition(connectionId),
-            ':room': keys.roomPrefix,
-            ':now': Math.floor(this.now() / 1000),
-          },
-          Select: 'COUNT',
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
+          ExpressionAttributeValues: { ':pk': keys.roomPartition(tenantId, room) },
+          ProjectionExpression: '#id, #ttl',
           ConsistentRead: true,
+          Limit: this.pageSize,
           ExclusiveStartKey: startKey,
         }),
       );
-      count += page.Count ?? 0;
+      const ids = (page.Items ?? []).filter((item) => this.live(item)).map((item) => item.connectionId as string);
+      if (ids.length > 0) yield ids;
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return count;
   }
 
-  /** Allocates the room's next sequence number (atomic counter; the first message of a room gets 1). */
+  // --- sequence numbers and history ---------------------------------------------------------------------------
+
+  /**
+   * Allocates the room's next sequence number (atomic counter; the first message of a room gets 1). The counter
+   * never expires: were it deleted, numbering would restart under clients that still hold a number and drop what
+   * follows as already seen. A counter written with a TTL by an earlier version loses it here.
+   */
   async nextSeq(tenantId: string, room: string): Promise<number> {
     const { Attributes } = await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: keys.counter(tenantId, room),
-        UpdateExpression: 'ADD #value :one SET #ttl = :ttl',
+        UpdateExpression: 'ADD #value :one REMOVE #ttl',
         ExpressionAttributeNames: { '#value': 'value', '#ttl': TABLE.ttlAttribute },
-        ExpressionAttributeValues: { ':one': 1, ':ttl': Math.floor(this.now() / 1000) + COUNTER_TTL_SECONDS },
+        ExpressionAttributeValues: { ':one': 1 },
         ReturnValues: 'UPDATED_NEW',
       }),
     );
@@ -355,48 +524,104 @@ export class ConnectionStore {
     return items;
   }
 
-  /** Connection ids in a room of a tenant, a page at a time. */
-  roomMembers(tenantId: string, room: string): AsyncGenerator<string[]> {
-    return this.queryIndex(TABLE.indexes.byRoom, keys.room(tenantId, room));
-  }
+  // --- published events: one event id, one sequence number --------------------------------------------------
 
-  /** Every live connection of a user (all of the user's sockets, any tenant). */
-  userConnections(userId: string): AsyncGenerator<string[]> {
-    return this.queryIndex(TABLE.indexes.byUser, userId);
-  }
-
-  tenantConnections(tenantId: string): AsyncGenerator<string[]> {
-    return this.queryIndex(TABLE.indexes.byTenant, tenantId);
-  }
-
-  private async *queryIndex(index: Index, value: string): AsyncGenerator<string[]> {
-    const query = this.keyIs(index.partitionKey, value);
-    for await (const items of this.pages({
-      IndexName: index.name,
-      ...query,
-      ExpressionAttributeNames: { ...query.ExpressionAttributeNames, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
-      ProjectionExpression: '#id, #ttl',
-    })) {
-      const ids = items.filter((item) => this.live(item)).map((item) => item.connectionId as string);
-      if (ids.length > 0) yield ids;
+  /**
+   * Claims a published event for delivery until `leaseUntil` (epoch ms). Fails while another invocation holds an
+   * unexpired lease on it, or once it was delivered (`done`). The record returned carries the sequence number and
+   * content an earlier attempt gave it, if any, so that a retry delivers the very same message.
+   */
+  async claimPublished(eventId: string, leaseUntil: number, expiresAt: number): Promise<PublishClaim> {
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.published(eventId),
+          UpdateExpression: 'SET leaseUntil = :lease, #ttl = if_not_exists(#ttl, :ttl) ADD attempts :one',
+          ConditionExpression: 'attribute_not_exists(done) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)',
+          ExpressionAttributeNames: { '#ttl': TABLE.ttlAttribute },
+          ExpressionAttributeValues: { ':lease': leaseUntil, ':ttl': expiresAt, ':now': this.now(), ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { claimed: true, record: { seq: Attributes?.seq, messageId: Attributes?.messageId, ts: Attributes?.ts } };
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.published(eventId), ConsistentRead: true }));
+      return { claimed: false, done: Item?.done === true };
     }
   }
 
-  private keyIs(attribute: string, value: string) {
-    return {
-      KeyConditionExpression: '#k = :v',
-      ExpressionAttributeNames: { '#k': attribute } as Record<string, string>,
-      ExpressionAttributeValues: { ':v': value },
-    };
+  /** Records the sequence number and content given to a claimed event (once: a second assignment is refused). */
+  async assignPublished(eventId: string, record: Required<PublishedRecord>): Promise<Required<PublishedRecord>> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.published(eventId),
+          UpdateExpression: 'SET seq = :seq, messageId = :id, ts = :ts',
+          ConditionExpression: 'attribute_not_exists(seq)',
+          ExpressionAttributeValues: { ':seq': record.seq, ':id': record.messageId, ':ts': record.ts },
+        }),
+      );
+      return record;
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.published(eventId), ConsistentRead: true }));
+      return { seq: Item!.seq as number, messageId: Item!.messageId as string, ts: Item!.ts as number };
+    }
   }
 
-  /** An index Query, page by page (`pageSize` items each). */
-  private async *pages(input: Omit<QueryCommandInput, 'TableName'>): AsyncGenerator<Record<string, unknown>[]> {
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(new QueryCommand({ TableName: this.tableName, Limit: this.pageSize, ...input, ExclusiveStartKey: startKey }));
-      yield page.Items ?? [];
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+  /** Ends a claim: delivered (`done`, duplicates are then ignored), or released for a retry to take over. */
+  async finishPublished(eventId: string, outcome: 'done' | 'released'): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.published(eventId),
+        UpdateExpression: outcome === 'done' ? 'SET done = :true REMOVE leaseUntil' : 'REMOVE leaseUntil',
+        ConditionExpression: 'attribute_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
+        ...(outcome === 'done' ? { ExpressionAttributeValues: { ':true': true } } : {}),
+      }),
+    );
+  }
+
+  // --- batches ------------------------------------------------------------------------------------------------
+
+  /** Strongly consistent batched reads, unprocessed keys retried. */
+  private async batchGet(keyList: Array<Record<string, string>>, projection: string): Promise<Record<string, unknown>[]> {
+    const found: Record<string, unknown>[] = [];
+    for (let i = 0; i < keyList.length; i += 100) {
+      let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean; ProjectionExpression: string; ExpressionAttributeNames?: Record<string, string> }> | undefined = {
+        [this.tableName]: {
+          Keys: keyList.slice(i, i + 100),
+          ConsistentRead: true,
+          ProjectionExpression: projection,
+          ...(projection.includes('#ttl') ? { ExpressionAttributeNames: { '#ttl': TABLE.ttlAttribute } } : {}),
+        },
+      };
+      for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
+        if (attempt > 0) {
+          if (attempt > 6) throw new Error('BatchGet left keys unprocessed');
+          await sleep(Math.min(1000, 25 * 2 ** attempt));
+        }
+        const result = await this.db.send(new BatchGetCommand({ RequestItems: request }));
+        found.push(...(result.Responses?.[this.tableName] ?? []));
+        request = result.UnprocessedKeys as typeof request;
+      }
+    }
+    return found;
+  }
+
+  private async batchDelete(keyList: Record<string, unknown>[]): Promise<void> {
+    let requests = keyList.map((Key) => ({ DeleteRequest: { Key } }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 6) throw new Error(`BatchWrite left ${requests.length} deletes unprocessed`);
+        await sleep(Math.min(1000, 25 * 2 ** attempt));
+      }
+      const result = await this.db.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }));
+      requests = (result.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+    }
   }
 }

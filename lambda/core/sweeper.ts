@@ -20,6 +20,9 @@ export async function sweepExpired(
   let gone = 0;
   for await (const page of deps.store.expiredConnections(Math.floor(nowMs / 1000), SWEEP_LOOKBACK_SECONDS)) {
     for (const connectionId of page) {
+      // The index is a hint that may lag a refresh: only the connection's own record says it is expired.
+      const current = await deps.store.getConnection(connectionId);
+      if (!current || current.tokenExpiresAt > Math.floor(nowMs / 1000)) continue;
       try {
         await postToConnection(deps.api, connectionId, JSON.stringify(notice));
         await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));

@@ -51,28 +51,50 @@ const MESSAGES: Record<string, string> = {
 
 const plainSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
 
+const UNEXPECTED = 'The server gave an answer this app does not understand; try again later.';
+const strings = (value: unknown): value is string[] => Array.isArray(value) && value.every((v) => typeof v === 'string');
+
+/** A signed-in user exactly as the session API describes one; anything else is not a user. */
+function asUser(body: Record<string, unknown>): User | undefined {
+  const { signedIn, userId, email, groups, tenants } = body;
+  if (signedIn !== true || typeof userId !== 'string' || typeof email !== 'string' || !strings(groups) || !strings(tenants)) return undefined;
+  return { userId, email, groups, tenants };
+}
+
+/**
+ * A JSON answer of the session API. Anything that is not JSON (an HTML page from a misconfigured edge, a proxy's
+ * error page) is a failure, never a user: the app would otherwise take a 200 page for a sign-in.
+ */
+async function apiJson(path: string, init?: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(path, { credentials: 'same-origin', ...init, headers: { 'content-type': 'application/json', ...init?.headers } });
+  const type = response.headers.get('content-type') ?? '';
+  const body = type.includes('application/json') ? ((await response.json().catch(() => undefined)) as unknown) : undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AuthError('unexpected_response', UNEXPECTED);
+  return { status: response.status, body: body as Record<string, unknown> };
+}
+
 function sessionAuth(): Auth {
-  const json = async (path: string, init?: RequestInit) => {
-    const response = await fetch(path, { credentials: 'same-origin', ...init, headers: { 'content-type': 'application/json', ...init?.headers } });
-    const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-    return { status: response.status, body };
-  };
   return {
     mode: 'session',
     async restore() {
-      const { status, body } = await json('/api/session');
-      return status === 200 ? (body as unknown as User) : null;
+      const { status, body } = await apiJson('/api/session');
+      if (status === 401) return null;
+      const user = status === 200 ? asUser(body) : undefined;
+      if (!user) throw new AuthError('unexpected_response', UNEXPECTED);
+      return user;
     },
     async signIn(email, password) {
-      const { status, body } = await json('/api/login', { method: 'POST', body: JSON.stringify({ email, password }) });
+      const { status, body } = await apiJson('/api/login', { method: 'POST', body: JSON.stringify({ email, password }) });
       if (status !== 200) {
         const code = String(body.error ?? 'error');
         throw new AuthError(code, MESSAGES[code] ?? String(body.message ?? `Sign-in failed (${status}).`));
       }
-      return body as unknown as User;
+      const user = asUser(body);
+      if (!user) throw new AuthError('unexpected_response', UNEXPECTED);
+      return user;
     },
     async signOut(everywhere) {
-      await json('/api/logout', { method: 'POST', body: JSON.stringify(everywhere ? { everywhere: true } : {}) });
+      await apiJson('/api/logout', { method: 'POST', body: JSON.stringify(everywhere ? { everywhere: true } : {}) });
     },
     sockets: () => ({
       // The browser sends the HttpOnly cookie itself; the server checks it and our origin.
@@ -122,13 +144,14 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
     };
   };
   const ticket = async () => {
-    const response = await fetch('/api/ws-ticket', {
+    const { status, body } = await apiJson('/api/ws-ticket', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${(await accessToken()).toString()}` },
+      headers: { authorization: `Bearer ${(await accessToken()).toString()}` },
       body: '{}',
     });
-    const body = (await response.json()) as { ticket?: string; message?: string };
-    if (!body.ticket) throw new AuthError('ticket_refused', body.message ?? 'Could not open a connection.');
+    if (status !== 200 || typeof body.ticket !== 'string') {
+      throw new AuthError('ticket_refused', typeof body.message === 'string' ? body.message : 'Could not open a connection.');
+    }
     return body.ticket;
   };
   return {

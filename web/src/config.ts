@@ -15,6 +15,7 @@ export interface AppConfig {
 export async function loadConfig(): Promise<Required<Pick<AppConfig, 'realtimeUrl' | 'speechUrl' | 'authMode'>> & AppConfig> {
   const response = await fetch('/config.json', { cache: 'no-store' });
   if (!response.ok) throw new Error(`Could not load /config.json (${response.status})`);
+  if (!(response.headers.get('content-type') ?? '').includes('application/json')) throw new Error('Could not load /config.json: the answer is not JSON.');
   const config = (await response.json()) as AppConfig;
   const ws = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
   return {

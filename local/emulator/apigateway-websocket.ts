@@ -2,19 +2,33 @@
  * An API Gateway WebSocket API emulator, configured from the synthesized template (routes, route selection
  * expression, authorizer and identity sources, integrations, route responses) and invoking the functions' bundles.
  *
- * Reproduced where a client or a function can observe it: authorizer Deny -> 403 and "Unauthorized" -> 401 on the
- * upgrade, a missing identity source -> 401 without calling the authorizer, a non-2xx $connect response rejects
- * the socket, $connect response headers (the chosen subprotocol) reach the client, the authorizer context reaches
- * every route, two-way routes send the integration's body back, "Internal server error" frames, the
- * `@connections` management endpoint (POST, GET, DELETE; 410 GoneException), $disconnect on close, 1009 for frames
- * over 32 KB and messages over 128 KB, the 10-minute idle timeout and the 2-hour maximum.
+ * Reproduced where a client or a function can observe it, and as strict as API Gateway:
+ * - the upgrade: authorizer Deny -> 403 and "Unauthorized" -> 401, a missing identity source -> 401 without calling
+ *   the authorizer, an authorizer answer without `principalId` or `policyDocument`, with a context value that is not
+ *   a string, number or boolean, or over the 8 KB "Lambda authorizer result size" quota -> 500, a $connect
+ *   integration that fails -> 502, a non-2xx $connect response rejects the socket with its status, $connect response
+ *   headers (the chosen subprotocol) reach the client;
+ * - frames: binary frames close the connection with 1003 ("API Gateway WebSocket APIs don't currently support binary
+ *   frames", websocket-api-develop-binary-media-types.html), 1009 for frames over 32 KB and messages over 128 KB
+ *   (the quotas page), two-way routes send the integration's body back, "Internal server error" frames;
+ * - the authorizer context reaches every route stringified ($context.authorizer.<key> is "the stringified value");
+ * - `$disconnect` on close, best effort, with the header set API Gateway sends it (Host, X-Forwarded-For, x-api-key,
+ *   x-restapi: no Authorization and no Cookie) and the close code and reason;
+ * - the 10-minute idle timeout (reset by traffic in either direction) and the 2-hour maximum;
+ * - the `@connections` management API: POST, GET, DELETE; 410 GoneException, 413 over 128 KB, 429
+ *   LimitExceededException when the client's buffer is full; with an `iam`, SigV4 is required (403
+ *   MissingAuthenticationTokenException, InvalidSignatureException...) and the caller needs
+ *   `execute-api:ManageConnections` on `<api>/<stage>/<METHOD>/@connections/<id>`
+ *   (apigateway-websocket-control-access-iam.html).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { Iam } from './iam';
 import type { LocalFunction } from './lambda';
+import { verifySignature } from './sigv4';
 import { referencedIds, resourcesOfType, type Template } from './template';
 
 export interface GatewayOptions {
@@ -30,10 +44,16 @@ export interface GatewayOptions {
   /** When false, closed connections vanish without $disconnect (to exercise stale-connection cleanup). */
   deliverDisconnect: boolean;
   log: (event: string, fields: Record<string, unknown>) => void;
+  /** Require SigV4 and IAM on @connections. @default any caller is allowed */
+  iam?: Iam;
+  /** @connections POST answers 429 while the client has more than this many bytes unread. @default 1 MiB */
+  clientBufferBytes?: number;
 }
 
+/** API Gateway's WebSocket quotas (apigateway-execution-service-websocket-limits-table.html). */
 const MAX_FRAME_BYTES = 32 * 1024;
 const MAX_MESSAGE_BYTES = 128 * 1024;
+const MAX_AUTHORIZER_RESULT_BYTES = 8 * 1024;
 
 interface Route {
   key: string;
@@ -198,7 +218,12 @@ export class WebSocketGateway {
         this.options.log('authorizer_failed', { connectionId: conn.id, unauthorized, error: unauthorized ? undefined : (err as Error).message });
         return reject(socket, unauthorized ? 401 : 500, unauthorized ? 'Unauthorized' : 'Internal server error');
       }
-      if (!allows(result?.policyDocument, methodArn)) return reject(socket, 403, 'Forbidden');
+      const invalid = invalidAuthorizerResult(result);
+      if (invalid) {
+        this.options.log('authorizer_invalid_result', { connectionId: conn.id, error: invalid });
+        return reject(socket, 500, 'Internal server error');
+      }
+      if (!allows(result.policyDocument, methodArn)) return reject(socket, 403, 'Forbidden');
       // API Gateway hands the context to every later route as strings, with the principal id beside it.
       authorizer = {
         principalId: result.principalId,
@@ -206,6 +231,21 @@ export class WebSocketGateway {
       };
     }
 
+    // What API Gateway adds to the request before the integration sees it.
+    const forwardedFor = [headers['X-Forwarded-For'] ?? headers['x-forwarded-for'], conn.sourceIp].filter(Boolean).join(', ');
+    for (const [name, value] of [
+      ['X-Forwarded-For', forwardedFor],
+      ['X-Forwarded-Port', '443'],
+      ['X-Forwarded-Proto', 'https'],
+      ['X-Amzn-Trace-Id', `Root=1-${Math.floor(now / 1000).toString(16)}-${randomBytes(12).toString('hex')}`],
+    ] as const) {
+      for (const key of Object.keys(headers).filter((k) => k.toLowerCase() === name.toLowerCase())) {
+        delete headers[key];
+        delete multiValueHeaders[key];
+      }
+      headers[name] = value;
+      multiValueHeaders[name] = [value];
+    }
     let response: ProxyResult;
     try {
       response = (await this.invoke(connectRoute.functionName, {
@@ -217,8 +257,9 @@ export class WebSocketGateway {
         isBase64Encoded: false,
       })) as ProxyResult;
     } catch (err) {
+      // A failed (thrown, timed-out, throttled) $connect integration reaches the client as 502.
       this.options.log('connect_failed', { connectionId: conn.id, error: (err as Error).message });
-      return reject(socket, 500, 'Internal server error');
+      return reject(socket, 502, 'Internal server error');
     }
     const status = response?.statusCode ?? 200;
     if (status < 200 || status > 299) return reject(socket, status, response?.body ?? STATUS_CODES[status] ?? 'Error');
@@ -254,10 +295,17 @@ export class WebSocketGateway {
   private async disconnect(conn: Connection, code: number, reason: string): Promise<void> {
     const route = this.routes.get('$disconnect');
     if (!route) return;
+    // $disconnect does not replay the handshake: API Gateway sends only these (no Authorization, no Cookie).
+    const headers: Record<string, string> = {
+      Host: this.domainName,
+      'x-api-key': '',
+      'X-Forwarded-For': conn.sourceIp,
+      'x-restapi': randomBytes(16).toString('hex'),
+    };
     try {
       await this.invoke(route.functionName, {
-        headers: conn.headers,
-        multiValueHeaders: conn.multiValueHeaders,
+        headers,
+        multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
         requestContext: {
           ...this.requestContext(conn, '$disconnect', 'DISCONNECT'),
           authorizer: conn.authorizer,
@@ -269,6 +317,12 @@ export class WebSocketGateway {
     } catch (err) {
       this.options.log('disconnect_failed', { connectionId: conn.id, error: (err as Error).message });
     }
+  }
+
+  /** Traffic in either direction keeps a connection from idling out. */
+  private active(conn: Connection): void {
+    conn.lastActiveAt = Date.now();
+    conn.idle.refresh();
   }
 
   private selectRoute(body: string, isBinary: boolean): Route | undefined {
@@ -286,14 +340,17 @@ export class WebSocketGateway {
 
   private async message(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
     const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    if (isBinary) {
+      conn.socket.close(1003, 'Binary frames are not supported');
+      return;
+    }
     // ws assembles fragments; clients send each message as one frame, so message size is frame size here.
     if (bytes.length > MAX_FRAME_BYTES) {
       conn.socket.close(1009, 'Message too big');
       return;
     }
-    conn.lastActiveAt = Date.now();
-    conn.idle.refresh();
-    const body = isBinary ? bytes.toString('base64') : bytes.toString('utf8');
+    this.active(conn);
+    const body = bytes.toString('utf8');
     const route = this.selectRoute(body, isBinary);
     const context = this.requestContext(conn, route?.key ?? '$default', 'MESSAGE');
     if (!route) {
@@ -329,12 +386,34 @@ export class WebSocketGateway {
       if (size <= MAX_MESSAGE_BYTES) chunks.push(chunk);
     });
     req.on('end', () => {
+      const { iam } = this.options;
+      if (iam) {
+        const verified = verifySignature({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) }, {
+          service: 'execute-api',
+          region: this.options.region,
+          secretOf: iam.secretOf,
+        });
+        if (!verified.ok) {
+          const type = { missing_authentication: 'MissingAuthenticationTokenException', unknown_access_key: 'UnrecognizedClientException' }[verified.reason as string] ?? 'InvalidSignatureException';
+          return awsError(res, 403, type, verified.message);
+        }
+        const resource = `arn:aws:execute-api:${this.options.region}:${this.options.accountId}:${this.options.apiId}/${this.stage}/${req.method}/@connections/${id}`;
+        const decision = iam.authorize(verified.accessKeyId, 'execute-api:ManageConnections', resource);
+        if (!decision.allowed) {
+          return awsError(res, 403, 'AccessDeniedException', iam.denialMessage(decision.principal, 'execute-api:ManageConnections', resource, decision.explicit));
+        }
+      }
       const conn = this.connections.get(id);
       if (!conn || conn.socket.readyState !== WebSocket.OPEN) return awsError(res, 410, 'GoneException', `Connection ${id} is gone`);
       switch (req.method) {
         case 'POST':
           if (size > MAX_MESSAGE_BYTES) return awsError(res, 413, 'PayloadTooLargeException', 'Payload too large');
+          // "the WebSocket client side buffer is full" (LimitExceededException): the client is not reading.
+          if (conn.socket.bufferedAmount > (this.options.clientBufferBytes ?? 1024 * 1024)) {
+            return awsError(res, 429, 'LimitExceededException', 'The WebSocket client side buffer is full.');
+          }
           conn.socket.send(Buffer.concat(chunks).toString('utf8'));
+          this.active(conn);
           res.writeHead(200).end();
           return;
         case 'GET':
@@ -383,6 +462,22 @@ export class WebSocketGateway {
     while (this.inFlight.size > 0) await Promise.all(this.inFlight);
     this.wss.close();
   }
+}
+
+/** Why an authorizer's answer is not one API Gateway accepts, or undefined when it is. */
+function invalidAuthorizerResult(result: unknown): string | undefined {
+  if (typeof result !== 'object' || result === null) return 'the authorizer returned no object';
+  const r = result as { principalId?: unknown; policyDocument?: unknown; context?: unknown };
+  if (typeof r.principalId !== 'string' || r.principalId === '') return 'principalId is required';
+  if (typeof r.policyDocument !== 'object' || r.policyDocument === null) return 'policyDocument is required';
+  if (r.context !== undefined) {
+    if (typeof r.context !== 'object' || r.context === null || Array.isArray(r.context)) return 'context must be a map';
+    for (const [key, value] of Object.entries(r.context)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) return `context value ${key} is not a string, number or boolean`;
+    }
+  }
+  if (Buffer.byteLength(JSON.stringify(result)) > MAX_AUTHORIZER_RESULT_BYTES) return 'the result is over 8 KB';
+  return undefined;
 }
 
 function allows(policy: { Statement?: unknown[] } | undefined, methodArn: string): boolean {

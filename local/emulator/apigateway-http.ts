@@ -1,18 +1,37 @@
 /**
  * An API Gateway HTTP API emulator for the template's HTTP APIs (routes `METHOD /path`, Lambda proxy integrations,
- * payload format 2.0): requests become version-2.0 events for the function's bundle, responses (status, headers,
- * cookies, body) go back to the client as API Gateway would send them.
+ * payload format 2.0): a request becomes a version-2.0 event for the function's bundle, and the function's answer
+ * (status, headers, cookies, body) becomes the response, as API Gateway builds it. A path no route matches is
+ * answered 404 `{"message":"Not Found"}`, a failed integration 500 `{"message":"Internal Server Error"}`, as API
+ * Gateway answers them (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html).
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LocalFunction } from './lambda';
 import { referencedIds, resourcesOfType, type Template } from './template';
+
+/** An HTTP request as an origin receives it, and what it answers. */
+export interface OriginRequest {
+  method: string;
+  /** Path and query. */
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  sourceIp: string;
+}
+
+export interface OriginResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Buffer;
+}
 
 interface Route {
   method: string;
   path: string;
   functionName: string;
 }
+
+const json = (status: number, body: unknown): OriginResponse => ({ status, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(body)) });
 
 export class LocalHttpApi {
   private readonly routes: Route[] = [];
@@ -36,24 +55,15 @@ export class LocalHttpApi {
     }
   }
 
-  /** Answers a request for one of the routes; false when none matches. */
-  handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = this.routes.find((r) => (r.method === req.method || r.method === 'ANY') && r.path === url.pathname);
-    if (!route) return false;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void this.invoke(route, req, url, Buffer.concat(chunks), res));
-    return true;
-  }
-
-  private async invoke(route: Route, req: IncomingMessage, url: URL, body: Buffer, res: ServerResponse): Promise<void> {
+  /** Answers a request as API Gateway would: the route's function, or 404 when no route matches. */
+  async handle(request: OriginRequest): Promise<OriginResponse> {
+    const url = new URL(request.url, 'http://localhost');
+    const route = this.routes.find((r) => (r.method === request.method || r.method === 'ANY') && r.path === url.pathname);
+    if (!route) return json(404, { message: 'Not Found' });
     const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (name === 'cookie' || value === undefined) continue;
-      headers[name] = Array.isArray(value) ? value.join(',') : value;
-    }
-    const cookies = req.headers.cookie?.split(/;\s*/).filter(Boolean);
+    for (const [name, value] of Object.entries(request.headers)) if (name.toLowerCase() !== 'cookie') headers[name.toLowerCase()] = value;
+    const cookieHeader = Object.entries(request.headers).find(([k]) => k.toLowerCase() === 'cookie')?.[1];
+    const cookies = cookieHeader?.split(/;\s*/).filter(Boolean);
     const now = Date.now();
     const event = {
       version: '2.0',
@@ -66,15 +76,15 @@ export class LocalHttpApi {
       requestContext: {
         accountId: '000000000000',
         apiId: 'localhttpapi',
-        domainName: req.headers.host ?? 'localhost',
-        http: { method: req.method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp: req.socket.remoteAddress ?? '127.0.0.1', userAgent: req.headers['user-agent'] ?? '' },
+        domainName: headers.host ?? 'localhost',
+        http: { method: request.method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp: request.sourceIp, userAgent: headers['user-agent'] ?? '' },
         requestId: randomUUID(),
         routeKey: `${route.method} ${route.path}`,
         stage: '$default',
         time: new Date(now).toISOString(),
         timeEpoch: now,
       },
-      ...(body.length ? { body: body.toString('utf8') } : {}),
+      ...(request.body.length ? { body: request.body.toString('utf8') } : {}),
       isBase64Encoded: false,
     };
     try {
@@ -83,14 +93,16 @@ export class LocalHttpApi {
       const result = (await fn.invoke(event)) as { statusCode?: number; headers?: Record<string, string>; cookies?: string[]; body?: string; isBase64Encoded?: boolean } | string;
       if (typeof result === 'string' || result?.statusCode === undefined) {
         // Format 2.0 lets a function return just a body: API Gateway then answers 200 with JSON.
-        res.writeHead(200, { 'content-type': 'application/json' }).end(typeof result === 'string' ? result : JSON.stringify(result));
-        return;
+        return { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(typeof result === 'string' ? result : JSON.stringify(result)) };
       }
-      res.writeHead(result.statusCode, { ...result.headers, ...(result.cookies?.length ? { 'set-cookie': result.cookies } : {}) });
-      res.end(result.body === undefined ? undefined : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8'));
+      return {
+        status: result.statusCode,
+        headers: { ...result.headers, ...(result.cookies?.length ? { 'set-cookie': result.cookies } : {}) },
+        body: result.body === undefined ? Buffer.alloc(0) : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8'),
+      };
     } catch (err) {
       this.log('http_integration_failed', { route: event.routeKey, error: (err as Error).message });
-      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Internal Server Error' }));
+      return json(500, { message: 'Internal Server Error' });
     }
   }
 }

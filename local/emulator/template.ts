@@ -1,13 +1,10 @@
 /**
- * The synthesized CloudFormation template as the local system reads it: resources by type, and a resolver for the
+ * A synthesized CloudFormation template as the emulator reads it: resources by type, and a resolver for the
  * intrinsic functions CDK emits (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split), so that what runs
  * locally is configured by the same template that deploys.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-
-export const ROOT = path.join(__dirname, '..');
-export const CDK_OUT = path.join(ROOT, 'cdk.out');
 
 export interface Resource {
   Type: string;
@@ -19,7 +16,8 @@ export interface Template {
   Outputs?: Record<string, { Value: unknown }>;
 }
 
-export function loadTemplate(stackName: string, cdkOut = CDK_OUT): Template {
+/** The template of `stackName` in a cloud assembly folder (cdk.out). */
+export function loadTemplate(cdkOut: string, stackName: string): Template {
   const file = path.join(cdkOut, `${stackName}.template.json`);
   if (!existsSync(file)) {
     throw new Error(`No synthesized template at ${file}; run \`npx cdk synth\` (npm start does it for you).`);
@@ -39,7 +37,7 @@ export function onlyResource(template: Template, type: string): [string, Resourc
 }
 
 /** Where CDK staged a Lambda's bundle (Code.S3Key is `<hash>.zip`, the folder is `asset.<hash>`). */
-export function assetDir(resource: Resource, cdkOut = CDK_OUT): string {
+export function assetDir(resource: Resource, cdkOut: string): string {
   const key = resource.Properties?.Code?.S3Key as string | undefined;
   const hash = key?.replace(/\.zip$/, '');
   const dir = hash && path.join(cdkOut, `asset.${hash}`);

@@ -1,0 +1,435 @@
+/**
+ * Cognito on loopback: cognito-local in a child process, configured from the template (pool policies, app clients
+ * and their token validity, groups) and seeded with the users a caller names, behind a front end that makes its
+ * tokens and sign-outs behave like Cognito's where cognito-local's do not:
+ *
+ * - **`origin_jti`.** With token revocation on, Cognito's access and ID tokens carry `origin_jti`, and "when the
+ *   REFRESH_TOKEN authentication flow is used to generate new access and ID tokens, the new access and ID tokens have
+ *   the same origin_jti claim. The jti claims are different." (https://repost.aws/knowledge-center/cognito-revoke-refresh-tokens).
+ *   Tokens are re-signed with cognito-local's own key after the claim is set, so its JWKS still verifies them.
+ * - **Revocation.** RevokeToken revokes the refresh token and every access token issued from it; GlobalSignOut and
+ *   AdminUserGlobalSignOut revoke every refresh token of the user (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_GlobalSignOut.html):
+ *   a refresh with a revoked token fails with NotAuthorizedException "Refresh Token has been revoked", and Cognito
+ *   APIs called with a revoked access token answer "Access Token has been revoked". (A JWT library still accepts a
+ *   revoked token until it expires, as with Cognito: revocation is the application's to check.)
+ * - **Challenges.** AdminInitiateAuth for a user who must set a new password answers NEW_PASSWORD_REQUIRED, as
+ *   Cognito does, instead of tokens; refreshes answer ExpiresIn; GetTokensFromRefreshToken (which Amplify calls and
+ *   cognito-local lacks) is answered as InitiateAuth with REFRESH_TOKEN_AUTH.
+ *
+ * Tokens carry the real Cognito issuer form (`https://cognito-idp.<region>.amazonaws.com/<region>_<id>`), so a
+ * production verifier accepts them unchanged; only the JWKS location differs (served over http here).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPrivateKey, createSign, randomUUID, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import {
+  AdminAddUserToGroupCommand,
+  AdminCreateUserCommand,
+  AdminSetUserPasswordCommand,
+  CognitoIdentityProviderClient,
+  CreateGroupCommand,
+  CreateUserPoolClientCommand,
+  InitiateAuthCommand,
+  UpdateUserPoolCommand,
+  type AuthenticationResultType,
+} from '@aws-sdk/client-cognito-identity-provider';
+import { OPERATOR_CREDENTIALS } from './iam';
+import { onlyResource, resourcesOfType, type Template } from './template';
+
+export interface CognitoUser {
+  username: string;
+  password: string;
+  attributes?: Record<string, string>;
+  groups?: string[];
+  /** The user must set a new password at the first sign-in (an administrator-created user). @default false */
+  mustChangePassword?: boolean;
+}
+
+export interface Tokens {
+  accessToken: string;
+  idToken: string;
+  refreshToken: string;
+  /** Epoch milliseconds at which the access token expires. */
+  expiresAt: number;
+}
+
+export interface LocalCognito {
+  endpoint: string;
+  userPoolId: string;
+  /** The first app client without a secret (the one a browser or CLI signs in with). */
+  clientId: string;
+  /** Local client id of every app client in the template, by logical id. */
+  clients: Record<string, string>;
+  jwksUri: string;
+  client: CognitoIdentityProviderClient;
+  signIn(username: string, password: string): Promise<Tokens>;
+  refresh(refreshToken: string): Promise<Tokens>;
+  stop(): Promise<void>;
+}
+
+export interface CognitoOptions {
+  template: Template;
+  /** Port of the front end; cognito-local itself listens on a free one. @default a free port */
+  port?: number;
+  region: string;
+  users: CognitoUser[];
+  /** Groups to create besides the template's and the users'. @default none */
+  groups?: string[];
+  /** Keep the pool here between runs; a temporary folder (deleted on stop) when absent. */
+  stateDir?: string;
+  /** Shorter access tokens than the template's (to watch sockets expire). */
+  accessTokenSeconds?: number;
+  log: (line: string) => void;
+}
+
+const SEED_FILE = 'gatehouse-seed.json';
+const REVOCATIONS_FILE = 'emulator-revocations.json';
+const TARGET = 'AWSCognitoIdentityProviderService.';
+const COGNITO_LOCAL = path.dirname(require.resolve('cognito-local/package.json'));
+
+/** The sign-ins the front end has seen: which origin each refresh token carries, and which are revoked. */
+interface Ledger {
+  /** refresh token -> the sign-in it belongs to. */
+  refresh: Record<string, { originJti: string; username: string }>;
+  revokedOrigins: string[];
+}
+
+function waitForListening(child: ChildProcess, log: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`cognito-local did not start within 15 s:\n${output}`)), 15_000);
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output += text;
+      for (const line of text.split('\n')) if (line.trim()) log(line);
+      if (output.includes('Cognito Local running on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cognito-local exited with code ${code}:\n${output}`));
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+const decodePart = (part: string) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
+
+/** Re-signs a token's claims with cognito-local's key (RS256, kid CognitoLocal). */
+function sign(claims: Record<string, unknown>, header: Record<string, unknown>, key: KeyObject): string {
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createSign('RSA-SHA256').update(input).sign(key).toString('base64url')}`;
+}
+
+export async function startCognito(options: CognitoOptions): Promise<LocalCognito> {
+  const { region } = options;
+  const dir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), 'gatehouse-cognito-'));
+  const dbDir = path.join(dir, '.cognito', 'db');
+  mkdirSync(dbDir, { recursive: true });
+  writeFileSync(path.join(dir, '.cognito', 'config.json'), JSON.stringify({ TokenConfig: { IssuerDomain: `https://cognito-idp.${region}.amazonaws.com` } }));
+  const seedPath = path.join(dir, SEED_FILE);
+  const seed = existsSync(seedPath) ? (JSON.parse(readFileSync(seedPath, 'utf8')) as { userPoolId: string; clients: Record<string, string> }) : undefined;
+  // cognito-local names pools local_<id>; a pool file named in Cognito's own form gives tokens the real issuer.
+  const userPoolId = seed?.userPoolId ?? `${region}_Gatehouse`;
+  if (!seed) writeFileSync(path.join(dbDir, `${userPoolId}.json`), '{}');
+  const ledgerPath = path.join(dir, REVOCATIONS_FILE);
+  const ledger: Ledger = existsSync(ledgerPath) ? (JSON.parse(readFileSync(ledgerPath, 'utf8')) as Ledger) : { refresh: {}, revokedOrigins: [] };
+  const save = () => {
+    if (options.stateDir) writeFileSync(ledgerPath, JSON.stringify(ledger));
+  };
+  const key = createPrivateKey((JSON.parse(readFileSync(path.join(COGNITO_LOCAL, 'lib', 'keys', 'cognitoLocal.private.json'), 'utf8')) as { pem: string }).pem);
+
+  const backendPort = await freePort();
+  const child = spawn(process.execPath, [path.join(COGNITO_LOCAL, 'lib', 'bin', 'start.js')], {
+    cwd: dir,
+    env: { ...process.env, PORT: String(backendPort), HOST: '127.0.0.1', NODE_NO_WARNINGS: '1', DEBUG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const stopChild = async () => {
+    process.removeListener('exit', killOnExit);
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
+  try {
+    await waitForListening(child, options.log);
+  } catch (err) {
+    await stopChild();
+    if (!options.stateDir) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const backend = (target: string, body: Buffer, headers: IncomingMessage['headers']) =>
+    new Promise<{ status: number; headers: IncomingMessage['headers']; body: Buffer }>((resolve, reject) => {
+      const upstream = httpRequest(
+        { host: '127.0.0.1', port: backendPort, method: 'POST', path: '/', headers: { ...headers, host: `127.0.0.1:${backendPort}`, 'x-amz-target': target, 'content-length': String(body.length) } },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (c: Buffer) => chunks.push(c));
+          answer.on('end', () => resolve({ status: answer.statusCode ?? 502, headers: answer.headers, body: Buffer.concat(chunks) }));
+        },
+      );
+      upstream.on('error', reject);
+      upstream.end(body);
+    });
+  const call = async (operation: string, input: Record<string, unknown>) => {
+    const answer = await backend(TARGET + operation, Buffer.from(JSON.stringify(input)), { 'content-type': 'application/x-amz-json-1.1' });
+    return { status: answer.status, body: JSON.parse(answer.body.toString('utf8') || '{}') as Record<string, any> };
+  };
+
+  /** Sets origin_jti (new for a sign-in, kept for a refresh), a fresh jti, and ExpiresIn. */
+  const stamp = (result: AuthenticationResultType, originJti: string): AuthenticationResultType => {
+    const restamp = (token: string | undefined) => {
+      if (!token) return token;
+      const [h, p] = token.split('.');
+      return sign({ ...decodePart(p), origin_jti: originJti, jti: randomUUID() }, decodePart(h), key);
+    };
+    const access = result.AccessToken ? decodePart(result.AccessToken.split('.')[1]) : undefined;
+    return {
+      ...result,
+      AccessToken: restamp(result.AccessToken),
+      IdToken: restamp(result.IdToken),
+      ...(access ? { ExpiresIn: Number(access.exp) - Number(access.iat), TokenType: 'Bearer' } : {}),
+    };
+  };
+  const revokedAccessToken = (token: unknown): boolean => {
+    if (typeof token !== 'string') return false;
+    try {
+      return ledger.revokedOrigins.includes(String(decodePart(token.split('.')[1]).origin_jti));
+    } catch {
+      return false;
+    }
+  };
+
+  const respond = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify(body));
+  };
+  const cognitoError = (res: ServerResponse, type: string, message: string) => respond(res, 400, { __type: type, message });
+
+  const handle = async (operation: string, input: Record<string, any>, body: Buffer, req: IncomingMessage, res: ServerResponse) => {
+    const flow = String(input.AuthFlow ?? '');
+    const refreshToken = input.AuthParameters?.REFRESH_TOKEN ?? input.RefreshToken;
+    if (operation === 'GetTokensFromRefreshToken') {
+      operation = 'InitiateAuth';
+      input = { AuthFlow: 'REFRESH_TOKEN_AUTH', ClientId: input.ClientId, AuthParameters: { REFRESH_TOKEN: refreshToken, ...(input.ClientSecret ? {} : {}) } };
+    }
+    const isRefresh = (operation === 'InitiateAuth' || operation === 'AdminInitiateAuth') && /^REFRESH_TOKEN(_AUTH)?$/.test(String(input.AuthFlow));
+    if (isRefresh) {
+      const known = ledger.refresh[String(input.AuthParameters?.REFRESH_TOKEN)];
+      if (known && ledger.revokedOrigins.includes(known.originJti)) return cognitoError(res, 'NotAuthorizedException', 'Refresh Token has been revoked');
+    }
+    if (['GetUser', 'ChangePassword', 'UpdateUserAttributes', 'DeleteUser'].includes(operation) && revokedAccessToken(input.AccessToken)) {
+      return cognitoError(res, 'NotAuthorizedException', 'Access Token has been revoked');
+    }
+    switch (operation) {
+      case 'GlobalSignOut':
+      case 'AdminUserGlobalSignOut': {
+        let username: string | undefined = input.Username;
+        if (operation === 'GlobalSignOut') {
+          if (revokedAccessToken(input.AccessToken)) return cognitoError(res, 'NotAuthorizedException', 'Access Token has been revoked');
+          try {
+            username = String(decodePart(String(input.AccessToken).split('.')[1]).username);
+          } catch {
+            return cognitoError(res, 'NotAuthorizedException', 'Invalid Access Token');
+          }
+        }
+        const user = await call('AdminGetUser', { UserPoolId: userPoolId, Username: username });
+        if (user.status !== 200) return respond(res, user.status, user.body);
+        const names = new Set([username, user.body.Username]);
+        for (const entry of Object.values(ledger.refresh)) {
+          if (names.has(entry.username) && !ledger.revokedOrigins.includes(entry.originJti)) ledger.revokedOrigins.push(entry.originJti);
+        }
+        save();
+        return respond(res, 200, {});
+      }
+      case 'RevokeToken': {
+        const answer = await backend(TARGET + operation, body, req.headers);
+        const known = ledger.refresh[String(input.Token)];
+        if (answer.status === 200 && known && !ledger.revokedOrigins.includes(known.originJti)) {
+          ledger.revokedOrigins.push(known.originJti);
+          save();
+        }
+        return res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.1' }).end(answer.body);
+      }
+    }
+    const answer = await backend(TARGET + operation, Buffer.from(JSON.stringify(input)), req.headers);
+    const parsed = JSON.parse(answer.body.toString('utf8') || '{}') as Record<string, any>;
+    if (answer.status !== 200 || !parsed.AuthenticationResult) return res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.1' }).end(answer.body);
+
+    if (operation === 'AdminInitiateAuth' && !isRefresh && /PASSWORD/.test(flow)) {
+      // Cognito asks an administrator-created user for a new password before it issues tokens.
+      const user = await call('AdminGetUser', { UserPoolId: userPoolId, Username: input.AuthParameters?.USERNAME });
+      if (user.body.UserStatus === 'FORCE_CHANGE_PASSWORD') {
+        return respond(res, 200, {
+          ChallengeName: 'NEW_PASSWORD_REQUIRED',
+          Session: randomUUID(),
+          ChallengeParameters: { USER_ID_FOR_SRP: user.body.Username, requiredAttributes: '[]', userAttributes: '{}' },
+        });
+      }
+    }
+    const result = parsed.AuthenticationResult as AuthenticationResultType;
+    const known = isRefresh ? ledger.refresh[String(input.AuthParameters?.REFRESH_TOKEN)] : undefined;
+    const originJti = known?.originJti ?? randomUUID();
+    const stamped = stamp(result, originJti);
+    if (result.RefreshToken) {
+      const claims = decodePart(result.AccessToken!.split('.')[1]);
+      ledger.refresh[result.RefreshToken] = { originJti, username: String(claims.username) };
+      save();
+    }
+    respond(res, 200, { ...parsed, AuthenticationResult: stamped });
+  };
+
+  const front = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const target = String(req.headers['x-amz-target'] ?? '');
+      if (req.method !== 'POST' || !target.startsWith(TARGET)) {
+        // The JWKS and anything else cognito-local serves over GET.
+        const upstream = httpRequest({ host: '127.0.0.1', port: backendPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${backendPort}` } }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        });
+        upstream.on('error', () => !res.headersSent && res.writeHead(502).end());
+        upstream.end(body);
+        return;
+      }
+      let input: Record<string, any>;
+      try {
+        input = JSON.parse(body.toString('utf8') || '{}') as Record<string, any>;
+      } catch {
+        return cognitoError(res, 'SerializationException', 'Malformed request body');
+      }
+      handle(target.slice(TARGET.length), input, body, req, res).catch((err: Error) => {
+        if (!res.headersSent) respond(res, 500, { __type: 'InternalErrorException', message: err.message });
+      });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
+  const endpoint = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  const stop = async () => {
+    front.closeAllConnections();
+    await new Promise((resolve) => front.close(resolve));
+    await stopChild();
+    if (!options.stateDir) rmSync(dir, { recursive: true, force: true });
+  };
+
+  const client = new CognitoIdentityProviderClient({ endpoint, region, credentials: OPERATOR_CREDENTIALS });
+  try {
+    const clients = seed?.clients ?? (await seedPool(client, userPoolId, options));
+    if (!seed) writeFileSync(seedPath, JSON.stringify({ userPoolId, clients }));
+    const [publicLogicalId] = resourcesOfType(options.template, 'AWS::Cognito::UserPoolClient').find(([, c]) => !c.Properties?.GenerateSecret) ?? [''];
+    const clientId = clients[publicLogicalId];
+    const tokens = (result: AuthenticationResultType | undefined, refreshToken?: string): Tokens => {
+      if (!result?.AccessToken || !result.IdToken) throw new Error('Cognito returned no tokens (is a challenge such as a new password pending?)');
+      return { accessToken: result.AccessToken, idToken: result.IdToken, refreshToken: result.RefreshToken ?? refreshToken ?? '', expiresAt: Date.now() + (result.ExpiresIn ?? 0) * 1000 };
+    };
+    return {
+      endpoint,
+      userPoolId,
+      clientId,
+      clients,
+      jwksUri: `${endpoint}/${userPoolId}/.well-known/jwks.json`,
+      client,
+      async signIn(username, password) {
+        const { AuthenticationResult } = await client.send(new InitiateAuthCommand({ ClientId: clientId, AuthFlow: 'USER_PASSWORD_AUTH', AuthParameters: { USERNAME: username, PASSWORD: password } }));
+        return tokens(AuthenticationResult);
+      },
+      async refresh(refreshToken) {
+        const { AuthenticationResult } = await client.send(new InitiateAuthCommand({ ClientId: clientId, AuthFlow: 'REFRESH_TOKEN_AUTH', AuthParameters: { REFRESH_TOKEN: refreshToken } }));
+        return tokens(AuthenticationResult, refreshToken);
+      },
+      async stop() {
+        client.destroy();
+        await stop();
+      },
+    };
+  } catch (err) {
+    client.destroy();
+    await stop();
+    throw err;
+  }
+}
+
+/** Configures the pool and its clients as the template does, creates the groups and the users. */
+async function seedPool(client: CognitoIdentityProviderClient, userPoolId: string, options: CognitoOptions): Promise<Record<string, string>> {
+  const { template } = options;
+  const [, pool] = onlyResource(template, 'AWS::Cognito::UserPool');
+  const p = pool.Properties ?? {};
+  await client.send(
+    new UpdateUserPoolCommand({
+      UserPoolId: userPoolId,
+      Policies: p.Policies,
+      MfaConfiguration: p.MfaConfiguration,
+      AdminCreateUserConfig: p.AdminCreateUserConfig,
+      AutoVerifiedAttributes: p.AutoVerifiedAttributes,
+    }),
+  );
+  const clients: Record<string, string> = {};
+  for (const [logicalId, appClient] of resourcesOfType(template, 'AWS::Cognito::UserPoolClient')) {
+    const c = appClient.Properties ?? {};
+    const seconds = options.accessTokenSeconds;
+    const { UserPoolClient } = await client.send(
+      new CreateUserPoolClientCommand({
+        UserPoolId: userPoolId,
+        ClientName: logicalId,
+        ExplicitAuthFlows: c.ExplicitAuthFlows,
+        AccessTokenValidity: seconds ?? c.AccessTokenValidity,
+        IdTokenValidity: seconds ?? c.IdTokenValidity,
+        RefreshTokenValidity: c.RefreshTokenValidity,
+        TokenValidityUnits: { ...c.TokenValidityUnits, ...(seconds ? { AccessToken: 'seconds', IdToken: 'seconds' } : {}) },
+        EnableTokenRevocation: c.EnableTokenRevocation,
+        PreventUserExistenceErrors: c.PreventUserExistenceErrors,
+        GenerateSecret: c.GenerateSecret === true,
+      }),
+    );
+    clients[logicalId] = UserPoolClient!.ClientId!;
+  }
+  const groups = new Set([
+    ...resourcesOfType(template, 'AWS::Cognito::UserPoolGroup').map(([, g]) => g.Properties?.GroupName as string),
+    ...(options.groups ?? []),
+    ...options.users.flatMap((u) => u.groups ?? []),
+  ]);
+  for (const GroupName of groups) await client.send(new CreateGroupCommand({ UserPoolId: userPoolId, GroupName }));
+  for (const user of options.users) {
+    await client.send(
+      new AdminCreateUserCommand({
+        UserPoolId: userPoolId,
+        Username: user.username,
+        MessageAction: 'SUPPRESS',
+        ...(user.mustChangePassword ? { TemporaryPassword: user.password } : {}),
+        UserAttributes: Object.entries(user.attributes ?? {}).map(([Name, Value]) => ({ Name, Value })),
+      }),
+    );
+    if (!user.mustChangePassword) {
+      await client.send(new AdminSetUserPasswordCommand({ UserPoolId: userPoolId, Username: user.username, Password: user.password, Permanent: true }));
+    }
+    for (const GroupName of user.groups ?? []) {
+      await client.send(new AdminAddUserToGroupCommand({ UserPoolId: userPoolId, Username: user.username, GroupName }));
+    }
+  }
+  return clients;
+}

@@ -1,0 +1,427 @@
+/**
+ * DynamoDB on loopback: dynalite (a real engine: tables, GSIs, conditions, pagination) behind a front end that adds
+ * what dynalite leaves out and DynamoDB does, so that code which works here works against the service:
+ *
+ * - **TTL deletion.** UpdateTimeToLive/DescribeTimeToLive are answered here, and a reaper really deletes items whose
+ *   TTL attribute (a Number, epoch seconds) has passed on the emulator's clock, which tests can advance. Between
+ *   expiry and reaping, expired items stay readable, as they do in DynamoDB, which "deletes expired items within a
+ *   few days of their expiration time" and whose reads return expired items until then
+ *   (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html). Items whose TTL is more than five
+ *   years in the past are never deleted, as DynamoDB documents.
+ * - **Index lag.** "Changes to the table data are propagated to the global secondary indexes within a fraction of a
+ *   second, under normal conditions" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html):
+ *   with `indexLagMs` set, every Query or Scan of a GSI reads a replica of the table that receives each write that
+ *   much later, so code that reads an index as if it were strongly consistent fails here too. (ConsistentRead on a
+ *   GSI is refused by dynalite itself with DynamoDB's ValidationException.)
+ * - **IAM.** With an `iam`, every request must be SigV4-signed and the signer's policies must allow the action on
+ *   the table (and `table/<name>/index/<index>` for index reads).
+ * - **Faults.** Tests can make the next matching requests fail as DynamoDB can fail (a throttle, an internal error).
+ *
+ * In memory by default; on disk under `path` when given.
+ */
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient, ListTablesCommand, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import dynalite from 'dynalite';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Clock } from './clock';
+import { OPERATOR_CREDENTIALS, type Credentials, type Iam } from './iam';
+import { verifySignature } from './sigv4';
+import type { Template } from './template';
+
+/** CreateTable inputs (and TTL settings) for every AWS::DynamoDB::Table in the template. */
+export function tableDefinitions(template: Template, tableName: (logicalId: string) => string): Array<CreateTableCommandInput & { ttlAttribute?: string }> {
+  return Object.entries(template.Resources)
+    .filter(([, r]) => r.Type === 'AWS::DynamoDB::Table')
+    .map(([logicalId, { Properties: p = {} }]) => ({
+      TableName: tableName(logicalId),
+      AttributeDefinitions: p.AttributeDefinitions,
+      KeySchema: p.KeySchema,
+      BillingMode: 'PAY_PER_REQUEST',
+      ...(p.GlobalSecondaryIndexes
+        ? {
+            GlobalSecondaryIndexes: p.GlobalSecondaryIndexes.map((g: any) => ({
+              IndexName: g.IndexName,
+              KeySchema: g.KeySchema,
+              Projection: g.Projection,
+            })),
+          }
+        : {}),
+      ...(p.TimeToLiveSpecification?.Enabled ? { ttlAttribute: String(p.TimeToLiveSpecification.AttributeName) } : {}),
+    }));
+}
+
+export interface Fault {
+  /** Operation name, e.g. 'PutItem'. @default any */
+  operation?: string;
+  /** @default any table */
+  table?: string;
+  /** Further condition on the request body. @default always */
+  when?: (input: Record<string, any>) => boolean;
+  /** @default 'InternalServerError' (HTTP 500), as DynamoDB answers a transient failure */
+  error?: 'InternalServerError' | 'ProvisionedThroughputExceededException' | 'ThrottlingException';
+  /** How many matching requests fail. @default 1 */
+  times?: number;
+}
+
+export interface DynamoOptions {
+  /** @default 0 (a free port) */
+  port?: number;
+  /** Keep tables on disk here. @default in memory */
+  path?: string;
+  /** @default 'eu-west-1' */
+  region?: string;
+  /** @default '000000000000' */
+  accountId?: string;
+  /** The clock TTL deletion follows. @default wall time */
+  clock?: Clock;
+  /** Delay before a write reaches the table's global secondary indexes. @default 0 */
+  indexLagMs?: number;
+  /** Run the TTL reaper this often (0: only when `ttl.reap()` is called). @default 0 */
+  reapIntervalMs?: number;
+  /** Require SigV4 and evaluate IAM. @default none: any caller is allowed */
+  iam?: Iam;
+  /** Credentials of the `client` and `doc` this returns. @default the operator's */
+  credentials?: Credentials;
+}
+
+export interface LocalDynamo {
+  endpoint: string;
+  client: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+  clock: Clock;
+  ttl: {
+    /** Deletes every item whose TTL has passed on the clock; returns how many. */
+    reap(): Promise<number>;
+  };
+  /** Makes matching requests fail; returns a function that removes the fault. */
+  injectFault(fault: Fault): () => void;
+  /** Writes not yet visible in the indexes. */
+  readonly pendingIndexWrites: number;
+  /** A client signing with other credentials (a role's), against this endpoint. */
+  clientFor(credentials: Credentials): DynamoDBClient;
+  docFor(credentials: Credentials): DynamoDBDocumentClient;
+  close(): Promise<void>;
+}
+
+const TARGET_PREFIX = 'DynamoDB_20120810.';
+const REPLICA_PREFIX = '__index_replica__.';
+const FIVE_YEARS_SECONDS = 5 * 365 * 24 * 3600;
+const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
+
+type Json = Record<string, any>;
+type Answer = { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer };
+
+function crc32(data: Buffer): number {
+  let crc = -1;
+  for (const byte of data) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return (crc ^ -1) >>> 0;
+}
+
+function answer(res: ServerResponse, status: number, body: Json, requestId = `local-${Date.now()}`): void {
+  const bytes = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, {
+    'content-type': 'application/x-amz-json-1.0',
+    'x-amzn-requestid': requestId,
+    'x-amz-crc32': String(crc32(bytes)),
+    'content-length': String(bytes.length),
+  });
+  res.end(bytes);
+}
+
+const error = (res: ServerResponse, status: number, type: string, message: string) =>
+  answer(res, status, { __type: `com.amazonaws.dynamodb.v20120810#${type}`, message });
+
+/** The table names an operation touches, with whether it reads an index. */
+function tablesOf(operation: string, input: Json): Array<{ table: string; index?: string }> {
+  if (operation === 'BatchWriteItem' || operation === 'BatchGetItem') return Object.keys(input.RequestItems ?? {}).map((table) => ({ table }));
+  if (typeof input.TableName !== 'string') return [];
+  return [{ table: input.TableName, ...(typeof input.IndexName === 'string' ? { index: input.IndexName } : {}) }];
+}
+
+export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDynamo> {
+  const region = options.region ?? 'eu-west-1';
+  const accountId = options.accountId ?? '000000000000';
+  const clock = options.clock ?? new Clock();
+  const lag = options.indexLagMs ?? 0;
+  const engine: Server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(options.path ? { path: options.path } : {}) });
+  await new Promise<void>((resolve, reject) => {
+    engine.once('error', reject);
+    engine.listen(0, '127.0.0.1', resolve);
+  });
+  const enginePort = (engine.address() as AddressInfo).port;
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+  const ttl = new Map<string, { attribute: string; changedAt: number }>();
+  const keySchemas = new Map<string, string[]>();
+  const replicas = new Set<string>();
+  const faults: Array<Required<Pick<Fault, 'times'>> & Fault> = [];
+  const pending = new Set<Promise<unknown>>();
+
+  const send = (operation: string, input: Json): Promise<Answer> =>
+    new Promise((resolve, reject) => {
+      const body = Buffer.from(JSON.stringify(input));
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: enginePort,
+          method: 'POST',
+          path: '/',
+          agent,
+          headers: {
+            'content-type': 'application/x-amz-json-1.0',
+            'x-amz-target': `${TARGET_PREFIX}${operation}`,
+            'content-length': body.length,
+            // dynalite checks that a request is signed, not the signature: that is done above it.
+            authorization: `AWS4-HMAC-SHA256 Credential=${OPERATOR_CREDENTIALS.accessKeyId}/20000101/${region}/dynamodb/aws4_request, SignedHeaders=host, Signature=${'0'.repeat(64)}`,
+            'x-amz-date': '20000101T000000Z',
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 500, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const call = async (operation: string, input: Json): Promise<Json> => {
+    const result = await send(operation, input);
+    const parsed = JSON.parse(result.body.toString('utf8') || '{}') as Json;
+    if (result.status !== 200) throw Object.assign(new Error(parsed.message ?? parsed.Message ?? 'DynamoDB error'), { name: String(parsed.__type ?? '').split('#').pop() });
+    return parsed;
+  };
+
+  const keySchema = async (table: string): Promise<string[]> => {
+    let schema = keySchemas.get(table);
+    if (!schema) {
+      const { Table } = await call('DescribeTable', { TableName: table });
+      schema = (Table.KeySchema as Array<{ AttributeName: string }>).map((k) => k.AttributeName);
+      keySchemas.set(table, schema);
+    }
+    return schema;
+  };
+  const keyOf = (item: Json, schema: string[]) => Object.fromEntries(schema.map((name) => [name, item[name]]));
+
+  /** Copies the item's current state to the index replica once the lag has passed. */
+  const replicate = (table: string, key: Json) => {
+    const replica = REPLICA_PREFIX + table;
+    if (!replicas.has(replica)) return;
+    const task = new Promise<void>((resolve) => setTimeout(resolve, lag).unref())
+      .then(async () => {
+        const { Item } = await call('GetItem', { TableName: table, Key: key, ConsistentRead: true });
+        if (Item) await call('PutItem', { TableName: replica, Item });
+        else await call('DeleteItem', { TableName: replica, Key: key });
+      })
+      .catch(() => undefined); // the table was deleted meanwhile
+    pending.add(task);
+    void task.finally(() => pending.delete(task));
+  };
+  const replicateWrite = async (operation: string, input: Json) => {
+    if (lag <= 0) return;
+    if (operation === 'BatchWriteItem') {
+      for (const [table, requests] of Object.entries(input.RequestItems ?? {}) as Array<[string, Json[]]>) {
+        const schema = await keySchema(table);
+        for (const r of requests) replicate(table, r.PutRequest ? keyOf(r.PutRequest.Item, schema) : r.DeleteRequest.Key);
+      }
+      return;
+    }
+    replicate(input.TableName, operation === 'PutItem' ? keyOf(input.Item, await keySchema(input.TableName)) : input.Key);
+  };
+
+  const handle = async (operation: string, input: Json, res: ServerResponse): Promise<void> => {
+    switch (operation) {
+      case 'UpdateTimeToLive': {
+        const spec = input.TimeToLiveSpecification ?? {};
+        await call('DescribeTable', { TableName: input.TableName }).catch((err: Error) => Promise.reject(Object.assign(err, { passThrough: true })));
+        const previous = ttl.get(input.TableName);
+        // "Any additional UpdateTimeToLive calls for the same table during this one hour duration result in a
+        // ValidationException." (API_UpdateTimeToLive)
+        if (previous && clock.now() - previous.changedAt < 3600_000) {
+          return error(res, 400, 'ValidationException', 'Time to live has been modified multiple times within a fixed interval');
+        }
+        if (spec.Enabled) ttl.set(input.TableName, { attribute: String(spec.AttributeName), changedAt: clock.now() });
+        else ttl.delete(input.TableName);
+        return answer(res, 200, { TimeToLiveSpecification: spec });
+      }
+      case 'DescribeTimeToLive': {
+        await call('DescribeTable', { TableName: input.TableName });
+        const spec = ttl.get(input.TableName);
+        return answer(res, 200, {
+          TimeToLiveDescription: spec ? { TimeToLiveStatus: 'ENABLED', AttributeName: spec.attribute } : { TimeToLiveStatus: 'DISABLED' },
+        });
+      }
+      case 'ListTables': {
+        const result = await call('ListTables', input);
+        return answer(res, 200, { ...result, TableNames: (result.TableNames as string[]).filter((n) => !n.startsWith(REPLICA_PREFIX)) });
+      }
+    }
+    const forwarded = { ...input };
+    const readsIndex = (operation === 'Query' || operation === 'Scan') && typeof input.IndexName === 'string';
+    const replica = REPLICA_PREFIX + input.TableName;
+    if (readsIndex && replicas.has(replica)) forwarded.TableName = replica;
+    const result = await send(operation, forwarded);
+    let body = result.body;
+    if (result.status === 200) {
+      if (operation === 'CreateTable' && lag > 0 && input.GlobalSecondaryIndexes?.length) {
+        await call('CreateTable', { ...input, TableName: replica });
+        replicas.add(replica);
+      } else if (operation === 'DeleteTable') {
+        ttl.delete(input.TableName);
+        keySchemas.delete(input.TableName);
+        if (replicas.delete(replica)) await call('DeleteTable', { TableName: replica }).catch(() => undefined);
+      } else if (WRITES.has(operation)) {
+        await replicateWrite(operation, input);
+      }
+      if (forwarded.TableName !== input.TableName) body = Buffer.from(body.toString('utf8').split(replica).join(input.TableName));
+    }
+    res.writeHead(result.status, {
+      'content-type': String(result.headers['content-type'] ?? 'application/x-amz-json-1.0'),
+      'x-amzn-requestid': String(result.headers['x-amzn-requestid'] ?? ''),
+      'x-amz-crc32': String(crc32(body)),
+      'content-length': String(body.length),
+    });
+    res.end(body);
+  };
+
+  const front = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const target = String(req.headers['x-amz-target'] ?? '');
+      if (req.method !== 'POST' || !target.startsWith(TARGET_PREFIX)) return error(res, 400, 'UnknownOperationException', 'An unknown operation was requested.');
+      const operation = target.slice(TARGET_PREFIX.length);
+      let input: Json;
+      try {
+        input = JSON.parse(body.toString('utf8') || '{}') as Json;
+      } catch {
+        return error(res, 400, 'SerializationException', 'Start of structure or map found where not expected.');
+      }
+      if (options.iam) {
+        const verified = verifySignature({ method: req.method, url: req.url ?? '/', rawHeaders: req.rawHeaders, body }, {
+          service: 'dynamodb',
+          region,
+          secretOf: options.iam.secretOf,
+        });
+        if (!verified.ok) {
+          const type = { missing_authentication: 'MissingAuthenticationTokenException', unknown_access_key: 'UnrecognizedClientException' }[verified.reason as string] ?? 'InvalidSignatureException';
+          return answer(res, 400, { __type: `com.amazon.coral.service#${type}`, message: verified.message });
+        }
+        for (const { table, index } of tablesOf(operation, input)) {
+          const resource = `arn:aws:dynamodb:${region}:${accountId}:table/${table}${index ? `/index/${index}` : ''}`;
+          const decision = options.iam.authorize(verified.accessKeyId, `dynamodb:${operation}`, resource);
+          if (!decision.allowed) {
+            return answer(res, 400, {
+              __type: 'com.amazon.coral.service#AccessDeniedException',
+              message: options.iam.denialMessage(decision.principal ?? options.iam.principalOf(verified.accessKeyId), `dynamodb:${operation}`, resource, decision.explicit),
+            });
+          }
+        }
+      }
+      const fault = faults.find(
+        (f) => f.times > 0 && (!f.operation || f.operation === operation) && (!f.table || tablesOf(operation, input).some((t) => t.table === f.table)) && (!f.when || f.when(input)),
+      );
+      if (fault) {
+        fault.times--;
+        const type = fault.error ?? 'InternalServerError';
+        return error(res, type === 'InternalServerError' ? 500 : 400, type, `Injected fault: ${type}`);
+      }
+      handle(operation, input, res).catch((err: Error & { passThrough?: boolean }) => {
+        if (!res.headersSent) error(res, 400, err.name || 'InternalServerError', err.message);
+      });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
+  const endpoint = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+
+  const reap = async (): Promise<number> => {
+    const now = Math.floor(clock.now() / 1000);
+    let deleted = 0;
+    for (const [table, { attribute }] of ttl) {
+      const schema = await keySchema(table);
+      let start: Json | undefined;
+      do {
+        const page = await call('Scan', {
+          TableName: table,
+          FilterExpression: '#ttl <= :now AND #ttl >= :oldest',
+          ExpressionAttributeNames: { '#ttl': attribute },
+          ExpressionAttributeValues: { ':now': { N: String(now) }, ':oldest': { N: String(now - FIVE_YEARS_SECONDS) } },
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        });
+        for (const item of page.Items as Json[]) {
+          const key = keyOf(item, schema);
+          // Deleted only if still expired: a write may have extended it since the scan.
+          await call('DeleteItem', {
+            TableName: table,
+            Key: key,
+            ConditionExpression: '#ttl <= :now',
+            ExpressionAttributeNames: { '#ttl': attribute },
+            ExpressionAttributeValues: { ':now': { N: String(now) } },
+          })
+            .then(() => {
+              deleted++;
+              replicate(table, key);
+            })
+            .catch(() => undefined);
+        }
+        start = page.LastEvaluatedKey as Json | undefined;
+      } while (start);
+    }
+    return deleted;
+  };
+  const reaper = options.reapIntervalMs ? setInterval(() => void reap().catch(() => undefined), options.reapIntervalMs) : undefined;
+  reaper?.unref();
+
+  const clientFor = (credentials: Credentials) => new DynamoDBClient({ endpoint, region, credentials });
+  const docFor = (credentials: Credentials) => DynamoDBDocumentClient.from(clientFor(credentials), { marshallOptions: { removeUndefinedValues: true } });
+  const client = clientFor(options.credentials ?? OPERATOR_CREDENTIALS);
+  return {
+    endpoint,
+    client,
+    doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+    docFor,
+    clock,
+    ttl: { reap },
+    injectFault(fault) {
+      const entry = { ...fault, times: fault.times ?? 1 };
+      faults.push(entry);
+      return () => {
+        entry.times = 0;
+      };
+    },
+    get pendingIndexWrites() {
+      return pending.size;
+    },
+    clientFor,
+    async close() {
+      if (reaper) clearInterval(reaper);
+      client.destroy();
+      await Promise.all(pending);
+      front.closeAllConnections();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+      agent.destroy();
+      await new Promise<void>((resolve) => engine.close(() => resolve()));
+    },
+  };
+}
+
+/** Creates each table unless it exists (a persistent state folder keeps them), and turns its TTL on. */
+export async function createTables(client: DynamoDBClient, definitions: Array<CreateTableCommandInput & { ttlAttribute?: string }>): Promise<void> {
+  const { TableNames = [] } = await client.send(new ListTablesCommand({}));
+  for (const { ttlAttribute, ...definition } of definitions) {
+    if (!TableNames.includes(definition.TableName!)) await client.send(new CreateTableCommand(definition));
+    if (ttlAttribute) {
+      await client.send(new UpdateTimeToLiveCommand({ TableName: definition.TableName, TimeToLiveSpecification: { Enabled: true, AttributeName: ttlAttribute } }));
+    }
+  }
+}
