@@ -273,6 +273,20 @@ describe('expiring connections', () => {
   });
 });
 
+describe('the sweeper under index lag', () => {
+  it('leaves a socket that refreshed a moment ago, though the expiry index still lists it as due', async () => {
+    const c = await open({ tokenExpiresAt: now() - 5 });
+    await fx.indexesCaughtUp();
+    expect(await fx.store.extendConnection(c.connectionId, now() + 900, 'sign-in-A')).toBe(true);
+    // The index has not seen the refresh yet: it still files the connection under its old, passed expiry.
+    await sweepExpired({ store: fx.store, api: endpoint.client, log: logger.log });
+    expect(fx.dynamo.pendingIndexWrites).toBeGreaterThan(0); // the sweep really ran against the stale index
+    expect(endpoint.deleted).not.toContain(c.connectionId);
+    expect(c.inbox()).toEqual([]);
+    expect(await fx.store.getConnection(c.connectionId)).toBeDefined();
+  });
+});
+
 describe('limits', () => {
   it('rate-limits each connection with a token bucket and disconnects a persistent abuser', async () => {
     const d = deps({ RATE_LIMIT_PER_SECOND: '2', RATE_LIMIT_BURST: '5', RATE_LIMIT_STRIKES: '4' });

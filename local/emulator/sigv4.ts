@@ -60,7 +60,7 @@ export function signingKey(secret: string, date: string, region: string, service
 function canonicalRequest(request: RawRequest, signedHeaders: string[], payloadHash: string): string {
   const [rawPath, rawQuery = ''] = request.url.split('?', 2);
   // Non-S3 services: each segment of the (already encoded) path is encoded once more.
-  const uri = rawPath.split('/').map((segment) => uriEncode(decode(segment) === segment ? segment : segment)).join('/') || '/';
+  const uri = rawPath.split('/').map((segment) => uriEncode(segment)).join('/') || '/';
   const query = rawQuery
     .split('&')
     .filter(Boolean)

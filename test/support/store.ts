@@ -24,7 +24,7 @@ export interface StoreFixture {
 
 export async function startStore(options: StoreOptions = {}): Promise<StoreFixture> {
   // With DynamoDB's index lag: nothing the store guarantees may rest on an index being current.
-  const dynamo = await startDynamo({ indexLagMs: 100 });
+  const dynamo = await startDynamo({ indexLagMs: 500 });
   const tableName = `connections-${process.pid}-${++counter}`;
   await createTables(dynamo.client, tableDefinitions(connectionTableTemplate(), () => tableName));
   return {

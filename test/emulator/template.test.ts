@@ -1,5 +1,5 @@
-import { matches } from '../local/emulator/eventbridge';
-import { Resolver, referencedIds } from '../local/emulator/template';
+import { matches } from '../../local/emulator/eventbridge';
+import { Resolver, referencedIds } from '../../local/emulator/template';
 
 describe('local template resolver', () => {
   const resolver = new Resolver(

@@ -1,0 +1,130 @@
+/**
+ * The emulated Cognito issues tokens and ends sign-ins as Cognito does: `origin_jti` kept across refreshes (a new
+ * `jti` each time), RevokeToken and global sign-out that stop refreshes, revoked access tokens refused by Cognito's
+ * own APIs, and the new-password challenge for an administrator-created user.
+ */
+import {
+  AdminInitiateAuthCommand,
+  AdminUserGlobalSignOutCommand,
+  GetUserCommand,
+  GlobalSignOutCommand,
+  InitiateAuthCommand,
+  RevokeTokenCommand,
+} from '@aws-sdk/client-cognito-identity-provider';
+import { createPublicKey, verify } from 'node:crypto';
+import { startCognito, type LocalCognito } from '../../local/emulator/cognito';
+import { template } from './fixtures';
+
+const POOL = {
+  Pool: { Type: 'AWS::Cognito::UserPool', Properties: { Policies: { PasswordPolicy: { MinimumLength: 8 } } } },
+  Client: {
+    Type: 'AWS::Cognito::UserPoolClient',
+    Properties: {
+      UserPoolId: { Ref: 'Pool' },
+      ExplicitAuthFlows: ['ALLOW_USER_PASSWORD_AUTH', 'ALLOW_ADMIN_USER_PASSWORD_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH'],
+      EnableTokenRevocation: true,
+      AccessTokenValidity: 60,
+      TokenValidityUnits: { AccessToken: 'minutes' },
+    },
+  },
+};
+const PASSWORD = 'Passw0rd!-long';
+let cognito: LocalCognito;
+
+beforeAll(async () => {
+  cognito = await startCognito({
+    template: template(POOL),
+    region: 'eu-west-1',
+    users: [
+      { username: 'alice@example.test', password: PASSWORD, attributes: { email: 'alice@example.test' }, groups: ['tenant:a'] },
+      { username: 'bob@example.test', password: PASSWORD, attributes: { email: 'bob@example.test' } },
+      { username: 'newbie@example.test', password: PASSWORD, attributes: { email: 'newbie@example.test' }, mustChangePassword: true },
+    ],
+    log: () => undefined,
+  });
+});
+afterAll(() => cognito.stop());
+
+const claims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
+const refresh = (refreshToken: string) =>
+  cognito.client.send(new InitiateAuthCommand({ ClientId: cognito.clientId, AuthFlow: 'REFRESH_TOKEN_AUTH', AuthParameters: { REFRESH_TOKEN: refreshToken } }));
+
+describe('tokens', () => {
+  it('carry origin_jti, kept by a refresh while jti changes, and verify against the pool\'s JWKS', async () => {
+    const first = await cognito.signIn('alice@example.test', PASSWORD);
+    const refreshed = await cognito.refresh(first.refreshToken);
+    const [a, b] = [claims(first.accessToken), claims(refreshed.accessToken)];
+    expect(a.origin_jti).toEqual(expect.any(String));
+    expect(b.origin_jti).toBe(a.origin_jti);
+    expect(b.jti).not.toBe(a.jti);
+    expect(claims(refreshed.idToken).origin_jti).toBe(a.origin_jti);
+    expect(a['cognito:groups']).toEqual(['tenant:a']);
+    expect(b.iss).toBe(`https://cognito-idp.eu-west-1.amazonaws.com/${cognito.userPoolId}`);
+    const { keys } = (await (await fetch(cognito.jwksUri)).json()) as { keys: Array<{ kid: string }> };
+    const [header, payload, signature] = refreshed.accessToken.split('.');
+    const key = keys.find((k) => k.kid === JSON.parse(Buffer.from(header, 'base64url').toString()).kid)!;
+    expect(verify('RSA-SHA256', Buffer.from(`${header}.${payload}`), createPublicKey({ key: key as never, format: 'jwk' }), Buffer.from(signature, 'base64url'))).toBe(true);
+  });
+
+  it('give each sign-in an origin of its own', async () => {
+    const [one, two] = await Promise.all([cognito.signIn('alice@example.test', PASSWORD), cognito.signIn('alice@example.test', PASSWORD)]);
+    expect(claims(one.accessToken).origin_jti).not.toBe(claims(two.accessToken).origin_jti);
+  });
+
+  it('answer a refresh with ExpiresIn, as Cognito does', async () => {
+    const { AuthenticationResult } = await refresh((await cognito.signIn('alice@example.test', PASSWORD)).refreshToken);
+    expect(AuthenticationResult?.ExpiresIn).toBe(3600);
+  });
+
+  it('are refreshed through GetTokensFromRefreshToken too (what Amplify calls)', async () => {
+    const { refreshToken, accessToken } = await cognito.signIn('alice@example.test', PASSWORD);
+    const answer = await fetch(cognito.endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'AWSCognitoIdentityProviderService.GetTokensFromRefreshToken' },
+      body: JSON.stringify({ ClientId: cognito.clientId, RefreshToken: refreshToken }),
+    });
+    const { AuthenticationResult } = (await answer.json()) as { AuthenticationResult: { AccessToken: string } };
+    expect(claims(AuthenticationResult.AccessToken).origin_jti).toBe(claims(accessToken).origin_jti);
+  });
+});
+
+describe('ending sign-ins', () => {
+  it('RevokeToken stops that sign-in\'s refreshes, and Cognito refuses its access tokens; other sign-ins go on', async () => {
+    const revoked = await cognito.signIn('alice@example.test', PASSWORD);
+    const other = await cognito.signIn('alice@example.test', PASSWORD);
+    await cognito.client.send(new RevokeTokenCommand({ ClientId: cognito.clientId, Token: revoked.refreshToken }));
+    await expect(refresh(revoked.refreshToken)).rejects.toMatchObject({ name: 'NotAuthorizedException' });
+    await expect(cognito.client.send(new GetUserCommand({ AccessToken: revoked.accessToken }))).rejects.toMatchObject({ name: 'NotAuthorizedException', message: 'Access Token has been revoked' });
+    await expect(refresh(other.refreshToken)).resolves.toBeDefined();
+  });
+
+  it('GlobalSignOut ends every sign-in of the user ("Refresh Token has been revoked"), and no one else\'s', async () => {
+    const [one, two] = await Promise.all([cognito.signIn('alice@example.test', PASSWORD), cognito.signIn('alice@example.test', PASSWORD)]);
+    const bob = await cognito.signIn('bob@example.test', PASSWORD);
+    await cognito.client.send(new GlobalSignOutCommand({ AccessToken: one.accessToken }));
+    for (const t of [one, two]) await expect(refresh(t.refreshToken)).rejects.toMatchObject({ name: 'NotAuthorizedException', message: 'Refresh Token has been revoked' });
+    await expect(cognito.client.send(new GlobalSignOutCommand({ AccessToken: one.accessToken }))).rejects.toMatchObject({ message: 'Access Token has been revoked' });
+    await expect(refresh(bob.refreshToken)).resolves.toBeDefined();
+  });
+
+  it('AdminUserGlobalSignOut does the same for an administrator', async () => {
+    const bob = await cognito.signIn('bob@example.test', PASSWORD);
+    await cognito.client.send(new AdminUserGlobalSignOutCommand({ UserPoolId: cognito.userPoolId, Username: 'bob@example.test' }));
+    await expect(refresh(bob.refreshToken)).rejects.toMatchObject({ message: 'Refresh Token has been revoked' });
+  });
+});
+
+describe('challenges', () => {
+  it('asks an administrator-created user for a new password in the server-side flow too (NEW_PASSWORD_REQUIRED)', async () => {
+    const answer = await cognito.client.send(
+      new AdminInitiateAuthCommand({
+        UserPoolId: cognito.userPoolId,
+        ClientId: cognito.clientId,
+        AuthFlow: 'ADMIN_USER_PASSWORD_AUTH',
+        AuthParameters: { USERNAME: 'newbie@example.test', PASSWORD },
+      }),
+    );
+    expect(answer.ChallengeName).toBe('NEW_PASSWORD_REQUIRED');
+    expect(answer.AuthenticationResult).toBeUndefined();
+  });
+});
