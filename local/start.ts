@@ -20,6 +20,7 @@ const HELP = `Usage: npm start -- [options]
   --no-disconnect       never deliver $disconnect (stale-connection mode)
   --token-seconds <n>   issue access tokens that live n seconds (to watch sockets expire; default: the template's)
   --sweep-seconds <n>   run the expiry sweeper every n seconds (default 60, twice per run, as deployed)
+  --index-lag <ms>      how late DynamoDB's indexes see a write (default 200; 0 for none)
   --config <file>       where to write the description the CLI reads (default .gatehouse/local.json)
   --web-auth token      the web app signs in with Amplify in the browser (default: session, an HttpOnly cookie)
   --quiet               do not print function logs
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
       'no-disconnect': { type: 'boolean', default: false },
       'token-seconds': { type: 'string' },
       'sweep-seconds': { type: 'string' },
+      'index-lag': { type: 'string', default: '200' },
       'web-auth': { type: 'string', default: 'session' },
       config: { type: 'string', default: LOCAL_CONFIG },
       quiet: { type: 'boolean', default: false },
@@ -82,6 +84,8 @@ async function main(): Promise<void> {
   const webAuthMode = values['web-auth'];
   if (webAuthMode !== 'session' && webAuthMode !== 'token') throw new Error(`--web-auth must be "session" or "token", not "${webAuthMode}".`);
   const seconds = (v: string | undefined) => (v === undefined ? undefined : Number(v) * 1000);
+  const indexLagMs = Number(values['index-lag']);
+  if (!Number.isInteger(indexLagMs) || indexLagMs < 0) throw new Error(`--index-lag takes milliseconds (0 or more), not "${values['index-lag']}".`);
 
   const synthesized = ensureSynth('Gatehouse');
   const system = await startLocalSystem({
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
     ...(values['idle-timeout'] ? { idleTimeoutMs: seconds(values['idle-timeout']) } : {}),
     ...(values['max-connection'] ? { maxConnectionMs: seconds(values['max-connection']) } : {}),
     deliverDisconnect: !values['no-disconnect'],
+    indexLagMs,
     webAuthMode,
     ...(values['token-seconds'] ? { accessTokenSeconds: Number(values['token-seconds']) } : {}),
     ...(values['sweep-seconds'] ? { scheduleIntervalMs: Number(values['sweep-seconds']) * 1000, functionEnv: { SWEEP_EVERY_SECONDS: '60' } } : {}),
