@@ -157,8 +157,11 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
   const ttl = new Map<string, { attribute: string; changedAt: number }>();
-  const keySchemas = new Map<string, string[]>();
+  const tables = new Map<string, { schema: string[]; indexKeys: Set<string> }>();
   const replicas = new Set<string>();
+  /** Keys each table's replica holds (or will once a pending write lands). */
+  const replicated = new Map<string, Set<string>>();
+  const pendingKeys = new Map<Promise<unknown>, string>();
   const faults: Array<Required<Pick<Fault, 'times'>> & Fault> = [];
   const pending = new Set<Promise<unknown>>();
 
@@ -198,41 +201,96 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
     return parsed;
   };
 
-  const keySchema = async (table: string): Promise<string[]> => {
-    let schema = keySchemas.get(table);
-    if (!schema) {
+  /** A table's key attributes, and the attributes its indexes are keyed on. */
+  const tableInfo = async (table: string): Promise<{ schema: string[]; indexKeys: Set<string> }> => {
+    let info = tables.get(table);
+    if (!info) {
       const { Table } = await call('DescribeTable', { TableName: table });
-      schema = (Table.KeySchema as Array<{ AttributeName: string }>).map((k) => k.AttributeName);
-      keySchemas.set(table, schema);
+      const names = (keys: Array<{ AttributeName: string }>) => keys.map((k) => k.AttributeName);
+      info = {
+        schema: names(Table.KeySchema),
+        indexKeys: new Set(((Table.GlobalSecondaryIndexes ?? []) as Array<{ KeySchema: Array<{ AttributeName: string }> }>).flatMap((g) => names(g.KeySchema))),
+      };
+      tables.set(table, info);
     }
-    return schema;
+    return info;
   };
+  const keySchema = async (table: string) => (await tableInfo(table)).schema;
   const keyOf = (item: Json, schema: string[]) => Object.fromEntries(schema.map((name) => [name, item[name]]));
 
-  /** Copies the item's current state to the index replica once the lag has passed. */
+  /**
+   * The replica holds only what an index would: items with an index key attribute (the indexes are sparse). A
+   * write is replicated when it can change that: it writes such an attribute, or the item is in the replica now.
+   */
+  const inReplica = (table: string) => {
+    let set = replicated.get(table);
+    if (!set) replicated.set(table, (set = new Set()));
+    return set;
+  };
   const replicate = (table: string, key: Json) => {
     const replica = REPLICA_PREFIX + table;
     if (!replicas.has(replica)) return;
+    const id = JSON.stringify(key);
+    inReplica(table).add(id);
     const task = new Promise<void>((resolve) => setTimeout(resolve, lag).unref())
       .then(async () => {
         const { Item } = await call('GetItem', { TableName: table, Key: key, ConsistentRead: true });
-        if (Item) await call('PutItem', { TableName: replica, Item });
-        else await call('DeleteItem', { TableName: replica, Key: key });
+        const { indexKeys } = await tableInfo(table);
+        if (Item && Object.keys(Item).some((name) => indexKeys.has(name))) {
+          await call('PutItem', { TableName: replica, Item });
+        } else {
+          await call('DeleteItem', { TableName: replica, Key: key });
+          if (![...pendingKeys.values()].includes(`${table}|${id}`)) inReplica(table).delete(id);
+        }
       })
       .catch(() => undefined); // the table was deleted meanwhile
+    const tag = `${table}|${id}`;
     pending.add(task);
-    void task.finally(() => pending.delete(task));
+    pendingKeys.set(task, tag);
+    void task.finally(() => {
+      pending.delete(task);
+      pendingKeys.delete(task);
+    });
+  };
+  /** Whether a write may change what the indexes hold. */
+  const touchesIndex = async (table: string, key: Json, written: { item?: Json; expression?: Json }): Promise<boolean> => {
+    if (inReplica(table).has(JSON.stringify(key))) return true;
+    const { indexKeys } = await tableInfo(table);
+    if (written.item) return Object.keys(written.item).some((name) => indexKeys.has(name));
+    if (written.expression) {
+      const { UpdateExpression = '', ExpressionAttributeNames = {}, AttributeUpdates = {} } = written.expression;
+      const names = [...Object.values(ExpressionAttributeNames as Record<string, string>), ...String(UpdateExpression).split(/[^A-Za-z0-9_]+/), ...Object.keys(AttributeUpdates)];
+      return names.some((name) => indexKeys.has(name));
+    }
+    return false;
   };
   const replicateWrite = async (operation: string, input: Json) => {
     if (lag <= 0) return;
+    const writes: Array<{ table: string; key: Json; item?: Json; expression?: Json }> = [];
     if (operation === 'BatchWriteItem') {
       for (const [table, requests] of Object.entries(input.RequestItems ?? {}) as Array<[string, Json[]]>) {
         const schema = await keySchema(table);
-        for (const r of requests) replicate(table, r.PutRequest ? keyOf(r.PutRequest.Item, schema) : r.DeleteRequest.Key);
+        for (const r of requests) writes.push(r.PutRequest ? { table, key: keyOf(r.PutRequest.Item, schema), item: r.PutRequest.Item } : { table, key: r.DeleteRequest.Key });
       }
-      return;
+    } else if (operation === 'PutItem') {
+      writes.push({ table: input.TableName, key: keyOf(input.Item, await keySchema(input.TableName)), item: input.Item });
+    } else {
+      writes.push({ table: input.TableName, key: input.Key, ...(operation === 'UpdateItem' ? { expression: input } : {}) });
     }
-    replicate(input.TableName, operation === 'PutItem' ? keyOf(input.Item, await keySchema(input.TableName)) : input.Key);
+    for (const w of writes) if (await touchesIndex(w.table, w.key, w)) replicate(w.table, w.key);
+  };
+  /** A persisted state's replica: which keys it holds, read once at start. */
+  const loadReplicated = async () => {
+    for (const replica of replicas) {
+      const table = replica.slice(REPLICA_PREFIX.length);
+      const schema = await keySchema(table);
+      let start: Json | undefined;
+      do {
+        const page = await call('Scan', { TableName: replica, ...(start ? { ExclusiveStartKey: start } : {}) });
+        for (const item of page.Items as Json[]) inReplica(table).add(JSON.stringify(keyOf(item, schema)));
+        start = page.LastEvaluatedKey as Json | undefined;
+      } while (start);
+    }
   };
 
   const handle = async (operation: string, input: Json, res: ServerResponse): Promise<void> => {
@@ -274,7 +332,8 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
         replicas.add(replica);
       } else if (operation === 'DeleteTable') {
         ttl.delete(input.TableName);
-        keySchemas.delete(input.TableName);
+        tables.delete(input.TableName);
+        replicated.delete(input.TableName);
         if (replicas.delete(replica)) await call('DeleteTable', { TableName: replica }).catch(() => undefined);
       } else if (WRITES.has(operation)) {
         await replicateWrite(operation, input);
@@ -289,6 +348,13 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
     });
     res.end(body);
   };
+
+  // A state folder from an earlier run may hold replicas already: use them, and learn what they hold.
+  if (lag > 0) {
+    const { TableNames = [] } = await call('ListTables', {});
+    for (const name of TableNames as string[]) if (name.startsWith(REPLICA_PREFIX)) replicas.add(name);
+    await loadReplicated();
+  }
 
   const front = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];

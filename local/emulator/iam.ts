@@ -48,13 +48,20 @@ const AWS_MANAGED: Record<string, Statement[]> = {
 
 const list = (value: string | string[] | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
+const compiled = new Map<string, RegExp>();
+
 /** IAM's wildcard match: `*` any run of characters, `?` one character. */
 export function wildcard(pattern: string, value: string, caseInsensitive = false): boolean {
-  const source = pattern
-    .split('')
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${source}$`, caseInsensitive ? 'is' : 's').test(value);
+  const cacheKey = `${caseInsensitive ? 'i' : 's'}${pattern}`;
+  let regex = compiled.get(cacheKey);
+  if (!regex) {
+    const source = pattern
+      .split('')
+      .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+      .join('');
+    compiled.set(cacheKey, (regex = new RegExp(`^${source}$`, caseInsensitive ? 'is' : 's')));
+  }
+  return regex.test(value);
 }
 
 function applies(statement: Statement, action: string, resource: string): boolean {

@@ -52,9 +52,17 @@ function decode(text: string): string {
   }
 }
 
-/** The signing key: HMAC chain over date, region, service and "aws4_request". */
+const signingKeys = new Map<string, Buffer>();
+
+/** The signing key: HMAC chain over date, region, service and "aws4_request" (the same for a day: cached). */
 export function signingKey(secret: string, date: string, region: string, service: string): Buffer {
-  return hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), 'aws4_request');
+  const cacheKey = [secret, date, region, service].join('\n');
+  let key = signingKeys.get(cacheKey);
+  if (!key) {
+    if (signingKeys.size > 1000) signingKeys.clear();
+    signingKeys.set(cacheKey, (key = hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), 'aws4_request')));
+  }
+  return key;
 }
 
 function canonicalRequest(request: RawRequest, signedHeaders: string[], payloadHash: string): string {
