@@ -233,7 +233,7 @@ export class LocalEdge {
     const kind = this.origins.get(behaviour.originId)?.kind ?? 's3';
     if (kind === 'http') return this.options.origins.http(request);
     if (kind === 's3') return Promise.resolve(this.s3(request));
-    // A WebSocket origin asked for plain HTTP: API Gateway answers a non-upgrade GET on the stage with 426-like errors.
+    // A plain HTTP request to a WebSocket origin: refused, as API Gateway refuses a request that is no handshake.
     return Promise.resolve(text(403, 'Forbidden'));
   }
 

@@ -230,7 +230,7 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
     const refreshToken = input.AuthParameters?.REFRESH_TOKEN ?? input.RefreshToken;
     if (operation === 'GetTokensFromRefreshToken') {
       operation = 'InitiateAuth';
-      input = { AuthFlow: 'REFRESH_TOKEN_AUTH', ClientId: input.ClientId, AuthParameters: { REFRESH_TOKEN: refreshToken, ...(input.ClientSecret ? {} : {}) } };
+      input = { AuthFlow: 'REFRESH_TOKEN_AUTH', ClientId: input.ClientId, AuthParameters: { REFRESH_TOKEN: refreshToken } };
     }
     const isRefresh = (operation === 'InitiateAuth' || operation === 'AdminInitiateAuth') && /^REFRESH_TOKEN(_AUTH)?$/.test(String(input.AuthFlow));
     if (isRefresh) {
