@@ -1,11 +1,13 @@
 /**
- * `npm run bench`: every benchmark, one after the other (never two at once: they would measure each other), then
+ * `npm run bench`: every benchmark, one after the other (never two at once: they would measure each other), each in
+ * a process of its own (one section's heap and leftover work must not weigh on the next one's latencies), then
  * docs/BENCHMARKS.md rewritten with the method, command, machine and results of each.
  *
  *   npm run bench                     the quick set (a few minutes on 2 cores)
  *   npm run bench -- --full           longer runs and larger populations
  *   npm run bench -- --only verify    some sections only (comma-separated ids); prints, leaves the file alone
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -62,20 +64,48 @@ ${s.notes?.length ? `\n${s.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`,
   .join('\n')}`;
 }
 
+/** Marks the line of a section's output that carries its report (anything else it prints is passed over). */
+const SECTION_MARK = '@@gatehouse-bench-section ';
+
+/** Runs one section in a fresh process (this file with `--section`), its report on stdout as JSON. */
+function runSection(id: string, full: boolean): Promise<Section> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, __filename, '--section', id, ...(full ? ['--full'] : [])], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: process.env,
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith(SECTION_MARK));
+      if (code === 0 && line) resolve(JSON.parse(line.slice(SECTION_MARK.length)) as Section);
+      else reject(new Error(`benchmark ${id} failed (exit ${code})`));
+    });
+  });
+}
+
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { values } = parseArgs({ options: { full: { type: 'boolean', default: false }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { full: { type: 'boolean', default: false }, only: { type: 'string' }, section: { type: 'string' } } });
+  if (values.section) {
+    const bench = BENCHES.find(([name]) => name === values.section)?.[1];
+    if (!bench) throw new Error(`Unknown benchmark ${values.section}`);
+    const section = await bench({ full: values.full, log: (line) => process.stderr.write(`   ${line}\n`) });
+    process.stdout.write(`\n${SECTION_MARK}${JSON.stringify(section)}\n`);
+    return;
+  }
   const only = values.only?.split(',').map((s) => s.trim());
   const unknown = only?.filter((id) => !BENCHES.some(([name]) => name === id));
   if (unknown?.length) throw new Error(`Unknown benchmark ${unknown.join(', ')}: choose from ${BENCHES.map(([n]) => n).join(', ')}.`);
 
   const started = Date.now();
   const sections: Section[] = [];
-  for (const [id, bench] of BENCHES) {
+  for (const [id] of BENCHES) {
     if (only && !only.includes(id)) continue;
     const t0 = Date.now();
     process.stderr.write(`\n== ${id}\n`);
-    const section = await bench({ full: values.full, log: (line) => process.stderr.write(`   ${line}\n`) });
+    const section = await runSection(id, values.full);
     sections.push(section);
     process.stderr.write(`   ${section.headline} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
   }
