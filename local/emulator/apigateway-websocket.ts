@@ -386,6 +386,7 @@ export class WebSocketGateway {
       if (size <= MAX_MESSAGE_BYTES) chunks.push(chunk);
     });
     req.on('end', () => {
+      if (req.method === 'POST' && size > MAX_MESSAGE_BYTES) return awsError(res, 413, 'PayloadTooLargeException', 'Payload too large');
       const { iam } = this.options;
       if (iam) {
         const verified = verifySignature({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) }, {
@@ -407,7 +408,6 @@ export class WebSocketGateway {
       if (!conn || conn.socket.readyState !== WebSocket.OPEN) return awsError(res, 410, 'GoneException', `Connection ${id} is gone`);
       switch (req.method) {
         case 'POST':
-          if (size > MAX_MESSAGE_BYTES) return awsError(res, 413, 'PayloadTooLargeException', 'Payload too large');
           // "the WebSocket client side buffer is full" (LimitExceededException): the client is not reading.
           if (conn.socket.bufferedAmount > (this.options.clientBufferBytes ?? 1024 * 1024)) {
             return awsError(res, 429, 'LimitExceededException', 'The WebSocket client side buffer is full.');

@@ -230,6 +230,18 @@ describe('@connections', () => {
     ws!.terminate();
   });
 
+  it('answers 413 PayloadTooLargeException over the 128 KB message quota, and closes a client frame over 32 KB with 1009', async () => {
+    const { ws } = await open();
+    const id = await connectionId(ws!);
+    await expect(client().send(new PostToConnectionCommand({ ConnectionId: id, Data: new Uint8Array(128 * 1024 + 1) }))).rejects.toMatchObject({
+      name: 'PayloadTooLargeException',
+      $metadata: { httpStatusCode: 413 },
+    });
+    const code = closed(ws!);
+    ws!.send('x'.repeat(32 * 1024 + 1));
+    expect(await code).toBe(1009);
+  });
+
   it('answers 410 GoneException for a connection that is gone', async () => {
     await expect(client().send(new PostToConnectionCommand({ ConnectionId: 'nobody', Data: new Uint8Array([1]) }))).rejects.toMatchObject({ name: 'GoneException' });
   });

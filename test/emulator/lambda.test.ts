@@ -81,6 +81,15 @@ describe('execution environments', () => {
     await expect(f.invoke({ depth: 1000 })).resolves.toBe(1000);
   });
 
+  it('bound the heap by the function\'s memory: an invocation that needs more fails, and its environment is replaced', async () => {
+    const f = fn(`exports.handler = async ({ mb }) => { const keep = []; for (let i = 0; i < mb; i++) keep.push(new Array(131072).fill(i)); return keep.length; };`, { memoryMb: 128 });
+    await expect(f.invoke({ mb: 16 })).resolves.toBe(16);
+    await expect(f.invoke({ mb: 400 })).rejects.toThrow(/memory|exited/i);
+    const before = f.stats.coldStarts;
+    await expect(f.invoke({ mb: 1 })).resolves.toBe(1);
+    expect(f.stats.coldStarts).toBe(before + 1);
+  });
+
   it('hand the function its context: request id, remaining time, memory and ARN', async () => {
     const f = fn(`exports.handler = async (_e, c) => ({ id: c.awsRequestId, left: c.getRemainingTimeInMillis(), memory: c.memoryLimitInMB, arn: c.invokedFunctionArn });`, {
       memoryMb: 512,
