@@ -129,7 +129,7 @@ function prng(seed: number): () => number {
 /**
  * Connections `from`..`to`-1 of the seeded population with their memberships. The items are written by the
  * store's own putConnection and join into a recorder instead of DynamoDB, so they have exactly the shapes the
- * Lambdas write (GSI attributes, TTL). Each tenant's connections sit in 0, 1, 1 or 2 of its rooms (one on
+ * Lambdas write (room members, rooms on the connection, the expiry bucket, TTL). Each tenant's connections sit in 0, 1, 1 or 2 of its rooms (one on
  * average); other tenants also have rooms named like the benchmark rooms, so the read must keep to the tenant.
  */
 async function* population(

@@ -245,9 +245,8 @@ export class CognitoSessions {
     } catch (err) {
       if (err instanceof SignInError) throw err;
       const name = (err as Error).name;
-      // Wrong password and unknown user look the same from outside: no user enumeration. (cognito-local answers a
-      // wrong password with InvalidPasswordException where Cognito says NotAuthorizedException.)
-      if (['NotAuthorizedException', 'UserNotFoundException', 'InvalidPasswordException'].includes(name)) {
+      // Wrong password and unknown user look the same from outside: no user enumeration.
+      if (['NotAuthorizedException', 'UserNotFoundException'].includes(name)) {
         throw new SignInError('invalid_credentials', 'Wrong email or password.');
       }
       if (name === 'PasswordResetRequiredException') throw new SignInError('password_reset_required', 'The password must be reset.');

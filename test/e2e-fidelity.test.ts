@@ -214,6 +214,12 @@ describe('server-side publishing, retried and duplicated', () => {
     member.ws.close();
   });
 
+  it("takes each function's asynchronous retries and event age from its EventInvokeConfig in the template", () => {
+    const settings = (prefix: string) => [...t.system.aws.functions].find(([id]) => id.startsWith(prefix))![1].asyncSettings;
+    expect(settings('PublishingFanout')).toMatchObject({ maxRetries: 2, maxEventAgeMs: 3_600_000, onFailure: true });
+    expect(settings('SweeperHandler')).toMatchObject({ maxRetries: 0, maxEventAgeMs: 300_000, onFailure: true });
+  });
+
   it('puts an event that keeps failing in the failed-invocations queue, after Lambda\'s two retries', async () => {
     const room = `doomed-${randomUUID().slice(0, 8)}`;
     t.system.dynamo.injectFault({ operation: 'PutItem', times: 1000, when: (input) => historyWrite(input) && String(input.Item.pk.S).endsWith(`#${room}`) });

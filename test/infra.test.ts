@@ -274,9 +274,13 @@ describe('Gatehouse stack', () => {
   });
 
   it('empties the web bucket on destroy, and keeps the account-wide API Gateway logging role and setting', () => {
-    const [, web] = resources('AWS::S3::Bucket').find(([id]) => id.startsWith('EdgeWeb'))!;
+    const [webId, web] = resources('AWS::S3::Bucket').find(([id]) => id.startsWith('EdgeWeb'))!;
     expect(web.DeletionPolicy).toBe('Delete');
-    template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
+    // Every bucket the stack deletes is emptied first (CloudFormation cannot delete a bucket with objects in it).
+    const emptied = resources('Custom::S3AutoDeleteObjects').map(([, r]) => r.Properties.BucketName.Ref);
+    const deleted = resources('AWS::S3::Bucket').filter(([, r]) => r.DeletionPolicy === 'Delete').map(([id]) => id);
+    expect(deleted).toContain(webId);
+    expect(emptied.sort()).toEqual(deleted.sort());
     const [, account] = resources('AWS::ApiGateway::Account')[0];
     expect(account.DeletionPolicy).toBe('Retain');
     const roleId = account.Properties.CloudWatchRoleArn['Fn::GetAtt'][0];

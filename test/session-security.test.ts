@@ -337,8 +337,8 @@ describe('limits', () => {
 });
 
 describe('CognitoSessions.signIn', () => {
-  // cognito-local's AdminInitiateAuth never asks for a new password or a second factor, so Cognito's answers are
-  // mocked here; the web app shows each code as a sentence.
+  // Every challenge and error Cognito can answer, one by one (the emulated Cognito has the new-password challenge,
+  // not MFA or a password reset); the web app shows each code as a sentence.
   const cognito = mockClient(CognitoIdentityProviderClient);
   const sessions = new CognitoSessions(new CognitoIdentityProviderClient({ region: 'eu-west-1' }), 'eu-west-1_pool', 'session-client');
   beforeEach(() => {

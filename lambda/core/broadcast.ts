@@ -1,7 +1,7 @@
 /**
  * Fan-out to API Gateway connections: the one delivery path for room messages and, later, server-side publishing.
  *
- * Recipients arrive a page at a time (an index Query), posts run with bounded concurrency, and a recipient that
+ * Recipients arrive a page at a time (a strongly consistent Query of the room's partition), posts run with bounded concurrency, and a recipient that
  * answers 410 Gone (its socket died without a $disconnect) is removed from the store during the same broadcast.
  */
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';

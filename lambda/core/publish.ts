@@ -6,8 +6,9 @@
  * retries an invocation that failed, and EventBridge may invoke a target twice for one event. The first invocation
  * claims the event (a lease that ends with its own timeout) and gives it a sequence number once; a retry reuses
  * that number and content, so members and the history see one message however many attempts it took; a duplicate
- * of a delivered event does nothing; a duplicate of one being delivered fails, so that Lambda retries it after the
- * holder has finished (or its lease has run out).
+ * of a delivered event, or of one another invocation is delivering, does nothing. That is safe because the holder
+ * is itself an asynchronous invocation: if it fails, Lambda retries it, and if it keeps failing its own record goes
+ * to the on-failure destination (a duplicate that failed in its place would only add a false alarm).
  */
 import { parsePublishRequest, type Limits } from '../../common/protocol';
 import type { BroadcastResult } from './broadcast';
@@ -22,19 +23,11 @@ export interface PublishEvent {
 
 export type PublishOutcome =
   | { delivered: true; seq: number; result: BroadcastResult }
-  | { delivered: false; duplicate: true; eventId: string }
+  | { delivered: false; duplicate: 'delivered' | 'in_flight'; eventId: string }
   | { delivered: false; error: string };
 
 /** How long an event id is remembered: longer than EventBridge and Lambda keep retrying it (an hour each). */
 export const PUBLISHED_RECORD_SECONDS = 24 * 3600;
-
-/** Another invocation is delivering this very event: fail, so Lambda retries once it is done. */
-export class PublishInProgressError extends Error {
-  constructor(readonly eventId: string) {
-    super(`Event ${eventId} is being delivered by another invocation; retry later.`);
-    this.name = 'PublishInProgressError';
-  }
-}
 
 export async function handlePublish(
   event: PublishEvent,
@@ -53,9 +46,9 @@ export async function handlePublish(
   const now = (deps.now ?? Date.now)();
   const claim = await store.claimPublished(eventId, now + invocation.remainingMs, Math.floor(now / 1000) + PUBLISHED_RECORD_SECONDS);
   if (!claim.claimed) {
-    if (!claim.done) throw new PublishInProgressError(eventId);
-    deps.log.info('publish_duplicate', { eventId, source: event.source });
-    return { delivered: false, duplicate: true, eventId };
+    const duplicate = claim.done ? 'delivered' : 'in_flight';
+    deps.log.info('publish_duplicate', { eventId, source: event.source, duplicate });
+    return { delivered: false, duplicate, eventId };
   }
   const { tenantId, room, type, payload } = parsed.request;
   try {

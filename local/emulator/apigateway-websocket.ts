@@ -378,7 +378,14 @@ export class WebSocketGateway {
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
     const match = new RegExp(`^/${escapeRegExp(this.stage)}/@connections/([^/?]+)$`).exec(req.url ?? '');
     if (!match) return false;
-    const id = decodeURIComponent(match[1]);
+    let id: string;
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch {
+      awsError(res, 400, 'BadRequestException', 'Invalid connection id');
+      req.resume();
+      return true;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {

@@ -12,6 +12,7 @@
  *   a refresh with a revoked token fails with NotAuthorizedException "Refresh Token has been revoked", and Cognito
  *   APIs called with a revoked access token answer "Access Token has been revoked". (A JWT library still accepts a
  *   revoked token until it expires, as with Cognito: revocation is the application's to check.)
+ * - **Errors.** A wrong password is NotAuthorizedException "Incorrect username or password.", as at Cognito.
  * - **Challenges.** AdminInitiateAuth for a user who must set a new password answers NEW_PASSWORD_REQUIRED, as
  *   Cognito does, instead of tokens; refreshes answer ExpiresIn; GetTokensFromRefreshToken (which Amplify calls and
  *   cognito-local lacks) is answered as InitiateAuth with REFRESH_TOKEN_AUTH.
@@ -273,6 +274,11 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
     }
     const answer = await backend(TARGET + operation, Buffer.from(JSON.stringify(input)), req.headers);
     const parsed = JSON.parse(answer.body.toString('utf8') || '{}') as Record<string, any>;
+    // A wrong password is NotAuthorizedException at Cognito (cognito-local says InvalidPasswordException, which
+    // Cognito keeps for passwords that break the policy).
+    if (/InitiateAuth$/.test(operation) && String(parsed.__type ?? parsed.code).includes('InvalidPasswordException')) {
+      return cognitoError(res, 'NotAuthorizedException', 'Incorrect username or password.');
+    }
     if (answer.status !== 200 || !parsed.AuthenticationResult) return res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.1' }).end(answer.body);
 
     if (operation === 'AdminInitiateAuth' && !isRefresh && /PASSWORD/.test(flow)) {

@@ -17,7 +17,8 @@
  *   the table (and `table/<name>/index/<index>` for index reads).
  * - **Faults.** Tests can make the next matching requests fail as DynamoDB can fail (a throttle, an internal error).
  *
- * In memory by default; on disk under `path` when given.
+ * In memory by default; on disk under `path` when given. dynalite itself listens on a loopback port of its own that
+ * only this front end is told of: everything the code under test is given points at the front end.
  */
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
@@ -161,7 +162,8 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
   const replicas = new Set<string>();
   /** Keys each table's replica holds (or will once a pending write lands). */
   const replicated = new Map<string, Set<string>>();
-  const pendingKeys = new Map<Promise<unknown>, string>();
+  /** Per key, the last write on its way to the replica (the next one waits for it). */
+  const queues = new Map<string, Promise<void>>();
   const faults: Array<Required<Pick<Fault, 'times'>> & Fault> = [];
   const pending = new Set<Promise<unknown>>();
 
@@ -221,35 +223,38 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
   /**
    * The replica holds only what an index would: items with an index key attribute (the indexes are sparse). A
    * write is replicated when it can change that: it writes such an attribute, or the item is in the replica now.
+   * Each write's own result (its snapshot) reaches the replica `lag` after it was made, and a key's writes arrive in
+   * the order they were made: the indexes show the table exactly as it was a moment ago.
    */
   const inReplica = (table: string) => {
     let set = replicated.get(table);
     if (!set) replicated.set(table, (set = new Set()));
     return set;
   };
-  const replicate = (table: string, key: Json) => {
+  const replicate = (table: string, key: Json, snapshot: Json | undefined) => {
     const replica = REPLICA_PREFIX + table;
     if (!replicas.has(replica)) return;
     const id = JSON.stringify(key);
+    const tag = `${table}|${id}`;
+    const due = Date.now() + lag;
     inReplica(table).add(id);
-    const task = new Promise<void>((resolve) => setTimeout(resolve, lag).unref())
+    const task: Promise<void> = (queues.get(tag) ?? Promise.resolve())
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, due - Date.now())).unref()))
       .then(async () => {
-        const { Item } = await call('GetItem', { TableName: table, Key: key, ConsistentRead: true });
         const { indexKeys } = await tableInfo(table);
-        if (Item && Object.keys(Item).some((name) => indexKeys.has(name))) {
-          await call('PutItem', { TableName: replica, Item });
+        if (snapshot && Object.keys(snapshot).some((name) => indexKeys.has(name))) {
+          await call('PutItem', { TableName: replica, Item: snapshot });
         } else {
           await call('DeleteItem', { TableName: replica, Key: key });
-          if (![...pendingKeys.values()].includes(`${table}|${id}`)) inReplica(table).delete(id);
+          if (queues.get(tag) === task) inReplica(table).delete(id);
         }
       })
       .catch(() => undefined); // the table was deleted meanwhile
-    const tag = `${table}|${id}`;
+    queues.set(tag, task);
     pending.add(task);
-    pendingKeys.set(task, tag);
     void task.finally(() => {
       pending.delete(task);
-      pendingKeys.delete(task);
+      if (queues.get(tag) === task) queues.delete(tag);
     });
   };
   /** Whether a write may change what the indexes hold. */
@@ -264,20 +269,35 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
     }
     return false;
   };
-  const replicateWrite = async (operation: string, input: Json) => {
+  /** Queues the snapshots of a successful write: what each item it wrote is now (undefined: deleted). */
+  const replicateWrite = async (operation: string, input: Json, output: Json) => {
     if (lag <= 0) return;
-    const writes: Array<{ table: string; key: Json; item?: Json; expression?: Json }> = [];
+    const writes: Array<{ table: string; key: Json; item?: Json; expression?: Json; snapshot: () => Promise<Json | undefined> | Json | undefined }> = [];
     if (operation === 'BatchWriteItem') {
+      const unprocessed = new Set(Object.values((output.UnprocessedItems ?? {}) as Record<string, Json[]>).flat().map((r) => JSON.stringify(r)));
       for (const [table, requests] of Object.entries(input.RequestItems ?? {}) as Array<[string, Json[]]>) {
         const schema = await keySchema(table);
-        for (const r of requests) writes.push(r.PutRequest ? { table, key: keyOf(r.PutRequest.Item, schema), item: r.PutRequest.Item } : { table, key: r.DeleteRequest.Key });
+        for (const r of requests) {
+          if (unprocessed.has(JSON.stringify(r))) continue;
+          writes.push(r.PutRequest ? { table, key: keyOf(r.PutRequest.Item, schema), item: r.PutRequest.Item, snapshot: () => r.PutRequest.Item } : { table, key: r.DeleteRequest.Key, snapshot: () => undefined });
+        }
       }
     } else if (operation === 'PutItem') {
-      writes.push({ table: input.TableName, key: keyOf(input.Item, await keySchema(input.TableName)), item: input.Item });
+      writes.push({ table: input.TableName, key: keyOf(input.Item, await keySchema(input.TableName)), item: input.Item, snapshot: () => input.Item });
+    } else if (operation === 'DeleteItem') {
+      writes.push({ table: input.TableName, key: input.Key, snapshot: () => undefined });
     } else {
-      writes.push({ table: input.TableName, key: input.Key, ...(operation === 'UpdateItem' ? { expression: input } : {}) });
+      // UpdateItem: its post-image, which the request was made to return (or, if it asked for less, a read now).
+      const image = output.Attributes as Json | undefined;
+      const full = input.ReturnValues === undefined || input.ReturnValues === 'NONE' || input.ReturnValues === 'ALL_NEW';
+      writes.push({
+        table: input.TableName,
+        key: input.Key,
+        expression: input,
+        snapshot: async () => (full ? image : (await call('GetItem', { TableName: input.TableName, Key: input.Key, ConsistentRead: true })).Item),
+      });
     }
-    for (const w of writes) if (await touchesIndex(w.table, w.key, w)) replicate(w.table, w.key);
+    for (const w of writes) if (await touchesIndex(w.table, w.key, w)) replicate(w.table, w.key, await w.snapshot());
   };
   /** A persisted state's replica: which keys it holds, read once at start. */
   const loadReplicated = async () => {
@@ -321,6 +341,9 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
       }
     }
     const forwarded = { ...input };
+    // An update's post-image is what reaches the index: ask for it when the caller did not ask for anything.
+    const imageAdded = operation === 'UpdateItem' && lag > 0 && (input.ReturnValues === undefined || input.ReturnValues === 'NONE');
+    if (imageAdded) forwarded.ReturnValues = 'ALL_NEW';
     const readsIndex = (operation === 'Query' || operation === 'Scan') && typeof input.IndexName === 'string';
     const replica = REPLICA_PREFIX + input.TableName;
     if (readsIndex && replicas.has(replica)) forwarded.TableName = replica;
@@ -336,7 +359,12 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
         replicated.delete(input.TableName);
         if (replicas.delete(replica)) await call('DeleteTable', { TableName: replica }).catch(() => undefined);
       } else if (WRITES.has(operation)) {
-        await replicateWrite(operation, input);
+        const output = JSON.parse(body.toString('utf8') || '{}') as Json;
+        await replicateWrite(operation, input, output);
+        if (imageAdded) {
+          delete output.Attributes;
+          body = Buffer.from(JSON.stringify(output));
+        }
       }
       if (forwarded.TableName !== input.TableName) body = Buffer.from(body.toString('utf8').split(replica).join(input.TableName));
     }
@@ -380,8 +408,10 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
           const type = { missing_authentication: 'MissingAuthenticationTokenException', unknown_access_key: 'UnrecognizedClientException' }[verified.reason as string] ?? 'InvalidSignatureException';
           return answer(res, 400, { __type: `com.amazon.coral.service#${type}`, message: verified.message });
         }
-        for (const { table, index } of tablesOf(operation, input)) {
-          const resource = `arn:aws:dynamodb:${region}:${accountId}:table/${table}${index ? `/index/${index}` : ''}`;
+        // An operation on no table (ListTables, say) is authorized on "*", as IAM does.
+        const targets = tablesOf(operation, input);
+        for (const { table, index } of targets.length > 0 ? targets : [{ table: '*' }]) {
+          const resource = table === '*' ? '*' : `arn:aws:dynamodb:${region}:${accountId}:table/${table}${index ? `/index/${index}` : ''}`;
           const decision = options.iam.authorize(verified.accessKeyId, `dynamodb:${operation}`, resource);
           if (!decision.allowed) {
             return answer(res, 400, {
@@ -436,7 +466,7 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
           })
             .then(() => {
               deleted++;
-              replicate(table, key);
+              if (inReplica(table).has(JSON.stringify(key))) replicate(table, key, undefined);
             })
             .catch(() => undefined);
         }

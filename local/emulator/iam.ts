@@ -101,13 +101,14 @@ export class Iam {
       secret: OPERATOR_CREDENTIALS.secretAccessKey,
       principal: { id: 'operator', arn: `arn:aws:iam::${options.accountId}:user/operator` },
     });
-    // A statement naming something the emulator cannot resolve grants nothing (it cannot match a local resource).
+    // A statement naming something the emulator cannot resolve grants nothing, and denies everything it names an
+    // action of (stricter either way than reading it as something it is not).
     const resolved = (statements: Statement[] = []): Statement[] =>
       statements.map((s) => {
         try {
           return resolver.resolve(s) as Statement;
         } catch {
-          return { ...s, Resource: [], NotResource: undefined };
+          return s.Effect === 'Deny' ? { ...s, Resource: '*', NotResource: undefined } : { ...s, Resource: [], NotResource: undefined };
         }
       });
     for (const [roleId, role] of resourcesOfType(template, 'AWS::IAM::Role')) {

@@ -19,7 +19,7 @@ import { LocalEdge, type BucketContents, type Upgrade } from './cloudfront';
 import { startCognito, type CognitoUser, type LocalCognito } from './cognito';
 import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamodb';
 import { LocalEventBus } from './eventbridge';
-import { Iam } from './iam';
+import { Iam, OPERATOR_CREDENTIALS } from './iam';
 import { AccountConcurrency, LocalFunction, type FunctionSpec, type LogSink } from './lambda';
 import { LocalQueues } from './sqs';
 import { assetDir, referencedIds, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
@@ -219,7 +219,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       const p = fn.Properties ?? {};
       const variables = resolver.resolve(p.Environment?.Variables ?? {}) as Record<string, string>;
       const roleId = referencedIds(p.Role)[0];
-      const credentials = iam && roleId ? iam.credentialsOf(roleId) : { accessKeyId: 'local', secretAccessKey: 'local' };
+      // Without IAM every caller is the operator; with it, a function signs with its role's key, and one whose role
+      // the template does not name signs with a key no one knows (so it is refused, never taken for the operator).
+      const credentials = !iam ? OPERATOR_CREDENTIALS : roleId ? iam.credentialsOf(roleId) : { accessKeyId: 'ASIANOROLE', secretAccessKey: 'none' };
       const env: Record<string, string> = {
         // The template's environment, with the API's execute-api URL pointing at the local gateway...
         ...Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v).replace(executeApi, origin)])),

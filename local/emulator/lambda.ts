@@ -148,6 +148,12 @@ export class LocalFunction {
     return { environments: this.environments.size, busy: [...this.environments].filter((e) => e.busy).length, coldStarts: this.coldStartCount };
   }
 
+  /** The asynchronous invocation settings in force (the template's EventInvokeConfig, or Lambda's defaults). */
+  get asyncSettings(): Omit<AsyncConfig, 'onFailure'> & { onFailure: boolean } {
+    const { onFailure, ...rest } = this.asyncConfig;
+    return { ...rest, onFailure: onFailure !== undefined };
+  }
+
   configureAsync(config: Partial<AsyncConfig>): void {
     this.asyncConfig = { ...this.asyncConfig, ...config };
   }

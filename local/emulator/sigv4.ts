@@ -130,7 +130,8 @@ export function verifySignature(request: RawRequest, options: VerifyOptions): Ve
 
   const bodyHash = sha256(request.body);
   const claimed = header('x-amz-content-sha256');
-  if (claimed !== undefined && claimed !== bodyHash && claimed !== 'UNSIGNED-PAYLOAD') {
+  // An unsigned payload is S3's alone; the services emulated here sign the body.
+  if (claimed !== undefined && claimed !== bodyHash) {
     return { ok: false, reason: 'signature_mismatch', message: 'The provided x-amz-content-sha256 header does not match what was computed.' };
   }
   const canonical = canonicalRequest(request, signedHeaders, claimed ?? bodyHash);

@@ -114,7 +114,16 @@ describe('ending sign-ins', () => {
   });
 });
 
-describe('challenges', () => {
+describe('errors and challenges', () => {
+  it('answers a wrong password with NotAuthorizedException, as Cognito does (not InvalidPasswordException)', async () => {
+    await expect(cognito.signIn('alice@example.test', 'wrong-Passw0rd!')).rejects.toMatchObject({ name: 'NotAuthorizedException', message: 'Incorrect username or password.' });
+    await expect(
+      cognito.client.send(
+        new AdminInitiateAuthCommand({ UserPoolId: cognito.userPoolId, ClientId: cognito.clientId, AuthFlow: 'ADMIN_USER_PASSWORD_AUTH', AuthParameters: { USERNAME: 'alice@example.test', PASSWORD: 'wrong' } }),
+      ),
+    ).rejects.toMatchObject({ name: 'NotAuthorizedException' });
+  });
+
   it('asks an administrator-created user for a new password in the server-side flow too (NEW_PASSWORD_REQUIRED)', async () => {
     const answer = await cognito.client.send(
       new AdminInitiateAuthCommand({

@@ -3,7 +3,7 @@
  * reads that lag writes, SigV4 and IAM on every call.
  */
 import { CreateTableCommand, DescribeTimeToLiveCommand, DynamoDBClient, ListTablesCommand, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from '../../local/emulator/dynamodb';
 import { Iam } from '../../local/emulator/iam';
 import { Resolver } from '../../local/emulator/template';
@@ -95,6 +95,21 @@ describe('global secondary indexes', () => {
     await eventually(async () => (await byColour('green')).length === 0 && (await byColour('yellow')).length === 1, 2000);
   });
 
+  it("show each write a full lag after it was made, in order, even when the next write to the item follows at once", async () => {
+    await dynamo.doc.send(new PutCommand({ TableName: 'Items', Item: { pk: 'c', byColour: 'teal' } }));
+    await eventually(async () => (await byColour('teal')).length === 1, 2000);
+    const t0 = Date.now();
+    await dynamo.doc.send(new PutCommand({ TableName: 'Items', Item: { pk: 'c', byColour: 'navy' } }));
+    await new Promise((r) => setTimeout(r, 200));
+    // An unrelated update of the same item, 200 ms later: it must not carry the first change through early.
+    await dynamo.doc.send(new UpdateCommand({ TableName: 'Items', Key: { pk: 'c' }, UpdateExpression: 'SET n = :n', ExpressionAttributeValues: { ':n': 1 } }));
+    await new Promise((r) => setTimeout(r, Math.max(0, t0 + 250 - Date.now())));
+    expect(await byColour('navy')).toEqual([]);
+    expect(await byColour('teal')).toHaveLength(1);
+    await eventually(async () => (await byColour('navy')).length === 1, 2000);
+    await eventually(async () => ((await byColour('navy'))[0] as { n?: number }).n === 1, 2000, 'the second write');
+  });
+
   it('refuse strongly consistent reads, with DynamoDB\'s ValidationException', async () => {
     await expect(
       dynamo.doc.send(new QueryCommand({ TableName: 'Items', IndexName: 'colour', ConsistentRead: true, KeyConditionExpression: 'byColour = :c', ExpressionAttributeValues: { ':c': 'x' } })),
@@ -154,6 +169,11 @@ describe('IAM', () => {
     await expect(
       reader.send(new QueryCommand({ TableName: 'Items', IndexName: 'colour', KeyConditionExpression: 'byColour = :c', ExpressionAttributeValues: { ':c': 'x' } })),
     ).rejects.toMatchObject({ name: 'AccessDeniedException', message: expect.stringContaining('table/Items/index/colour') });
+  });
+
+  it('authorizes an operation on no table (ListTables) against "*": a role granted only its table may not list', async () => {
+    const reader = dynamo.clientFor(iam.credentialsOf('Reader'));
+    await expect(reader.send(new ListTablesCommand({}))).rejects.toMatchObject({ name: 'AccessDeniedException', message: expect.stringContaining('dynamodb:ListTables on resource: *') });
   });
 
   it('lets an explicit Deny win over any Allow', async () => {

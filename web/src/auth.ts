@@ -178,7 +178,7 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
       } catch (err) {
         if (err instanceof AuthError) throw err;
         const name = (err as Error).name;
-        if (['NotAuthorizedException', 'UserNotFoundException', 'InvalidPasswordException'].includes(name)) {
+        if (['NotAuthorizedException', 'UserNotFoundException'].includes(name)) {
           throw new AuthError('invalid_credentials', MESSAGES.invalid_credentials);
         }
         throw new AuthError('error', (err as Error).message);
