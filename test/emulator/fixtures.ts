@@ -56,11 +56,4 @@ export const table = (properties: Record<string, unknown> = {}): Resource => ({
 
 export const template = (resources: Record<string, Resource>): Template => ({ Resources: resources });
 
-/** Resolves when `condition` holds, or fails after `ms`. */
-export async function eventually(condition: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitUntil as eventually } from '../support/wait';

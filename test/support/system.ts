@@ -6,6 +6,9 @@ import { sessionTokenProvider } from '../../client/auth';
 import { createNodeClient, type ClientOptions, type GatehouseClient, type Transport } from '../../client/node';
 import type { MessageEvent } from '../../common/protocol';
 import { startLocalSystem, type LocalSystem, type LocalSystemOptions } from '../../local/system';
+import { waitUntil } from './wait';
+
+export { waitUntil };
 
 export interface TestSystem {
   system: LocalSystem;
@@ -25,14 +28,6 @@ export interface TestClient {
   messages: MessageEvent[];
   /** Resolves when `count` messages have arrived (or fails after `ms`). */
   waitFor(count: number, ms?: number): Promise<MessageEvent[]>;
-}
-
-export async function waitUntil(condition: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 export async function startTestSystem(options: LocalSystemOptions = {}): Promise<TestSystem> {
