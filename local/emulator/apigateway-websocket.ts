@@ -325,15 +325,14 @@ export class WebSocketGateway {
     conn.idle.refresh();
   }
 
-  private selectRoute(body: string, isBinary: boolean): Route | undefined {
-    if (!isBinary) {
-      try {
-        let value: unknown = JSON.parse(body);
-        for (const key of this.selection) value = (value as Record<string, unknown> | null)?.[key];
-        if (typeof value === 'string' && !value.startsWith('$') && this.routes.has(value)) return this.routes.get(value);
-      } catch {
-        // not JSON: $default
-      }
+  /** The route a text frame selects (binary frames never get here: they close the connection). */
+  private selectRoute(body: string): Route | undefined {
+    try {
+      let value: unknown = JSON.parse(body);
+      for (const key of this.selection) value = (value as Record<string, unknown> | null)?.[key];
+      if (typeof value === 'string' && !value.startsWith('$') && this.routes.has(value)) return this.routes.get(value);
+    } catch {
+      // not JSON: $default
     }
     return this.routes.get('$default');
   }
@@ -351,7 +350,7 @@ export class WebSocketGateway {
     }
     this.active(conn);
     const body = bytes.toString('utf8');
-    const route = this.selectRoute(body, isBinary);
+    const route = this.selectRoute(body);
     const context = this.requestContext(conn, route?.key ?? '$default', 'MESSAGE');
     if (!route) {
       conn.socket.send(JSON.stringify({ message: 'Forbidden', connectionId: conn.id, requestId: context.requestId }));
@@ -361,7 +360,7 @@ export class WebSocketGateway {
       const result = (await this.invoke(route.functionName, {
         requestContext: { ...context, messageId: randomBytes(8).toString('base64'), authorizer: conn.authorizer },
         body,
-        isBase64Encoded: isBinary,
+        isBase64Encoded: false,
       })) as ProxyResult;
       if (route.twoWay && typeof result?.body === 'string' && conn.socket.readyState === WebSocket.OPEN) {
         conn.socket.send(result.body);

@@ -317,7 +317,7 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
     switch (operation) {
       case 'UpdateTimeToLive': {
         const spec = input.TimeToLiveSpecification ?? {};
-        await call('DescribeTable', { TableName: input.TableName }).catch((err: Error) => Promise.reject(Object.assign(err, { passThrough: true })));
+        await call('DescribeTable', { TableName: input.TableName });
         const previous = ttl.get(input.TableName);
         // "Any additional UpdateTimeToLive calls for the same table during this one hour duration result in a
         // ValidationException." (API_UpdateTimeToLive)
@@ -429,7 +429,7 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
         const type = fault.error ?? 'InternalServerError';
         return error(res, type === 'InternalServerError' ? 500 : 400, type, `Injected fault: ${type}`);
       }
-      handle(operation, input, res).catch((err: Error & { passThrough?: boolean }) => {
+      handle(operation, input, res).catch((err: Error) => {
         if (!res.headersSent) error(res, 400, err.name || 'InternalServerError', err.message);
       });
     });

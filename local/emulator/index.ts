@@ -20,7 +20,7 @@ import { startCognito, type CognitoUser, type LocalCognito } from './cognito';
 import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from './dynamodb';
 import { LocalEventBus } from './eventbridge';
 import { Iam, OPERATOR_CREDENTIALS } from './iam';
-import { AccountConcurrency, LocalFunction, type FunctionSpec, type LogSink } from './lambda';
+import { AccountConcurrency, LocalFunction, type FunctionSpec } from './lambda';
 import { LocalQueues } from './sqs';
 import { assetDir, referencedIds, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
 
@@ -214,7 +214,6 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     const executeApi = `https://${API_ID}.execute-api.${region}.amazonaws.com`;
     const account = new AccountConcurrency(options.accountConcurrency);
     const functions = new Map<string, LocalFunction>();
-    const sink: LogSink = log;
     for (const [name, fn] of resourcesOfType(template, 'AWS::Lambda::Function')) {
       const p = fn.Properties ?? {};
       const variables = resolver.resolve(p.Environment?.Variables ?? {}) as Record<string, string>;
@@ -248,7 +247,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         ...(p.ReservedConcurrentExecutions !== undefined ? { reservedConcurrency: Number(p.ReservedConcurrentExecutions) } : {}),
         arn: resolver.getAtt(name, 'Arn'),
       };
-      functions.set(name, new LocalFunction(spec, sink, account));
+      functions.set(name, new LocalFunction(spec, log, account));
     }
     // Asynchronous invocation settings (AWS::Lambda::EventInvokeConfig) and their on-failure destinations.
     for (const [, config] of resourcesOfType(template, 'AWS::Lambda::EventInvokeConfig')) {

@@ -7,14 +7,13 @@ import { AccountConcurrency, LocalFunction, type FunctionSpec, type InvocationRe
 import { Assembly, eventually } from './fixtures';
 
 const assembly = new Assembly();
-const logs: string[] = [];
 const started: LocalFunction[] = [];
 
 function fn(source: string, spec: Partial<FunctionSpec> = {}): LocalFunction {
   const code = assembly.bundle(source);
   const f = new LocalFunction(
     { name: 'Fn', dir: `${assembly.dir}/asset.${code.S3Key.replace('.zip', '')}`, handler: 'index.handler', env: {}, timeoutMs: 2000, ...spec },
-    (_source, line) => logs.push(line),
+    () => undefined,
     new AccountConcurrency(),
   );
   started.push(f);
