@@ -103,7 +103,13 @@ async function gatehouse(plan: Plan, log: (line: string) => void): Promise<Outco
   const system = await startLocalSystem({
     log: () => undefined,
     // Many sockets per demo user, and senders faster than a person: the limits a deployment would set per user.
-    functionEnv: { MAX_CONNECTIONS_PER_USER: String(plan.sockets), RATE_LIMIT_PER_SECOND: String(plan.perRoomRate * 4) },
+    functionEnv: {
+      MAX_CONNECTIONS_PER_USER: String(plan.sockets),
+      RATE_LIMIT_PER_SECOND: String(plan.perRoomRate * 4),
+      // A handful of demo users stand for many people here: their shared budget is that of all the senders.
+      USER_RATE_LIMIT_PER_SECOND: String(plan.perRoomRate * plan.sockets),
+      USER_RATE_LIMIT_BURST: String(plan.perRoomRate * plan.sockets * 2),
+    },
   });
   const clients: GatehouseClient[] = [];
   try {

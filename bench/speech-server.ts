@@ -48,7 +48,7 @@ async function start(mode: string): Promise<{ port: number; token: string; count
   }
   const key = makeKey('bench');
   const jwks = await serveJwks([key]);
-  const config = speechConfig({ USER_POOL_ID, USER_POOL_CLIENT_ID: CLIENT_ID, JWKS_URI: jwks.url, SPEECH_PROVIDER: 'local', MAX_SESSIONS: '100000', PORT: '0' });
+  const config = speechConfig({ USER_POOL_ID, USER_POOL_CLIENT_ID: CLIENT_ID, JWKS_URI: jwks.url, SPEECH_PROVIDER: 'local', MAX_SESSIONS: '100000', MAX_SESSIONS_PER_USER: '100000', MAX_SESSIONS_PER_TENANT: '100000', MAX_STARTS_PER_MINUTE: '100000', PORT: '0' });
   const server = new SpeechServer(config, {
     provider: tagging(new LocalSpeechProvider()),
     auth: createAuth(config.auth),

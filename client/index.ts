@@ -376,6 +376,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
       room.synced = true;
     }
     this.flush(name, room);
+    // The server replays a long backlog in parts: ask for the next one from where this one ended.
+    if (joined.more) void this.sync(name, room).catch((err: Error) => this.emit('error', err));
     return joined;
   }
 

@@ -7,7 +7,17 @@ import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CognitoSessions, CredentialStore, TICKET_TTL_SECONDS } from './credentials';
-import { authenticateHandshake, type Headers, type HandshakeResult, type Query } from './handshake';
+import {
+  authenticateHandshake,
+  refreshIdentity,
+  revokedAmong,
+  type HandshakeIdentity,
+  type HandshakeOptions,
+  type HandshakeResult,
+  type Headers,
+  type Query,
+  type RefreshResult,
+} from './handshake';
 import { createAccessTokenVerifier, type TokenVerifier, type VerifierConfig } from './token';
 
 export const AUTH_ENV = {
@@ -96,32 +106,41 @@ export interface Auth {
   sessions?: CognitoSessions;
   /** The full handshake check with this runtime's settings. */
   handshake(headers: Headers, query: Query): Promise<HandshakeResult>;
+  /** Renews an open socket's credential (a new token, or its cookie session): the one refresh policy. */
+  refresh(current: HandshakeIdentity, token: string | undefined): Promise<RefreshResult>;
+  /** Which of these open sockets' credentials were revoked since (the watch of long-lived sockets). */
+  revoked(identities: HandshakeIdentity[]): Promise<boolean[]>;
 }
 
 /**
  * Builds the verifier (JWKS cached for the life of the process), the credential store and the server-side Cognito
  * client. Region, credentials and endpoints come from the environment (the local system points them at stand-ins).
  */
-export function createAuth(config: AuthConfig, clients: { db?: DynamoDBDocumentClient; cognito?: CognitoIdentityProviderClient } = {}): Auth {
+export function createAuth(
+  config: AuthConfig,
+  clients: { db?: DynamoDBDocumentClient; cognito?: CognitoIdentityProviderClient; sessions?: CognitoSessions } = {},
+): Auth {
   const verifier = createAccessTokenVerifier(config.verifier);
   const db = config.tableName ? (clients.db ?? DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } })) : undefined;
   const credentials = db && config.tableName ? new CredentialStore(db, config.tableName) : undefined;
-  const sessions = config.sessionClientId
+  const sessions = clients.sessions ?? (config.sessionClientId
     ? new CognitoSessions(clients.cognito ?? new CognitoIdentityProviderClient({}), config.verifier.userPoolId, config.sessionClientId)
-    : undefined;
+    : undefined);
+  const options: HandshakeOptions = {
+    verifier,
+    allowQueryToken: config.allowQueryToken,
+    tenantGroupPrefix: config.tenantGroupPrefix,
+    allowedOrigins: config.allowedOrigins,
+    ...(credentials ? { credentials } : {}),
+    ...(sessions ? { sessions } : {}),
+  };
   return {
     config,
     verifier,
     ...(credentials ? { credentials } : {}),
     ...(sessions ? { sessions } : {}),
-    handshake: (headers, query) =>
-      authenticateHandshake(headers, query, {
-        verifier,
-        allowQueryToken: config.allowQueryToken,
-        tenantGroupPrefix: config.tenantGroupPrefix,
-        allowedOrigins: config.allowedOrigins,
-        ...(credentials ? { credentials } : {}),
-        ...(sessions ? { sessions } : {}),
-      }),
+    handshake: (headers, query) => authenticateHandshake(headers, query, options),
+    refresh: (current, token) => refreshIdentity(current, token, options),
+    revoked: (identities) => revokedAmong(identities, options),
   };
 }

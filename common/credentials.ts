@@ -41,6 +41,8 @@ export interface TicketRecord extends StoredIdentity {
   tokenExpiresAt: number;
   /** The page origin the ticket was issued to; null for non-browser clients. */
   origin: string | null;
+  /** Hash of the cookie session the ticket was issued on: a socket opened with it can end that session. */
+  session?: string;
   /** Epoch seconds. */
   expiresAt: number;
 }
@@ -143,7 +145,7 @@ export class CredentialStore {
     );
   }
 
-  /** Which of these credentials are revoked (one batched read for all of them). */
+  /** Which of these credentials are revoked (one batched, strongly consistent read for all of them). */
   async revoked(credentials: Array<Pick<StoredIdentity, 'userId' | 'signIn' | 'issuedAt'>>): Promise<boolean[]> {
     if (credentials.length === 0) return [];
     const wanted = new Map<string, Record<string, string>>();
@@ -153,8 +155,14 @@ export class CredentialStore {
     const found = new Map<string, Record<string, unknown>>();
     const all = [...wanted.values()];
     for (let i = 0; i < all.length; i += 100) {
-      let request: Record<string, { Keys: Record<string, unknown>[] }> | undefined = { [this.tableName]: { Keys: all.slice(i, i + 100) } };
-      for (let attempt = 0; request && Object.keys(request).length > 0 && attempt < 5; attempt++) {
+      // Strongly consistent: a sign-out written a moment ago must be seen by the check that follows it.
+      let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead?: boolean }> | undefined = {
+        [this.tableName]: { Keys: all.slice(i, i + 100), ConsistentRead: true },
+      };
+      for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
+        // Fail closed: a key left unread could be the revocation.
+        if (attempt >= 5) throw new Error('Revocation check left keys unread');
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** attempt));
         const result = await this.db.send(new BatchGetCommand({ RequestItems: request }));
         for (const item of result.Responses?.[this.tableName] ?? []) found.set(`${item.pk}|${item.sk}`, item);
         request = result.UnprocessedKeys as typeof request;

@@ -66,8 +66,21 @@ export function cookie(headers: Headers, name: string): string | undefined | nul
   return values[0];
 }
 
+/** How many times a header was given (servers that keep repeats as arrays: Node's headersDistinct, API Gateway). */
+function headerCount(headers: Headers, name: string): number {
+  if (!headers) return 0;
+  const wanted = name.toLowerCase();
+  let count = 0;
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === wanted && value !== undefined) count += Array.isArray(value) ? value.length : 1;
+  }
+  return count;
+}
+
 export function extractCredential(headers: Headers, query: Query, allowQueryToken: boolean): Extracted {
   const authorization = header(headers, 'authorization');
+  // Two credentials are no credential: whichever a server picked, another hop could have picked the other.
+  if (headerCount(headers, 'authorization') > 1) return { found: true, source: 'header', error: 'malformed_token' };
   if (authorization !== undefined) {
     const match = /^Bearer +([^\s]+)$/i.exec(authorization.trim());
     return match ? { found: true, source: 'header', token: match[1] } : { found: true, source: 'header', error: 'malformed_token' };
@@ -122,10 +135,11 @@ export interface HandshakeOptions {
   now?: () => number;
 }
 
-/** Returns the session's access token, refreshed first when it is about to expire (one winner under concurrency). */
-async function sessionToken(hash: string, session: SessionRecord, options: HandshakeOptions, now: number): Promise<string | undefined> {
-  if (session.accessExpiresAt - now > (options.refreshMarginSeconds ?? 60)) return session.accessToken;
+/** Returns the session's access token, refreshed first when it has less than `margin` left (one winner under concurrency). */
+async function sessionToken(hash: string, session: SessionRecord, options: HandshakeOptions, now: number, margin: number): Promise<string | undefined> {
+  if (session.accessExpiresAt - now > margin) return session.accessToken;
   if (!options.sessions || !options.credentials) return undefined;
+  // Cognito re-checks the user here: a disabled or deleted user's refresh token is refused.
   const fresh = await options.sessions.refresh(session.username, session.refreshToken);
   const stored = await options.credentials.replaceSessionTokens(hash, session.version, {
     accessToken: fresh.accessToken,
@@ -133,6 +147,65 @@ async function sessionToken(hash: string, session: SessionRecord, options: Hands
   });
   if (stored) return fresh.accessToken;
   return (await options.credentials.getSession(hash))?.accessToken;
+}
+
+/**
+ * A cookie session's current access token (refreshed server-side when it is about to expire), or why not. The
+ * session must still exist: a sign-out deletes it.
+ */
+async function sessionCredential(
+  hash: string,
+  options: HandshakeOptions,
+  now: number,
+  margin: number,
+): Promise<{ ok: true; token: string; record: SessionRecord } | { ok: false; reason: HandshakeDenyReason }> {
+  if (!options.credentials) return { ok: false, reason: 'session_invalid' };
+  const record = await options.credentials.getSession(hash);
+  if (!record) return { ok: false, reason: 'session_invalid' };
+  let token: string | undefined;
+  try {
+    token = await sessionToken(hash, record, options, now, margin);
+  } catch {
+    return { ok: false, reason: 'session_refresh_failed' };
+  }
+  return token ? { ok: true, token, record } : { ok: false, reason: 'session_refresh_failed' };
+}
+
+/**
+ * The identity an access token speaks for, in `tenant` (requested, or the token's only one). A session-backed
+ * credential descends from the session: its sign-in, and the session hash so that a sign-out through it ends it.
+ * The credential ends when the access token does, for sessions too: renewing it means a refresh at Cognito, which
+ * refuses a disabled or deleted user.
+ */
+async function identityOf(
+  token: string,
+  tenant: string | undefined,
+  session: { hash: string; record: SessionRecord } | undefined,
+  options: HandshakeOptions,
+): Promise<{ ok: true; identity: HandshakeIdentity } | { ok: false; reason: HandshakeDenyReason }> {
+  const verified = await options.verifier.verify(token);
+  if (!verified.ok) return verified;
+  const { claims } = verified;
+  const resolved = resolveTenant(claims.groups, tenant, options.tenantGroupPrefix);
+  if (!resolved.ok) return resolved;
+  return {
+    ok: true,
+    identity: {
+      userId: claims.sub,
+      username: claims.username,
+      tenantId: resolved.tenantId,
+      groups: claims.groups,
+      tokenExpiresAt: session ? Math.min(claims.exp, session.record.expiresAt) : claims.exp,
+      signIn: session ? session.record.signIn : signInOf(claims),
+      issuedAt: session ? session.record.issuedAt : claims.iat,
+      ...(session ? { session: session.hash } : {}),
+    },
+  };
+}
+
+/** The revocation check every credential passes, at handshake, refresh and in the watch: strongly consistent. */
+async function isRevoked(identity: HandshakeIdentity, options: HandshakeOptions): Promise<boolean> {
+  return options.credentials ? (await options.credentials.revoked([identity]))[0] : false;
 }
 
 export async function authenticateHandshake(headers: Headers, query: Query, options: HandshakeOptions): Promise<HandshakeResult> {
@@ -156,8 +229,9 @@ export async function authenticateHandshake(headers: Headers, query: Query, opti
     if (ticket.expiresAt <= now) return deny('ticket_expired');
     if ((ticket.origin ?? undefined) !== origin) return deny('ticket_origin_mismatch');
     if (query?.tenant !== undefined && query.tenant !== ticket.tenantId) return deny('tenant_not_allowed');
-    const { userId, username, groups, signIn, issuedAt, tenantId, tokenExpiresAt } = ticket;
-    identity = { userId, username, groups, signIn, issuedAt, tenantId, tokenExpiresAt };
+    // A ticket stands for the credential it was issued on, the session included (a sign-out through it ends that).
+    const { userId, username, groups, signIn, issuedAt, tenantId, tokenExpiresAt, session } = ticket;
+    identity = { userId, username, groups, signIn, issuedAt, tenantId, tokenExpiresAt, ...(session ? { session } : {}) };
   } else {
     let token: string;
     let session: { hash: string; record: SessionRecord } | undefined;
@@ -165,38 +239,61 @@ export async function authenticateHandshake(headers: Headers, query: Query, opti
       // A cookie rides along on any request the browser makes: only pages of our own origins may use it.
       if (!allowed) return deny('session_invalid');
       if (origin === undefined) return deny('origin_required');
-      if (!options.credentials) return deny('session_invalid');
       const hash = hashSecret(extracted.session);
-      const record = await options.credentials.getSession(hash);
-      if (!record) return deny('session_invalid');
-      let fresh: string | undefined;
-      try {
-        fresh = await sessionToken(hash, record, options, now);
-      } catch {
-        return deny('session_refresh_failed');
-      }
-      if (!fresh) return deny('session_refresh_failed');
-      token = fresh;
-      session = { hash, record };
+      const credential = await sessionCredential(hash, options, now, options.refreshMarginSeconds ?? 60);
+      if (!credential.ok) return deny(credential.reason);
+      token = credential.token;
+      session = { hash, record: credential.record };
     } else {
       token = (extracted as { token: string }).token;
     }
-    const verified = await options.verifier.verify(token);
-    if (!verified.ok) return deny(verified.reason);
-    const { claims } = verified;
-    const tenant = resolveTenant(claims.groups, query?.tenant, options.tenantGroupPrefix);
-    if (!tenant.ok) return deny(tenant.reason);
-    identity = {
-      userId: claims.sub,
-      username: claims.username,
-      tenantId: tenant.tenantId,
-      groups: claims.groups,
-      tokenExpiresAt: session ? session.record.expiresAt : claims.exp,
-      signIn: session ? session.record.signIn : signInOf(claims),
-      issuedAt: session ? session.record.issuedAt : claims.iat,
-      ...(session ? { session: session.hash } : {}),
-    };
+    const derived = await identityOf(token, query?.tenant, session, options);
+    if (!derived.ok) return deny(derived.reason);
+    identity = derived.identity;
   }
-  if (options.credentials && (await options.credentials.revoked([identity]))[0]) return deny('revoked');
+  if (await isRevoked(identity, options)) return deny('revoked');
   return { ok: true, source, identity };
+}
+
+export type RefreshDenyReason = HandshakeDenyReason | 'different_user' | 'identity_changed' | 'no_credential';
+export type RefreshResult = { ok: true; identity: HandshakeIdentity } | { ok: false; reason: RefreshDenyReason };
+
+/** A session-backed refresh renews the access token at Cognito once it has less than this left. */
+export const SESSION_RENEW_AHEAD_SECONDS = 300;
+
+const sameGroups = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+
+/**
+ * Renews the credential of an open socket: the one refresh policy of every server that accepts Gatehouse sockets
+ * (the realtime API's `refresh` action, the speech service's `refresh` control and its server-side session renewal).
+ *
+ * With a token: the token is verified and must be the same user's, in the socket's tenant. Without one: the socket's
+ * cookie session renews it (a refresh at Cognito, which refuses a disabled or deleted user). Either way the whole
+ * identity is derived anew and must grant what the socket holds: a token whose groups differ is refused
+ * (`identity_changed`: reconnect, and the handshake derives the new rights), so no refresh ever extends rights the
+ * new credential no longer grants. Last, the new credential must not be revoked.
+ */
+export async function refreshIdentity(current: HandshakeIdentity, token: string | undefined, options: HandshakeOptions): Promise<RefreshResult> {
+  const now = Math.floor((options.now ?? Date.now)() / 1000);
+  let derived: Awaited<ReturnType<typeof identityOf>>;
+  if (token !== undefined) {
+    derived = await identityOf(token, current.tenantId, undefined, options);
+  } else if (current.session) {
+    const credential = await sessionCredential(current.session, options, now, SESSION_RENEW_AHEAD_SECONDS);
+    if (!credential.ok) return credential;
+    derived = await identityOf(credential.token, current.tenantId, { hash: current.session, record: credential.record }, options);
+  } else {
+    return { ok: false, reason: 'no_credential' };
+  }
+  if (!derived.ok) return derived;
+  const { identity } = derived;
+  if (identity.userId !== current.userId) return { ok: false, reason: 'different_user' };
+  if (!sameGroups(identity.groups, current.groups)) return { ok: false, reason: 'identity_changed' };
+  if (await isRevoked(identity, options)) return { ok: false, reason: 'revoked' };
+  return { ok: true, identity: { ...identity, username: current.username } };
+}
+
+/** Which of these open sockets' credentials are revoked now (the watch of long-lived sockets; one batched read). */
+export async function revokedAmong(identities: HandshakeIdentity[], options: Pick<HandshakeOptions, 'credentials'>): Promise<boolean[]> {
+  return options.credentials ? options.credentials.revoked(identities) : identities.map(() => false);
 }

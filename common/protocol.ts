@@ -69,6 +69,8 @@ export interface JoinedEvent {
   replayed?: number;
   /** Messages after `after` that are older than the retention window and cannot be replayed: reload. */
   gap?: { from: number; to: number };
+  /** The replay stopped at its size cap, at `seq`: join again with `after: seq` for the rest. */
+  more?: true;
   id?: string;
 }
 
@@ -108,9 +110,59 @@ export interface Limits {
   maxFrameBytes: number;
   /** Largest accepted `data` of a `send`, serialized as JSON, in bytes. */
   maxDataBytes: number;
+  /** Deepest accepted nesting of arrays and objects in a frame (serializers recurse: depth is stack). @default 32 */
+  maxDepth?: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { maxFrameBytes: 32 * 1024, maxDataBytes: 16 * 1024 };
+export const MAX_JSON_DEPTH = 32;
+export const DEFAULT_LIMITS: Limits = { maxFrameBytes: 32 * 1024, maxDataBytes: 16 * 1024, maxDepth: MAX_JSON_DEPTH };
+
+/**
+ * The nesting depth of a JSON text, found without parsing it: one pass, no recursion, so a frame nested thousands
+ * deep costs a scan of its bytes and no stack. Stops counting past `limit`.
+ */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      depth++;
+      if (depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/** The nesting depth of an already parsed value (iteratively; stops past `limit`). */
+export function valueDepth(value: unknown, limit: number): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (d + 1 > max) max = d + 1;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
+}
+
+/** JSON.parse of untrusted text with its nesting bounded first; undefined when the text is not JSON. */
+export function parseBoundedJson(text: string, maxDepth: number = MAX_JSON_DEPTH): { ok: true; value: unknown } | { ok: false; tooDeep: boolean } {
+  if (jsonDepth(text, maxDepth) > maxDepth) return { ok: false, tooDeep: true };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false, tooDeep: false };
+  }
+}
 
 /**
  * Room names: `<name>`, `user:<userId>` (that user only) or `admin:<name>` (admin group only). Names are short and
@@ -152,12 +204,14 @@ export function parseClientMessage(raw: string, limits: Limits = DEFAULT_LIMITS)
   if (byteLength(raw) > limits.maxFrameBytes) {
     return fail('too_large', `Frame exceeds ${limits.maxFrameBytes} bytes.`);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return fail('malformed_json', 'Frame is not valid JSON.');
+  const maxDepth = limits.maxDepth ?? MAX_JSON_DEPTH;
+  const parsed = parseBoundedJson(raw, maxDepth);
+  if (!parsed.ok) {
+    return parsed.tooDeep
+      ? fail('invalid_message', `Frame nests deeper than ${maxDepth} levels.`)
+      : fail('malformed_json', 'Frame is not valid JSON.');
   }
+  const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return fail('invalid_message', 'Frame must be a JSON object.');
   }
@@ -248,6 +302,7 @@ export function parsePublishRequest(
     return { ok: false, error: 'type must be 1-64 characters of [A-Za-z0-9_.:-]' };
   }
   if (d.payload === undefined) return { ok: false, error: 'payload is required' };
+  if (valueDepth(d.payload, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) return { ok: false, error: `payload nests deeper than ${MAX_JSON_DEPTH} levels` };
   if (byteLength(JSON.stringify(d.payload)) > limits.maxDataBytes) {
     return { ok: false, error: `payload exceeds ${limits.maxDataBytes} bytes` };
   }

@@ -7,6 +7,7 @@
  *
  * Runs in Node and in browsers.
  */
+import { parseBoundedJson } from './protocol';
 
 export const SPEECH_INPUT_SAMPLE_RATE = 16_000;
 export const SPEECH_OUTPUT_SAMPLE_RATE = 24_000;
@@ -25,7 +26,7 @@ export type SpeechEvent =
   | { type: 'stopped'; reason: string }
   | { type: 'error'; code: SpeechErrorCode; message: string };
 
-export type SpeechErrorCode = 'invalid_message' | 'not_started' | 'already_started' | 'refresh_refused' | 'provider_error';
+export type SpeechErrorCode = 'invalid_message' | 'not_started' | 'already_started' | 'refresh_refused' | 'provider_error' | 'rate_limited';
 
 /** Close codes a browser can show. 1008: credential problems; 1013: no capacity here, try again. */
 export const SPEECH_CLOSE = {
@@ -37,12 +38,9 @@ export const SPEECH_CLOSE = {
 } as const;
 
 export function parseSpeechControl(raw: string): { ok: true; control: SpeechControl } | { ok: false; message: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return { ok: false, message: 'Control messages are JSON.' };
-  }
+  const parsed = parseBoundedJson(raw, 4);
+  if (!parsed.ok) return { ok: false, message: parsed.tooDeep ? 'Control messages are flat JSON objects.' : 'Control messages are JSON.' };
+  const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'Control messages are JSON objects.' };
   const v = value as Record<string, unknown>;
   const keys = Object.keys(v).sort().join(',');

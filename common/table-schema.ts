@@ -3,8 +3,8 @@
  * and the local system, so the deployed schema and the code that reads it cannot drift.
  *
  *   connection   pk=conn#<connectionId>          sk=conn    rooms=<set of joined rooms>, gsiExpiry=<minute bucket>
- *   room member  pk=room#<tenantId>#<room>       sk=conn#<connectionId>   (who is in a room: broadcast reads this)
- *   user         pk=user#<userId>                sk=conns   conns=<map connectionId -> expiry>  (the per-user cap)
+ *   room member  pk=room#<tenantId>#<room>       sk=conn#<connectionId>   credExp=<credential expiry> (who is in a room: broadcast reads this)
+ *   user         pk=user#<userId>                sk=conns   conns=<map connectionId -> expiry>, rlTat  (the per-user cap and rate)
  *   room counter pk=seq#<tenantId>#<room>        sk=seq     value=<last sequence number>   (never expires)
  *   room history pk=hist#<tenantId>#<room>       sk=<seq, 12 digits>   event=<the delivered JSON>
  *   published    pk=pub#<event id>               sk=pub     seq, messageId, ts of a published event (idempotency)

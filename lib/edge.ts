@@ -35,6 +35,29 @@ export interface EdgeProps {
 }
 
 /**
+ * The viewer-request function of a WebSocket path: refuses a token in the query string, then runs `body`.
+ * Keys are compared decoded, because API Gateway decodes them (`?%74oken=` reaches the authorizer as `token`) and
+ * CloudFront's event documentation does not say it decodes them first; a key that does not decode is refused too.
+ * CloudFront Functions runtime 2.0 is ES5.1 with some ES6, so the code keeps to var, for-in and try/catch.
+ */
+export function socketFunctionCode(body: string): string {
+  return `function handler(event) {
+  var request = event.request;
+  for (var key in request.querystring) {
+    var name = null;
+    try { name = decodeURIComponent(key); } catch (e) { name = null; }
+    if (name === null || name === 'token') {
+      return { statusCode: 400, statusDescription: 'Bad Request',
+        headers: { 'content-type': { value: 'text/plain' } },
+        body: { encoding: 'text', data: 'Tokens are not accepted in URLs here: offer the token as the WebSocket subprotocol bearer.<token>.' } };
+    }
+  }
+${body}
+  return request;
+}`;
+}
+
+/**
  * One CloudFront distribution for the whole product: the web app from a private bucket (origin access control),
  * `/ws/realtime` to the API Gateway WebSocket stage, and `/ws/speech` to the speech NLB through a VPC origin.
  * Every WebSocket behaviour disables caching and forwards what a handshake needs; none accepts a token in the URL,
@@ -74,17 +97,11 @@ export class Edge extends Construct {
       autoDeleteObjects: true,
     });
 
-    const refuseUrlTokens = `
-  if (request.querystring.token) {
-    return { statusCode: 400, statusDescription: 'Bad Request',
-      headers: { 'content-type': { value: 'text/plain' } },
-      body: { encoding: 'text', data: 'Tokens are not accepted in URLs here: offer the token as the WebSocket subprotocol bearer.<token>.' } };
-  }`;
     const viewerFunction = (name: string, body: string) =>
       new cloudfront.Function(this, name, {
         runtime: cloudfront.FunctionRuntime.JS_2_0,
         comment: `Gatehouse ${name}`,
-        code: cloudfront.FunctionCode.fromInline(`function handler(event) {\n  var request = event.request;${refuseUrlTokens}\n${body}\n  return request;\n}`),
+        code: cloudfront.FunctionCode.fromInline(socketFunctionCode(body)),
       });
     // API Gateway WebSocket APIs have no path routing: the stage is the path.
     const realtimeFunction = viewerFunction('RealtimePath', `  request.uri = '/${props.stageName}';`);

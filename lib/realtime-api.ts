@@ -12,7 +12,7 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ACTIONS } from '../common/protocol';
-import { ENV } from '../lambda/core/config';
+import { DEFAULT_RATE_LIMIT, ENV } from '../lambda/core/config';
 import { handlerFunction } from './handler-function';
 
 export interface RealtimeApiProps {
@@ -49,8 +49,12 @@ export interface RealtimeApiProps {
   readonly logRetention?: logs.RetentionDays;
   /** @default 'info' */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
-  /** Per-connection message rate: a token bucket; `strikes` refusals before the bucket has refilled disconnect. @default 10/s, burst 20, 20 strikes */
-  readonly rateLimit?: { rate: number; burst: number; strikes: number };
+  /**
+   * Message rates: a token bucket per connection (`rate`/s up to `burst`) and one per user across all of the user's
+   * sockets (`userRate`/s up to `userBurst`); `strikes` refusals before both have refilled disconnect the socket.
+   * @default 10/s burst 20 per connection, 20/s burst 40 per user, 20 strikes (DEFAULT_RATE_LIMIT)
+   */
+  readonly rateLimit?: Partial<typeof DEFAULT_RATE_LIMIT>;
   /** Live connections one user may hold. @default 10 */
   readonly maxConnectionsPerUser?: number;
   /** Page origins allowed besides the edge's own (e.g. a development server), exact `scheme://host[:port]`. */
@@ -126,7 +130,7 @@ export class RealtimeApi extends Construct {
     });
     // The management endpoint of this stage; known before the stage exists, so no dependency cycle.
     const connectionsUrl = `https://${this.api.apiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}/${stageName}`;
-    const rateLimit = props.rateLimit ?? { rate: 10, burst: 20, strikes: 20 };
+    const rateLimit = { ...DEFAULT_RATE_LIMIT, ...props.rateLimit };
     const realtimeEnv = {
       ...this.authEnvironment,
       [ENV.connectionsUrl]: connectionsUrl,
@@ -140,6 +144,8 @@ export class RealtimeApi extends Construct {
       [ENV.rateLimitPerSecond]: String(rateLimit.rate),
       [ENV.rateLimitBurst]: String(rateLimit.burst),
       [ENV.rateLimitStrikes]: String(rateLimit.strikes),
+      [ENV.userRateLimitPerSecond]: String(rateLimit.userRate),
+      [ENV.userRateLimitBurst]: String(rateLimit.userBurst),
       [ENV.maxConnectionsPerUser]: String(props.maxConnectionsPerUser ?? 10),
     };
     this.realtimeEnvironment = realtimeEnv;

@@ -39,6 +39,20 @@ export interface SpeechServiceProps {
   readonly knowledgeBaseId?: string;
   /** Sessions per task before new ones are refused (1013). @default 50 */
   readonly maxSessionsPerTask?: number;
+  /** Sessions one user may hold in one task (1013 beyond). @default 3 */
+  readonly maxSessionsPerUser?: number;
+  /** Sessions one tenant may hold in one task (1013 beyond). @default 20 */
+  readonly maxSessionsPerTenant?: number;
+  /** Model streams (`start`s, each a billed Bedrock stream) one user may open per minute in one task; also the burst. @default 10 */
+  readonly maxStartsPerMinute?: number;
+  /** The same limit for each session on its own. @default maxStartsPerMinute */
+  readonly maxStartsPerMinutePerSession?: number;
+  /** Control messages per session per second (each may cost a token check and a table read); beyond: 1008. @default 10 */
+  readonly maxControlMessagesPerSecond?: number;
+  /** Control messages a session may send at once before the per-second rate applies. @default 20 */
+  readonly controlMessageBurst?: number;
+  /** How long a connection may take to send its handshake's headers before it is dropped. @default 5 seconds */
+  readonly headersTimeout?: Duration;
   /** @default 2 */
   readonly minTasks?: number;
   /** @default 10 */
@@ -52,6 +66,19 @@ export interface SpeechServiceProps {
   readonly deregistrationDelay?: Duration;
   /** @default one month */
   readonly logRetention?: logs.RetentionDays;
+}
+
+function limitsEnvironment(props: SpeechServiceProps): Record<string, string> {
+  const limits: Array<[string, number | undefined]> = [
+    [SPEECH_ENV.maxSessionsPerUser, props.maxSessionsPerUser],
+    [SPEECH_ENV.maxSessionsPerTenant, props.maxSessionsPerTenant],
+    [SPEECH_ENV.maxStartsPerMinute, props.maxStartsPerMinute],
+    [SPEECH_ENV.maxStartsPerMinutePerSession, props.maxStartsPerMinutePerSession],
+    [SPEECH_ENV.maxControlMessagesPerSecond, props.maxControlMessagesPerSecond],
+    [SPEECH_ENV.controlMessageBurst, props.controlMessageBurst],
+    [SPEECH_ENV.headersTimeoutMs, props.headersTimeout?.toMilliseconds()],
+  ];
+  return Object.fromEntries(limits.filter((l): l is [string, number] => l[1] !== undefined).map(([name, value]) => [name, String(value)]));
 }
 
 /**
@@ -129,6 +156,8 @@ export class SpeechService extends Construct {
         [SPEECH_ENV.bedrockRegion]: bedrockRegion,
         [SPEECH_ENV.voiceId]: props.voiceId ?? 'matthew',
         [SPEECH_ENV.maxSessions]: String(maxSessions),
+        // Unset limits keep the service's defaults (speech/config.ts).
+        ...limitsEnvironment(props),
         ...(props.systemPrompt ? { [SPEECH_ENV.systemPrompt]: props.systemPrompt } : {}),
         ...(props.knowledgeBaseId ? { [SPEECH_ENV.knowledgeBaseId]: props.knowledgeBaseId } : {}),
         // The scaling metric's dimension: this stack's own, so stacks side by side never scale on each other's load.

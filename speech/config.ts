@@ -14,6 +14,15 @@ export const SPEECH_ENV = {
   systemPrompt: 'SYSTEM_PROMPT',
   knowledgeBaseId: 'KNOWLEDGE_BASE_ID',
   maxSessions: 'MAX_SESSIONS',
+  maxSessionsPerUser: 'MAX_SESSIONS_PER_USER',
+  maxSessionsPerTenant: 'MAX_SESSIONS_PER_TENANT',
+  maxStartsPerMinute: 'MAX_STARTS_PER_MINUTE',
+  maxStartsPerMinutePerSession: 'MAX_STARTS_PER_MINUTE_PER_SESSION',
+  maxControlMessagesPerSecond: 'MAX_CONTROL_MESSAGES_PER_SECOND',
+  controlMessageBurst: 'CONTROL_MESSAGE_BURST',
+  headersTimeoutMs: 'HEADERS_TIMEOUT_MS',
+  requestTimeoutMs: 'REQUEST_TIMEOUT_MS',
+  connectionsCheckIntervalMs: 'CONNECTIONS_CHECK_INTERVAL_MS',
   maxAudioBytesPerSecond: 'MAX_AUDIO_BYTES_PER_SECOND',
   pingIntervalMs: 'PING_INTERVAL_MS',
   peerTimeoutMs: 'PEER_TIMEOUT_MS',
@@ -41,6 +50,23 @@ export interface SpeechConfig {
   knowledgeBaseId?: string;
   /** Sessions one task holds; more are refused with close 1013 so the client retries (another task). */
   maxSessions: number;
+  /** Sessions one user holds in one task (1013 beyond): one account cannot take a task's capacity. */
+  maxSessionsPerUser: number;
+  /** Sessions one tenant holds in one task (1013 beyond). */
+  maxSessionsPerTenant: number;
+  /** Model streams (`start`s) one user may open per minute in one task, as a token bucket of this burst. */
+  maxStartsPerMinute: number;
+  /** The same, for each session on its own (a user's sessions also share the per-user bucket). */
+  maxStartsPerMinutePerSession: number;
+  /** Control (text) frames per session per second, refilling a bucket of `controlMessageBurst`; beyond: 1008. */
+  maxControlMessagesPerSecond: number;
+  controlMessageBurst: number;
+  /** How long a connection may take to send its request headers (a handshake) before it is dropped. */
+  headersTimeoutMs: number;
+  /** How long it may take to send a whole request; at least `headersTimeoutMs`. */
+  requestTimeoutMs: number;
+  /** How often the two time-outs above are enforced (Node checks periodically, 30 s by default). */
+  connectionsCheckIntervalMs: number;
   /** Per connection; 16 kHz 16-bit mono is 32,000 B/s, so the default allows 1.5x real time. */
   maxAudioBytesPerSecond: number;
   /** Largest accepted frame. */
@@ -71,6 +97,11 @@ export function speechConfig(env: Env): SpeechConfig {
   if (provider !== 'bedrock' && provider !== 'local') throw new Error(`${SPEECH_ENV.provider} must be bedrock or local, got "${provider}"`);
   const knowledgeBaseId = env[SPEECH_ENV.knowledgeBaseId];
   const bedrockRegion = env[SPEECH_ENV.bedrockRegion] ?? env.AWS_REGION;
+  const maxStartsPerMinute = num(env, SPEECH_ENV.maxStartsPerMinute, 10);
+  const headersTimeoutMs = num(env, SPEECH_ENV.headersTimeoutMs, 5_000);
+  const requestTimeoutMs = num(env, SPEECH_ENV.requestTimeoutMs, Math.max(10_000, headersTimeoutMs));
+  // Node refuses a headers time-out longer than the request time-out.
+  if (requestTimeoutMs < headersTimeoutMs) throw new Error(`${SPEECH_ENV.requestTimeoutMs} must be at least ${SPEECH_ENV.headersTimeoutMs}`);
   return {
     // 0 asks the operating system for a free port (tests, the local system).
     port: env[SPEECH_ENV.port] === '0' ? 0 : num(env, SPEECH_ENV.port, 8080),
@@ -82,6 +113,15 @@ export function speechConfig(env: Env): SpeechConfig {
     systemPrompt: env[SPEECH_ENV.systemPrompt] || DEFAULT_SYSTEM_PROMPT,
     ...(knowledgeBaseId ? { knowledgeBaseId } : {}),
     maxSessions: num(env, SPEECH_ENV.maxSessions, 50),
+    maxSessionsPerUser: num(env, SPEECH_ENV.maxSessionsPerUser, 3),
+    maxSessionsPerTenant: num(env, SPEECH_ENV.maxSessionsPerTenant, 20),
+    maxStartsPerMinute,
+    maxStartsPerMinutePerSession: num(env, SPEECH_ENV.maxStartsPerMinutePerSession, maxStartsPerMinute),
+    maxControlMessagesPerSecond: num(env, SPEECH_ENV.maxControlMessagesPerSecond, 10),
+    controlMessageBurst: num(env, SPEECH_ENV.controlMessageBurst, 20),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    connectionsCheckIntervalMs: num(env, SPEECH_ENV.connectionsCheckIntervalMs, 1_000),
     maxAudioBytesPerSecond: num(env, SPEECH_ENV.maxAudioBytesPerSecond, 48_000),
     maxFrameBytes: 32 * 1024,
     pingIntervalMs: num(env, SPEECH_ENV.pingIntervalMs, 20_000),

@@ -74,7 +74,15 @@ export async function runSpeechService(
     log,
   });
   const port = await server.listen(config.port, options.host);
-  log.info('speech_listening', { port, provider: config.provider, modelId: config.modelId, maxSessions: config.maxSessions });
+  log.info('speech_listening', {
+    port,
+    provider: config.provider,
+    modelId: config.modelId,
+    maxSessions: config.maxSessions,
+    maxSessionsPerUser: config.maxSessionsPerUser,
+    maxSessionsPerTenant: config.maxSessionsPerTenant,
+    maxStartsPerMinute: config.maxStartsPerMinute,
+  });
   if (options.metrics ?? true) {
     const service = env.SERVICE_NAME ?? 'speech';
     const timer = setInterval(() => emitSessionMetric(server.sessionCount, service), config.metricsIntervalMs);

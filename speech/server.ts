@@ -3,10 +3,13 @@
  * browser audio to a speech provider and the provider's audio and text back.
  *
  * The handshake is authenticated with the same module as the API's authorizer before any frame is read; a refused
- * client is closed with 1008 and a reason the browser can show. Sessions are pinged every 20 s and dropped when
- * silent for 30 s, end with 1008 when their token expires unless refreshed over the socket, are capped in frame size
- * and audio rate, and are counted against a per-task cap (1013 when full). On SIGTERM the server stops accepting,
- * closes every session with 1001 ("server restarting") so clients reconnect to another task, and returns.
+ * client is closed with 1008 and a reason the browser can show. A handshake must arrive within a few seconds.
+ * Sessions are pinged every 20 s and dropped when silent for 30 s. They end with 1008 when their credential expires
+ * unless renewed: by the client's `refresh` control, or server-side from a cookie session shortly before it
+ * expires; and when their credential is revoked (checked every few seconds). They are capped in frame size, audio
+ * rate, control-message rate and model streams (`start`s) per minute, and counted against per-task, per-user and
+ * per-tenant caps (1013 when full). On SIGTERM the server stops accepting, closes every session with 1001 ("server
+ * restarting") so clients reconnect to another task, and returns.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
@@ -14,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Auth } from '../common/auth';
-import type { HandshakeIdentity } from '../common/handshake';
+import type { HandshakeIdentity, RefreshResult } from '../common/handshake';
 import type { Logger } from '../common/log';
 import { SUBPROTOCOL } from '../common/protocol';
 import { SPEECH_CLOSE, parseSpeechControl, type SpeechEvent } from '../common/speech-protocol';
@@ -25,14 +28,71 @@ export const SPEECH_PATH = '/ws/speech';
 
 export interface SpeechServerDeps {
   provider: SpeechProvider;
-  auth: Pick<Auth, 'handshake' | 'verifier' | 'credentials'>;
+  auth: Pick<Auth, 'handshake' | 'refresh' | 'revoked'>;
   log: Logger;
 }
 
 type ServerSettings = Pick<
   SpeechConfig,
-  'maxSessions' | 'maxAudioBytesPerSecond' | 'maxFrameBytes' | 'pingIntervalMs' | 'peerTimeoutMs' | 'shutdownGraceMs' | 'revocationCheckMs'
+  | 'maxSessions'
+  | 'maxSessionsPerUser'
+  | 'maxSessionsPerTenant'
+  | 'maxStartsPerMinute'
+  | 'maxStartsPerMinutePerSession'
+  | 'maxControlMessagesPerSecond'
+  | 'controlMessageBurst'
+  | 'maxAudioBytesPerSecond'
+  | 'maxFrameBytes'
+  | 'pingIntervalMs'
+  | 'peerTimeoutMs'
+  | 'shutdownGraceMs'
+  | 'revocationCheckMs'
+  | 'headersTimeoutMs'
+  | 'requestTimeoutMs'
+  | 'connectionsCheckIntervalMs'
 >;
+
+/** A cookie session's identity is renewed this long before it expires (half the time left, when less). */
+const RENEW_AHEAD_MS = 60_000;
+/** Refusals of a server-side renewal that mean the user signed out (the others: the session just ended). */
+const SIGNED_OUT: ReadonlySet<string> = new Set(['revoked', 'session_invalid']);
+
+/** A token bucket: `burst` tokens, refilled at `perSecond`. */
+class TokenBucket {
+  private tokens: number;
+  private refilledAt = Date.now();
+
+  constructor(
+    private readonly burst: number,
+    private readonly perSecond: number,
+  ) {
+    this.tokens = burst;
+  }
+
+  private refill(): void {
+    const now = Date.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.perSecond);
+    this.refilledAt = now;
+  }
+
+  /** Milliseconds until `n` tokens are there (0: now). */
+  waitMs(n = 1): number {
+    this.refill();
+    return this.tokens >= n ? 0 : Math.ceil(((n - this.tokens) / this.perSecond) * 1000);
+  }
+
+  take(n = 1): boolean {
+    if (this.waitMs(n) > 0) return false;
+    this.tokens -= n;
+    return true;
+  }
+
+  /** Full again: no different from a new bucket, so it can be dropped. */
+  get full(): boolean {
+    this.refill();
+    return this.tokens >= this.burst;
+  }
+}
 
 interface Session {
   id: string;
@@ -43,13 +103,26 @@ interface Session {
   starting?: Promise<void>;
   lastSeen: number;
   openedAt: number;
-  /** Audio token bucket, in bytes. */
-  allowance: number;
-  refilledAt: number;
+  /** In bytes. */
+  audioBudget: TokenBucket;
+  controlBudget: TokenBucket;
+  startBudget: TokenBucket;
   bytesIn: number;
   bytesOut: number;
   ping: NodeJS.Timeout;
   expiry?: NodeJS.Timeout;
+  renewal?: NodeJS.Timeout;
+}
+
+/**
+ * Every value of every header, so that a repeated credential is refused (req.headers keeps the first Authorization
+ * only, where API Gateway refuses the handshake). Read from rawHeaders: req.headersDistinct is computed with the
+ * header count as received, so it drops headers when a proxy in this process rewrites them (the local edge does).
+ */
+function distinctHeaders(req: IncomingMessage): Record<string, string[]> {
+  const headers = Object.create(null) as Record<string, string[]>;
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) (headers[req.rawHeaders[i].toLowerCase()] ??= []).push(req.rawHeaders[i + 1]);
+  return headers;
 }
 
 function reject(socket: Duplex, status: number): void {
@@ -59,9 +132,12 @@ function reject(socket: Duplex, status: number): void {
 export class SpeechServer {
   readonly http: Server;
   private readonly sessions = new Map<string, Session>();
+  /** Per user, across their sessions; outlives them (a reconnect must not refill it) until full again. */
+  private readonly userStartBudgets = new Map<string, TokenBucket>();
   private readonly wss: WebSocketServer;
   private shuttingDown = false;
-  private readonly revocationWatch?: NodeJS.Timeout;
+  private readonly revocationWatch: NodeJS.Timeout;
+  private checkingRevocations = false;
 
   constructor(
     private readonly settings: ServerSettings,
@@ -73,7 +149,13 @@ export class SpeechServer {
       maxPayload: settings.maxFrameBytes,
       handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
-    this.http = createServer((req, res) => {
+    // Node's defaults hold a handshake that trickles in byte by byte for up to 90 s (60 s, checked every 30 s).
+    const timeouts = {
+      headersTimeout: settings.headersTimeoutMs,
+      requestTimeout: settings.requestTimeoutMs,
+      connectionsCheckingInterval: settings.connectionsCheckIntervalMs,
+    };
+    this.http = createServer(timeouts, (req, res) => {
       if (req.method === 'GET' && req.url === '/health') {
         const status = this.shuttingDown ? 503 : 200;
         res.writeHead(status, { 'content-type': 'application/json' });
@@ -82,25 +164,8 @@ export class SpeechServer {
       }
       res.writeHead(404).end();
     });
-    // Sign-outs elsewhere end sessions here too: one batched read for all live sessions, every few seconds.
-    if (deps.auth.credentials) {
-      const credentials = deps.auth.credentials;
-      this.revocationWatch = setInterval(() => {
-        const sessions = [...this.sessions.values()];
-        if (sessions.length === 0) return;
-        credentials
-          .revoked(sessions.map((s) => s.identity))
-          .then((revoked) =>
-            sessions.forEach((s, i) => {
-              if (!revoked[i]) return;
-              deps.log.info('speech_revoked', { category: 'audit', sessionId: s.id, userId: s.identity.userId });
-              s.ws.close(SPEECH_CLOSE.policy, 'signed out');
-            }),
-          )
-          .catch((err: Error) => deps.log.warn('speech_revocation_check_failed', { error: err }));
-      }, settings.revocationCheckMs);
-      this.revocationWatch.unref();
-    }
+    this.revocationWatch = setInterval(() => void this.checkRevocations(), settings.revocationCheckMs);
+    this.revocationWatch.unref();
     this.http.on('upgrade', (req, socket, head) => {
       this.handleUpgrade(req, socket, head).catch((err: Error) => {
         deps.log.error('upgrade_failed', { error: err });
@@ -126,7 +191,7 @@ export class SpeechServer {
     if (url.pathname !== SPEECH_PATH) return reject(socket, 404);
     if (this.shuttingDown) return reject(socket, 503);
     // Authenticate before the upgrade completes: no frame of a refused client is ever read.
-    const auth = await this.deps.auth.handshake(req.headers, Object.fromEntries(url.searchParams));
+    const auth = await this.deps.auth.handshake(distinctHeaders(req), Object.fromEntries(url.searchParams));
     if (socket.destroyed) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       // Browsers cannot read an HTTP status of a refused upgrade, but they do see a close code and reason.
@@ -139,13 +204,48 @@ export class SpeechServer {
         ws.close(SPEECH_CLOSE.restarting, 'server restarting');
         return;
       }
-      if (this.sessions.size >= this.settings.maxSessions) {
-        this.deps.log.warn('speech_full', { userId: auth.identity.userId, sessions: this.sessions.size });
-        ws.close(SPEECH_CLOSE.tryAgainLater, 'server full, try again');
+      // Counted and inserted in this one synchronous callback: concurrent handshakes cannot all pass the caps.
+      const full = this.capacityRefusal(auth.identity);
+      if (full) {
+        this.deps.log.warn('speech_full', { userId: auth.identity.userId, tenantId: auth.identity.tenantId, sessions: this.sessions.size, reason: full });
+        ws.close(SPEECH_CLOSE.tryAgainLater, full);
         return;
       }
       this.open(ws, auth.identity);
     });
+  }
+
+  private capacityRefusal(identity: HandshakeIdentity): string | undefined {
+    if (this.sessions.size >= this.settings.maxSessions) return 'server full, try again';
+    let user = 0;
+    let tenant = 0;
+    for (const s of this.sessions.values()) {
+      if (s.identity.userId === identity.userId) user++;
+      if (s.identity.tenantId === identity.tenantId) tenant++;
+    }
+    if (user >= this.settings.maxSessionsPerUser) return 'too many sessions for this user';
+    if (tenant >= this.settings.maxSessionsPerTenant) return 'too many sessions for this tenant';
+    return undefined;
+  }
+
+  /** Sign-outs elsewhere end sessions here too: one batched read for all live sessions, one round at a time. */
+  private async checkRevocations(): Promise<void> {
+    if (this.checkingRevocations || this.sessions.size === 0) return;
+    this.checkingRevocations = true;
+    const checked = [...this.sessions.values()].map((session) => ({ session, identity: session.identity }));
+    try {
+      const revoked = await this.deps.auth.revoked(checked.map((c) => c.identity));
+      checked.forEach(({ session, identity }, i) => {
+        // A session refreshed meanwhile holds another credential: the next round checks that one.
+        if (!revoked[i] || session.identity !== identity) return;
+        this.deps.log.info('speech_revoked', { category: 'audit', sessionId: session.id, userId: identity.userId, signIn: identity.signIn });
+        session.ws.close(SPEECH_CLOSE.policy, 'signed out');
+      });
+    } catch (err) {
+      this.deps.log.warn('speech_revocation_check_failed', { error: err as Error });
+    } finally {
+      this.checkingRevocations = false;
+    }
   }
 
   private send(session: Session, event: SpeechEvent): void {
@@ -161,8 +261,9 @@ export class SpeechServer {
       expiresAt: identity.tokenExpiresAt,
       lastSeen: now,
       openedAt: now,
-      allowance: this.settings.maxAudioBytesPerSecond,
-      refilledAt: now,
+      audioBudget: new TokenBucket(this.settings.maxAudioBytesPerSecond, this.settings.maxAudioBytesPerSecond),
+      controlBudget: new TokenBucket(this.settings.controlMessageBurst, this.settings.maxControlMessagesPerSecond),
+      startBudget: new TokenBucket(this.settings.maxStartsPerMinutePerSession, this.settings.maxStartsPerMinutePerSession / 60),
       bytesIn: 0,
       bytesOut: 0,
       ping: setInterval(() => {
@@ -175,14 +276,20 @@ export class SpeechServer {
       }, this.settings.pingIntervalMs),
     };
     this.sessions.set(session.id, session);
-    this.armExpiry(session);
+    this.armExpiry(session, identity.session !== undefined);
     const alive = () => (session.lastSeen = Date.now());
     ws.on('pong', alive);
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (ws.readyState !== WebSocket.OPEN) return; // closing: what is still in flight is not acted on
       alive();
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-      if (isBinary) this.audio(session, bytes);
-      else void this.control(session, bytes.toString('utf8'));
+      if (isBinary) return this.audio(session, bytes);
+      // Each control may cost a token verification and a table read.
+      if (!session.controlBudget.take()) {
+        this.deps.log.warn('speech_control_flood', { sessionId: session.id, userId: session.identity.userId });
+        return ws.close(SPEECH_CLOSE.policy, 'too many control messages');
+      }
+      void this.control(session, bytes.toString('utf8'));
     });
     ws.on('close', (code: number) => void this.closed(session, code));
     ws.on('error', () => undefined); // e.g. 1009 for an oversize frame; 'close' follows
@@ -190,22 +297,62 @@ export class SpeechServer {
     this.send(session, { type: 'ready', sessionId: session.id, expiresAt: session.expiresAt });
   }
 
-  private armExpiry(session: Session): void {
-    if (session.expiry) clearTimeout(session.expiry);
-    const ms = session.expiresAt * 1000 - Date.now();
+  /** Ends the session when its credential does; with `renew`, first tries to renew it from its cookie session. */
+  private armExpiry(session: Session, renew: boolean): void {
+    clearTimeout(session.expiry);
+    clearTimeout(session.renewal);
+    const ms = Math.max(0, session.expiresAt * 1000 - Date.now());
+    const fromSession = session.identity.session !== undefined;
     session.expiry = setTimeout(() => {
       this.deps.log.info('speech_token_expired', { sessionId: session.id, userId: session.identity.userId });
-      session.ws.close(SPEECH_CLOSE.policy, 'token expired');
-    }, Math.max(0, ms));
+      session.ws.close(SPEECH_CLOSE.policy, fromSession ? 'session ended' : 'token expired');
+    }, ms);
+    if (renew && fromSession) session.renewal = setTimeout(() => void this.renewFromSession(session), ms - Math.min(RENEW_AHEAD_MS, ms / 2));
+  }
+
+  /** Swaps in a renewed credential: the session now stands for it (revocation watch, expiry, next refresh). */
+  private renewed(session: Session, identity: HandshakeIdentity): void {
+    if (session.ws.readyState !== WebSocket.OPEN) return;
+    // A renewal that gains no time (the cookie session itself ends) is not tried again: the session just ends.
+    const extended = identity.tokenExpiresAt > session.expiresAt;
+    session.identity = identity;
+    session.expiresAt = identity.tokenExpiresAt;
+    this.armExpiry(session, extended);
+    this.deps.log.info('speech_refreshed', { sessionId: session.id, userId: identity.userId, expiresAt: identity.tokenExpiresAt });
+    this.send(session, { type: 'refreshed', expiresAt: session.expiresAt });
+  }
+
+  private async refresh(session: Session, token: string | undefined): Promise<RefreshResult | { ok: false; reason: 'check_failed' }> {
+    try {
+      return await this.deps.auth.refresh(session.identity, token);
+    } catch (err) {
+      this.deps.log.warn('speech_refresh_failed', { sessionId: session.id, error: err as Error });
+      return { ok: false, reason: 'check_failed' };
+    }
+  }
+
+  private async renewFromSession(session: Session): Promise<void> {
+    const result = await this.refresh(session, undefined);
+    if (result.ok) return this.renewed(session, result.identity);
+    if (session.ws.readyState !== WebSocket.OPEN) return;
+    this.deps.log.info('speech_renewal_refused', { category: 'audit', sessionId: session.id, userId: session.identity.userId, reason: result.reason });
+    session.ws.close(SPEECH_CLOSE.policy, SIGNED_OUT.has(result.reason) ? 'signed out' : 'session ended');
+  }
+
+  /** 0 when this session and its user may open another model stream (and both are charged), else the wait in ms. */
+  private chargeStart(session: Session): number {
+    const userId = session.identity.userId;
+    let user = this.userStartBudgets.get(userId);
+    if (!user) this.userStartBudgets.set(userId, (user = new TokenBucket(this.settings.maxStartsPerMinute, this.settings.maxStartsPerMinute / 60)));
+    const wait = Math.max(session.startBudget.waitMs(), user.waitMs());
+    if (wait > 0) return wait;
+    session.startBudget.take();
+    user.take();
+    return 0;
   }
 
   private audio(session: Session, pcm: Buffer): void {
-    const now = Date.now();
-    const rate = this.settings.maxAudioBytesPerSecond;
-    session.allowance = Math.min(rate, session.allowance + ((now - session.refilledAt) / 1000) * rate);
-    session.refilledAt = now;
-    session.allowance -= pcm.length;
-    if (session.allowance < 0) {
+    if (!session.audioBudget.take(pcm.length)) {
       this.deps.log.warn('speech_rate_limited', { sessionId: session.id, userId: session.identity.userId });
       session.ws.close(SPEECH_CLOSE.policy, 'audio rate exceeded');
       return;
@@ -223,31 +370,35 @@ export class SpeechServer {
     if (!parsed.ok) return this.send(session, { type: 'error', code: 'invalid_message', message: parsed.message });
     const control = parsed.control;
     switch (control.type) {
-      case 'start':
+      case 'start': {
         if (session.provider || session.starting) {
           return this.send(session, { type: 'error', code: 'already_started', message: 'The session is already started.' });
+        }
+        // Every start opens a model stream, which is billed: a few a minute is plenty for a conversation.
+        const wait = this.chargeStart(session);
+        if (wait > 0) {
+          this.deps.log.warn('speech_starts_limited', { sessionId: session.id, userId: session.identity.userId });
+          return this.send(session, { type: 'error', code: 'rate_limited', message: `Too many starts; try again in ${Math.ceil(wait / 1000)} s.` });
         }
         session.starting = this.start(session);
         await session.starting;
         session.starting = undefined;
         return;
+      }
       case 'stop': {
+        // A stop that overtakes a stream still opening ends that stream too, instead of leaving it running.
+        await session.starting;
         const provider = session.provider;
         session.provider = undefined;
         await provider?.close();
         return this.send(session, { type: 'stopped', reason: 'client' });
       }
       case 'refresh': {
-        const verified = await this.deps.auth.verifier.verify(control.token);
-        if (!verified.ok || verified.claims.sub !== session.identity.userId) {
-          const reason = verified.ok ? 'different user' : verified.reason;
-          this.deps.log.info('speech_refresh_refused', { sessionId: session.id, reason });
-          return this.send(session, { type: 'error', code: 'refresh_refused', message: `Token refused: ${reason}.` });
-        }
-        session.expiresAt = verified.claims.exp;
-        this.armExpiry(session);
-        this.deps.log.info('speech_refreshed', { sessionId: session.id, userId: session.identity.userId });
-        return this.send(session, { type: 'refreshed', expiresAt: session.expiresAt });
+        // The one refresh policy (shared with the realtime API): same user, tenant and groups, and not revoked.
+        const result = await this.refresh(session, control.token);
+        if (result.ok) return this.renewed(session, result.identity);
+        this.deps.log.info('speech_refresh_refused', { category: 'audit', sessionId: session.id, userId: session.identity.userId, reason: result.reason });
+        return this.send(session, { type: 'error', code: 'refresh_refused', message: `Token refused: ${result.reason}.` });
       }
     }
   }
@@ -286,8 +437,10 @@ export class SpeechServer {
 
   private async closed(session: Session, code: number): Promise<void> {
     clearInterval(session.ping);
-    if (session.expiry) clearTimeout(session.expiry);
+    clearTimeout(session.expiry);
+    clearTimeout(session.renewal);
     this.sessions.delete(session.id);
+    for (const [userId, budget] of this.userStartBudgets) if (budget.full) this.userStartBudgets.delete(userId);
     await session.starting;
     await session.provider?.close().catch(() => undefined);
     this.deps.log.info('speech_session_closed', {
@@ -304,7 +457,7 @@ export class SpeechServer {
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    if (this.revocationWatch) clearInterval(this.revocationWatch);
+    clearInterval(this.revocationWatch);
     const listening = new Promise<void>((resolve) => this.http.close(() => resolve()));
     const sessions = [...this.sessions.values()];
     this.deps.log.info('speech_draining', { sessions: sessions.length });

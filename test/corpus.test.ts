@@ -3,11 +3,14 @@
  * the WebSocket authorizer and by the speech service alike (they share the check, and this proves it). Tickets,
  * sessions and revocations live in a real DynamoDB engine; tokens are signed by test keys against a served JWKS.
  */
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import WebSocket from 'ws';
 import { authConfig, createAuth, type Auth } from '../common/auth';
 import { CredentialStore, SESSION_COOKIE, hashSecret, type TicketRecord } from '../common/credentials';
 import { authorize } from '../lambda/core/authorize';
+import { realtimeConfig } from '../lambda/core/config';
+import { handleMessage } from '../lambda/core/messages';
 import { speechConfig } from '../speech/config';
 import { LocalSpeechProvider } from '../speech/providers/local';
 import { SpeechServer } from '../speech/server';
@@ -231,5 +234,58 @@ describe('hostile-credential corpus', () => {
     expect(new Set(atSpeech)).toEqual(new Set(['unknown_kid']));
     // One verifier per server, each allowed one refetch for a kid it has not seen (then rate-limited by the cache).
     expect(jwks.fetches - before).toBeLessThanOrEqual(2);
+  });
+});
+
+/** Refresh tokens every server must refuse for an open socket of user-1111 in acme (groups ['tenant:acme']). */
+export const REFRESH_CORPUS: Array<[string, string, () => string]> = [
+  ['a revoked sign-in', 'revoked', () => token({ origin_jti: 'revoked-sign-in' })],
+  ['another user', 'different_user', () => token({ sub: 'user-2222' })],
+  ['groups the socket does not hold (admin added)', 'identity_changed', () => token({ 'cognito:groups': ['tenant:acme', 'admin'] })],
+  ['a tenant the socket is not in', 'tenant_not_allowed', () => token({ 'cognito:groups': ['tenant:globex'] })],
+  ['expired', 'expired', () => token({ iat: now() - 1000, exp: now() - 60 })],
+  ['alg "none"', 'bad_algorithm', () => unsigned(accessClaims(), 'none', 'corpus-key')],
+  ['a signature by another key', 'bad_signature', () => signToken(makeKey('corpus-key'), accessClaims())],
+];
+
+describe('refresh corpus: one refresh policy for both services', () => {
+  const identity = () => ({ userId: 'user-1111', username: 'alice', tenantId: 'acme', groups: ['tenant:acme'], tokenExpiresAt: now() + 900, signIn: 'origin-1', issuedAt: now() });
+
+  async function viaRealtime(refreshToken: string): Promise<string> {
+    const config = realtimeConfig({ TABLE_NAME: fx.tableName, CONNECTIONS_URL: 'http://127.0.0.1:9/live' });
+    const connectionId = `corpus-${Math.random().toString(36).slice(2)}`;
+    await fx.store.putConnection({ connectionId, ...identity(), source: 'header', connectedAt: Date.now(), expiresAt: now() + 7200 });
+    await fx.store.registerUserConnection('user-1111', connectionId, now() + 7200, 1000);
+    const reply = await handleMessage(
+      { connectionId, body: JSON.stringify({ action: 'refresh', token: refreshToken }) },
+      { store: fx.store, api: new ApiGatewayManagementApiClient({ endpoint: config.connectionsUrl }), config, auth: authorizerAuth, log: memoryLogger().log },
+    );
+    await fx.store.deleteConnection(connectionId);
+    return reply.type === 'refreshed' ? 'ALLOWED' : /refused: (\w+)/.exec(reply.type === 'error' ? reply.message : '')?.[1] ?? JSON.stringify(reply);
+  }
+
+  function viaSpeechRefresh(refreshToken: string): Promise<string> {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(speechUrl, [], { headers: { Authorization: `Bearer ${token()}` } });
+      ws.on('message', (data) => {
+        const event = JSON.parse(data.toString()) as { type: string; message?: string };
+        if (event.type === 'ready') ws.send(JSON.stringify({ type: 'refresh', token: refreshToken }));
+        else {
+          resolve(event.type === 'refreshed' ? 'ALLOWED' : /refused: (\w+)/.exec(event.message ?? '')?.[1] ?? JSON.stringify(event));
+          ws.close();
+        }
+      });
+      ws.on('error', () => undefined);
+    });
+  }
+
+  it.each(REFRESH_CORPUS)('refuses a refresh with %s: %s, at the realtime API and at the speech service', async (_name, reason, make) => {
+    expect(await viaRealtime(make())).toBe(reason);
+    expect(await viaSpeechRefresh(make())).toBe(reason);
+  });
+
+  it('accepts a genuine fresh token at both, so the refusals are not a broken setup', async () => {
+    expect(await viaRealtime(token({ origin_jti: 'origin-2' }))).toBe('ALLOWED');
+    expect(await viaSpeechRefresh(token({ origin_jti: 'origin-2' }))).toBe('ALLOWED');
   });
 });

@@ -11,7 +11,7 @@ import { startTestSystem, waitUntil, type TestSystem } from './support/system';
 let t: TestSystem;
 beforeAll(async () => {
   // The rate limiter has its own tests; here it must not be what answers.
-  t = await startTestSystem({ functionEnv: { RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000' } });
+  t = await startTestSystem({ functionEnv: { RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000', USER_RATE_LIMIT_PER_SECOND: '100000', USER_RATE_LIMIT_BURST: '100000' } });
 });
 afterAll(() => t.stop());
 

@@ -55,6 +55,8 @@ beforeEach(() => {
       // Generous here; the limiter has its own tests.
       RATE_LIMIT_PER_SECOND: '1000',
       RATE_LIMIT_BURST: '1000',
+      USER_RATE_LIMIT_PER_SECOND: '1000',
+      USER_RATE_LIMIT_BURST: '1000',
       MAX_CONNECTIONS_PER_USER: '1000',
     }),
     auth: createAuth(authConfig({ USER_POOL_ID: 'eu-west-1_TestPool1', USER_POOL_CLIENT_ID: 'test', TABLE_NAME: fx.tableName }, { allowQueryToken: false }), {

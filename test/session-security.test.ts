@@ -10,7 +10,6 @@ import { authConfig, createAuth, type Auth } from '../common/auth';
 import { CognitoSessions, CredentialStore, SESSION_COOKIE, SignInError, hashSecret } from '../common/credentials';
 import type { ServerEvent } from '../common/protocol';
 import { handleApi } from '../lambda/core/api';
-import { realtimeConfig } from '../lambda/core/config';
 import { connect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
 import { handleMessage, type MessageDeps } from '../lambda/core/messages';
@@ -18,6 +17,7 @@ import { signOutDeps } from '../lambda/core/revoke';
 import { sweepExpired } from '../lambda/core/sweeper';
 import { startConnectionsEndpoint, type ConnectionsEndpoint } from './support/connections-endpoint';
 import { CLIENT_ID, USER_POOL_ID, accessClaims, makeKey, serveJwks, signToken, type JwksServer } from './support/jwt';
+import { coreConfig } from './support/core';
 import { memoryLogger } from './support/log';
 import { startStore, type StoreFixture } from './support/store';
 
@@ -48,9 +48,9 @@ const fakeSessions = {
 function makeAuth(): Auth {
   const auth = createAuth(
     authConfig({ USER_POOL_ID, USER_POOL_CLIENT_ID: CLIENT_ID, JWKS_URI: jwks.url, TABLE_NAME: fx.tableName, ALLOWED_ORIGINS: APP, SESSION_CLIENT_ID: 'session-client' }, { allowQueryToken: false }),
-    { db: fx.dynamo.doc },
+    { db: fx.dynamo.doc, sessions: fakeSessions },
   );
-  return { ...auth, sessions: fakeSessions };
+  return auth;
 }
 
 function deps(overrides: Record<string, string> = {}): MessageDeps {
@@ -59,14 +59,7 @@ function deps(overrides: Record<string, string> = {}): MessageDeps {
     api: endpoint.client,
     log: logger.log,
     auth: makeAuth(),
-    config: realtimeConfig({
-      TABLE_NAME: fx.tableName,
-      CONNECTIONS_URL: endpoint.url,
-      RATE_LIMIT_PER_SECOND: '1000',
-      RATE_LIMIT_BURST: '1000',
-      MAX_CONNECTIONS_PER_USER: '1000',
-      ...overrides,
-    }),
+    config: coreConfig(fx.tableName, endpoint.url, overrides),
   };
 }
 
@@ -97,11 +90,12 @@ async function open(identity: Partial<Identity> = {}, d = deps()) {
     tenantId: 'acme',
     groups: ['tenant:acme'],
     tokenExpiresAt: now() + 900,
-    signIn: 'sign-in-A',
+    // A sign-in of its own unless a test shares one (a sign-out revokes it, and a revoked sign-in cannot connect).
+    signIn: `sign-in-${connectionId}`,
     issuedAt: now(),
     ...identity,
   };
-  const response = await connect({ connectionId, authorizer: toAuthorizerContext(full, 'header') }, { store: d.store, config: d.config, log: d.log });
+  const response = await connect({ connectionId, authorizer: toAuthorizerContext(full, 'header') }, { store: d.store, auth: d.auth, config: d.config, log: d.log });
   if (response.statusCode === 200) endpoint.live.add(connectionId);
   const send = (frame: unknown) => handleMessage({ connectionId, body: JSON.stringify(frame) }, d);
   return { connectionId, response, send, inbox: () => (endpoint.received.get(connectionId) ?? []) as ServerEvent[] };
@@ -224,7 +218,7 @@ describe('expiring connections', () => {
 
   it('extends a connection with a fresh token for the same user and tenant, and refuses any other', async () => {
     const c = await open({ tokenExpiresAt: now() - 1 });
-    expect(await c.send({ action: 'refresh', token: token({ sub: 'someone-else' }) })).toMatchObject({ code: 'refresh_refused', message: expect.stringContaining('different user') });
+    expect(await c.send({ action: 'refresh', token: token({ sub: 'someone-else' }) })).toMatchObject({ code: 'refresh_refused', message: expect.stringContaining('different_user') });
     expect(await c.send({ action: 'refresh', token: token({ 'cognito:groups': ['tenant:globex'] }) })).toMatchObject({ code: 'refresh_refused' });
     expect(await c.send({ action: 'refresh', token: token({ exp: now() - 5, iat: now() - 100 }) })).toMatchObject({ code: 'refresh_refused', message: expect.stringContaining('expired') });
     await credentials.revokeSignIn('revoked-refresh', now() + 600);
@@ -251,7 +245,8 @@ describe('expiring connections', () => {
       version: 0,
     });
     const c = await open({ tokenExpiresAt: now() - 1, session: hash, signIn: 'cookie-sign-in' });
-    expect(await c.send({ action: 'refresh' })).toEqual({ type: 'refreshed', tokenExpiresAt: now() + 7200 });
+    // A session-backed credential lasts as long as its access token (renewing it is a refresh at Cognito).
+    expect(await c.send({ action: 'refresh' })).toEqual({ type: 'refreshed', tokenExpiresAt: now() + 900 });
     const bearer = await open({ tokenExpiresAt: now() - 1 });
     expect(await bearer.send({ action: 'refresh' })).toMatchObject({ code: 'refresh_refused' });
   });
@@ -277,7 +272,8 @@ describe('the sweeper under index lag', () => {
   it('leaves a socket that refreshed a moment ago, though the expiry index still lists it as due', async () => {
     const c = await open({ tokenExpiresAt: now() - 5 });
     await fx.indexesCaughtUp();
-    expect(await fx.store.extendConnection(c.connectionId, now() + 900, 'sign-in-A')).toBe(true);
+    const current = (await fx.store.getConnection(c.connectionId))!;
+    expect(await fx.store.renewConnection(c.connectionId, { ...current, tokenExpiresAt: now() + 900 })).toBe(true);
     // The index has not seen the refresh yet: it still files the connection under its old, passed expiry.
     await sweepExpired({ store: fx.store, api: endpoint.client, log: logger.log });
     expect(fx.dynamo.pendingIndexWrites).toBeGreaterThan(0); // the sweep really ran against the stale index

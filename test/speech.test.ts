@@ -1,7 +1,8 @@
 /**
  * The speech service over real sockets, with the local provider and tokens signed by test keys: authentication,
- * audio in and audio and text out, barge-in, limits, liveness, token refresh and expiry, capacity, and the
- * container's SIGTERM drain (the bundled server in a child process).
+ * audio in and audio and text out, barge-in, limits, liveness, token refresh and expiry, capacity, the credential
+ * lifecycle against a real DynamoDB engine (refresh policy, revocation of the refreshed credential, server-side
+ * renewal of cookie sessions), and the container's SIGTERM drain (the bundled server in a child process).
  */
 import { execFile, spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,8 @@ import WebSocket from 'ws';
 import { nodeSocket } from '../client/node';
 import { SpeechClient } from '../client/speech';
 import type { SpeechEvent } from '../common/speech-protocol';
-import { createAuth } from '../common/auth';
+import { createAuth, type Auth } from '../common/auth';
+import { CredentialStore, SESSION_COOKIE, hashSecret, type CognitoSessions, type CognitoTokens } from '../common/credentials';
 import { ROOT } from '../local/paths';
 import { speechConfig } from '../speech/config';
 import type { ProviderSession, SpeechProvider } from '../speech/provider';
@@ -19,6 +21,7 @@ import { LocalSpeechProvider, syntheticSpeech } from '../speech/providers/local'
 import { SpeechServer } from '../speech/server';
 import { CLIENT_ID, USER_POOL_ID, accessClaims, makeKey, serveJwks, signToken, type JwksServer } from './support/jwt';
 import { memoryLogger } from './support/log';
+import { startStore, type StoreFixture } from './support/store';
 import { waitUntil } from './support/system';
 
 const key = makeKey('speech-key');
@@ -204,7 +207,7 @@ describe('speech sessions', () => {
     refreshed.ws.send(JSON.stringify({ type: 'refresh', token: token({ sub: 'someone-else' }) }));
     refreshed.ws.send(JSON.stringify({ type: 'refresh', token: token({ iat: now, exp: now + 600 }) }));
     await waitUntil(() => refreshed.events.some((e) => e.type === 'refreshed'), 3000, 'the refresh');
-    expect(refreshed.events.find((e) => e.type === 'error')).toMatchObject({ code: 'refresh_refused', message: expect.stringContaining('different user') });
+    expect(refreshed.events.find((e) => e.type === 'error')).toMatchObject({ code: 'refresh_refused', message: expect.stringContaining('different_user') });
     expect(refreshed.events.find((e) => e.type === 'refreshed')).toEqual({ type: 'refreshed', expiresAt: now + 600 });
 
     expect(await expiring.closed).toEqual({ code: 1008, reason: 'token expired' });
@@ -264,6 +267,164 @@ describe('speech sessions', () => {
     c.ws.close();
     await waitUntil(() => logger.events().some((e) => e.event === 'speech_session_closed'), 2000, 'close log');
     for (const line of logger.lines) for (const part of secret.split('.')) expect(line).not.toContain(part);
+  });
+});
+
+describe('the credential of a live session', () => {
+  const APP = 'https://app.example.com';
+  let fx: StoreFixture;
+  let credentials: CredentialStore;
+  beforeAll(async () => {
+    fx = await startStore();
+    credentials = new CredentialStore(fx.dynamo.doc, fx.tableName);
+  });
+  afterAll(() => fx.close());
+
+  const seconds = () => Math.floor(Date.now() / 1000);
+
+  /** A server with the table, Cognito's refresh faked by `cognito`, and `wrap` around the auth it uses. */
+  async function startWithStore(overrides: Record<string, string>, options: { cognito?: Pick<CognitoSessions, 'refresh'>; wrap?: (auth: Auth) => Auth } = {}) {
+    const config = speechConfig(env({ TABLE_NAME: fx.tableName, ALLOWED_ORIGINS: APP, ...overrides }));
+    const logger = memoryLogger();
+    const auth = createAuth(config.auth, { db: fx.dynamo.doc, ...(options.cognito ? { sessions: options.cognito as CognitoSessions } : {}) });
+    const server = new SpeechServer(config, { provider: new LocalSpeechProvider(), auth: options.wrap ? options.wrap(auth) : auth, log: logger.log });
+    servers.push(server);
+    return { logger, url: `ws://127.0.0.1:${await server.listen(0, '127.0.0.1')}/ws/speech` };
+  }
+
+  const refresh = (c: ReturnType<typeof raw>, t: string) => c.ws.send(JSON.stringify({ type: 'refresh', token: t }));
+  const errors = (c: ReturnType<typeof raw>) => c.events.filter((e): e is Extract<SpeechEvent, { type: 'error' }> => e.type === 'error');
+
+  it('refuses a refresh with a revoked sign-in, other groups or another tenant, and the session still ends on time', async () => {
+    const { url } = await startWithStore({});
+    await credentials.revokeSignIn('revoked-sign-in', seconds() + 3600);
+    const opened = seconds();
+    const c = raw(url, { headers: { Authorization: `Bearer ${token({ origin_jti: 'sign-in-a', exp: opened + 3 })}` } });
+    await c.opened;
+    // All at once: each is checked against the session's identity, none may extend or change it.
+    refresh(c, token({ origin_jti: 'revoked-sign-in' }));
+    refresh(c, token({ origin_jti: 'sign-in-b', 'cognito:groups': ['tenant:acme', 'admins'] }));
+    refresh(c, token({ origin_jti: 'sign-in-c', 'cognito:groups': ['tenant:globex'] }));
+    refresh(c, token({ origin_jti: 'sign-in-d', 'cognito:groups': ['tenant:acme', 'tenant:globex'] }));
+    await waitUntil(() => errors(c).length === 4, 3000, 'four refusals');
+    expect(errors(c).map((e) => e.message).sort()).toEqual([
+      'Token refused: identity_changed.',
+      'Token refused: identity_changed.',
+      'Token refused: revoked.',
+      'Token refused: tenant_not_allowed.',
+    ]);
+    expect(errors(c).every((e) => e.code === 'refresh_refused')).toBe(true);
+    expect(c.events.some((e) => e.type === 'refreshed')).toBe(false);
+    expect(await c.closed).toEqual({ code: 1008, reason: 'token expired' });
+    expect(Date.now() / 1000).toBeLessThan(opened + 5);
+  });
+
+  it('watches the refreshed credential for revocation: the old one no longer matters, the new one closes it', async () => {
+    const { url } = await startWithStore({ REVOCATION_CHECK_MS: '50' });
+    const c = raw(url, { headers: { Authorization: `Bearer ${token({ origin_jti: 'sequential-a' })}` } });
+    await c.opened;
+    refresh(c, token({ origin_jti: 'sequential-b' }));
+    await waitUntil(() => c.events.some((e) => e.type === 'refreshed'), 3000, 'the refresh');
+    await credentials.revokeSignIn('sequential-a', seconds() + 3600);
+    await new Promise((r) => setTimeout(r, 500)); // ten rounds
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    const revokedAt = Date.now();
+    await credentials.revokeSignIn('sequential-b', seconds() + 3600);
+    expect(await c.closed).toEqual({ code: 1008, reason: 'signed out' });
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+  });
+
+  it('does not close a refreshed session on a revocation round that read its previous credential', async () => {
+    // Every revocation read waits at a gate the test opens: a round that read the old identity is still in flight
+    // when the refresh lands and the old sign-in is revoked.
+    let open!: () => void;
+    let gate = new Promise<void>((r) => (open = r));
+    const read: string[][] = [];
+    const wrap = (auth: Auth): Auth => ({
+      ...auth,
+      revoked: async (identities) => {
+        read.push(identities.map((i) => i.signIn));
+        await gate;
+        return auth.revoked(identities);
+      },
+    });
+    const { url, logger } = await startWithStore({ REVOCATION_CHECK_MS: '50' }, { wrap });
+    const c = raw(url, { headers: { Authorization: `Bearer ${token({ origin_jti: 'watch-a' })}` } });
+    await waitUntil(() => read.some((r) => r.includes('watch-a')), 3000, 'a revocation round reading the first sign-in');
+    refresh(c, token({ origin_jti: 'watch-b' }));
+    await waitUntil(() => c.events.some((e) => e.type === 'refreshed'), 3000, 'the refresh');
+    await credentials.revokeSignIn('watch-a', seconds() + 3600);
+    open();
+    gate = Promise.resolve();
+    await waitUntil(() => read.filter((r) => r.includes('watch-b')).length >= 5, 3000, 'five rounds reading the new sign-in');
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+
+    const revokedAt = Date.now();
+    await credentials.revokeSignIn('watch-b', seconds() + 3600);
+    expect(await c.closed).toEqual({ code: 1008, reason: 'signed out' });
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    expect(logger.events()).toContainEqual(expect.objectContaining({ event: 'speech_revoked', signIn: 'watch-b' }));
+  });
+
+  describe('of a cookie session', () => {
+    const disabled = new Set<string>();
+    let renewals = 0;
+    // Cognito's refresh, issuing 4-second access tokens; a disabled user's refresh token is refused.
+    const cognito: Pick<CognitoSessions, 'refresh'> = {
+      refresh: async (username: string): Promise<CognitoTokens> => {
+        renewals++;
+        if (disabled.has(username)) throw Object.assign(new Error('User is disabled.'), { name: 'NotAuthorizedException' });
+        return { accessToken: token({ username, sub: `sub-${username}`, exp: seconds() + 4 }), idToken: 'unused', expiresIn: 4 };
+      },
+    };
+
+    async function cookieSession(username: string): Promise<{ hash: string; headers: Record<string, string> }> {
+      const id = `session-of-${username}-${Math.random()}`;
+      await credentials.putSession(hashSecret(id), {
+        userId: `sub-${username}`,
+        username,
+        email: `${username}@example.com`,
+        groups: ['tenant:acme'],
+        accessToken: token({ username, sub: `sub-${username}`, exp: seconds() + 4 }),
+        accessExpiresAt: seconds() + 4,
+        refreshToken: 'refresh-token',
+        signIn: `sign-in-of-${username}`,
+        issuedAt: seconds(),
+        expiresAt: seconds() + 3600,
+        version: 0,
+      });
+      return { hash: hashSecret(id), headers: { Cookie: `${SESSION_COOKIE}=${id}`, Origin: APP } };
+    }
+
+    it('renews the session server-side before its access token expires, telling the client, and keeps it open', async () => {
+      const { url } = await startWithStore({}, { cognito });
+      const c = raw(url, { headers: (await cookieSession('carol')).headers });
+      await waitUntil(() => c.events.length > 0, 3000, 'ready');
+      const first = c.events[0] as Extract<SpeechEvent, { type: 'ready' }>;
+      expect(first.expiresAt - seconds()).toBeLessThanOrEqual(4);
+      await waitUntil(() => c.events.filter((e) => e.type === 'refreshed').length >= 3, 10_000, 'three renewals');
+      const expiries = c.events.filter((e) => e.type === 'refreshed').map((e) => (e as { expiresAt: number }).expiresAt);
+      expect(expiries[0]).toBeGreaterThan(first.expiresAt);
+      expect([...expiries].sort((a, b) => a - b)).toEqual(expiries);
+      expect(Date.now() / 1000).toBeGreaterThan(first.expiresAt + 1); // past the first token's end
+      expect(c.ws.readyState).toBe(WebSocket.OPEN);
+      c.ws.close();
+    });
+
+    it('ends it with "signed out" once the session was signed out, and "session ended" once Cognito refuses the user', async () => {
+      const { url, logger } = await startWithStore({}, { cognito });
+      const signedOut = await cookieSession('dave');
+      const a = raw(url, { headers: signedOut.headers });
+      const b = raw(url, { headers: (await cookieSession('erin')).headers });
+      await waitUntil(() => a.events.length > 0 && b.events.length > 0, 3000, 'both ready');
+      await credentials.deleteSession(signedOut.hash);
+      disabled.add('erin');
+      const before = renewals;
+      expect(await a.closed).toEqual({ code: 1008, reason: 'signed out' });
+      expect(await b.closed).toEqual({ code: 1008, reason: 'session ended' });
+      expect(renewals - before).toBe(1); // erin's refused refresh; dave's session was gone before Cognito was asked
+      expect(logger.events().filter((e) => e.event === 'speech_renewal_refused').map((e) => e.reason).sort()).toEqual(['session_invalid', 'session_refresh_failed']);
+    });
   });
 });
 

@@ -15,7 +15,7 @@ import type { Auth } from '../../common/auth';
 import { SESSION_COOKIE, SignInError, hashSecret, newSecret, signInOf } from '../../common/credentials';
 import { cookie, header, type Headers } from '../../common/handshake';
 import type { Logger } from '../../common/log';
-import { TENANT_ID_PATTERN } from '../../common/protocol';
+import { TENANT_ID_PATTERN, parseBoundedJson } from '../../common/protocol';
 import { signOut, type SignOutDeps } from './revoke';
 
 export interface ApiDeps {
@@ -35,23 +35,29 @@ const json = (statusCode: number, body: unknown, cookies?: string[]): Result => 
 });
 const fail = (statusCode: number, error: string, message: string) => json(statusCode, { error, message });
 
-function parseBody(event: APIGatewayProxyEventV2, fields: Record<string, 'string' | 'boolean'>): Record<string, unknown> | string {
+/**
+ * A small JSON object body, validated strictly: exactly the named fields (own keys, exact names), each of its type,
+ * the required ones present. Anything else is refused with a message that names the problem.
+ */
+function parseBody(
+  event: APIGatewayProxyEventV2,
+  spec: { required?: Record<string, 'string' | 'boolean'>; optional?: Record<string, 'string' | 'boolean'> },
+): Record<string, unknown> | string {
   const raw = event.body ? (event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body) : '{}';
   if (raw.length > 4096) return 'Body too large.';
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return 'Body must be JSON.';
-  }
+  const parsed = parseBoundedJson(raw, 2);
+  if (!parsed.ok) return parsed.tooDeep ? 'Body must be a flat JSON object.' : 'Body must be JSON.';
+  const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'Body must be a JSON object.';
+  const required = spec.required ?? {};
+  const optional = spec.optional ?? {};
   for (const [key, v] of Object.entries(value)) {
-    const type = fields[key.replace(/\?$/, '')] ?? fields[`${key}?`];
+    const type = Object.hasOwn(required, key) ? required[key] : Object.hasOwn(optional, key) ? optional[key] : undefined;
     if (!type) return `Unexpected field "${key}".`;
     if (typeof v !== type) return `Field "${key}" must be a ${type}.`;
   }
-  for (const key of Object.keys(fields).filter((k) => !k.endsWith('?'))) {
-    if (!(key in value)) return `Field "${key}" is required.`;
+  for (const key of Object.keys(required)) {
+    if (!Object.hasOwn(value, key)) return `Field "${key}" is required.`;
   }
   return value as Record<string, unknown>;
 }
@@ -79,7 +85,7 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
     case 'POST /api/login': {
       if (!sessions) return fail(501, 'not_configured', 'Cookie sessions are not configured.');
       if (origin === undefined) return fail(403, 'origin_required', 'Sign in from the web app.');
-      const body = parseBody(event, { email: 'string', password: 'string' });
+      const body = parseBody(event, { required: { email: 'string', password: 'string' } });
       if (typeof body === 'string') return fail(400, 'invalid_request', body);
       const email = String(body.email).trim().toLowerCase();
       if (email.length > 254 || String(body.password).length > 256) return fail(400, 'invalid_request', 'Email or password too long.');
@@ -120,7 +126,9 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
     }
 
     case 'POST /api/logout': {
-      const body = parseBody(event, { 'everywhere?': 'boolean' });
+      // Only our own pages may end a session (a cross-site form post carries the cookie, but not our origin).
+      if (origin === undefined) return fail(403, 'origin_required', 'Sign out from the web app.');
+      const body = parseBody(event, { optional: { everywhere: 'boolean' } });
       if (typeof body === 'string') return fail(400, 'invalid_request', body);
       const id = cookie(headers, SESSION_COOKIE);
       const hash = id ? hashSecret(id) : undefined;
@@ -135,7 +143,7 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
     }
 
     case 'POST /api/ws-ticket': {
-      const body = parseBody(event, { 'tenant?': 'string' });
+      const body = parseBody(event, { optional: { tenant: 'string' } });
       if (typeof body === 'string') return fail(400, 'invalid_request', body);
       if (body.tenant !== undefined && !TENANT_ID_PATTERN.test(String(body.tenant))) return fail(400, 'invalid_request', 'Invalid tenant.');
       // Exactly the checks of a WebSocket handshake (bearer header or cookie; origin; revocation; tenant).
@@ -159,6 +167,7 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
         tenantId: identity.tenantId,
         tokenExpiresAt: identity.tokenExpiresAt,
         origin: origin ?? null,
+        ...(identity.session ? { session: identity.session } : {}),
         expiresAt,
       });
       log.info('ticket_issued', { ...audit, userId: identity.userId, tenantId: identity.tenantId });

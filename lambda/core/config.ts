@@ -20,11 +20,17 @@ export const ENV = {
   rateLimitPerSecond: 'RATE_LIMIT_PER_SECOND',
   rateLimitBurst: 'RATE_LIMIT_BURST',
   rateLimitStrikes: 'RATE_LIMIT_STRIKES',
+  userRateLimitPerSecond: 'USER_RATE_LIMIT_PER_SECOND',
+  userRateLimitBurst: 'USER_RATE_LIMIT_BURST',
+  maxReplayBytes: 'MAX_REPLAY_BYTES',
   maxConnectionsPerUser: 'MAX_CONNECTIONS_PER_USER',
   logLevel: 'LOG_LEVEL',
 } as const;
 
 type Env = Record<string, string | undefined>;
+
+/** The rate limits' defaults: one home, read by the handlers and by the infrastructure that sets them. */
+export const DEFAULT_RATE_LIMIT = { rate: 10, burst: 20, strikes: 20, userRate: 20, userBurst: 40 } as const;
 
 export interface RealtimeConfig {
   tableName: string;
@@ -39,9 +45,14 @@ export interface RealtimeConfig {
   historyRetentionSeconds: number;
   /** Most messages replayed on one resume; an older backlog is reported as a gap. */
   maxReplay: number;
+  /** Most bytes replayed by one join; a longer replay stops there and says `more` (the client joins again). */
+  maxReplayBytes: number;
   adminGroup: string;
-  /** Per-connection token bucket: `rate` messages per second up to `burst`; `strikes` refusals before it refills disconnect. */
-  rateLimit: { rate: number; burst: number; strikes: number };
+  /**
+   * Token buckets: per connection, `rate` frames per second up to `burst`; per user (all of the user's sockets
+   * together), `userRate` up to `userBurst`; `strikes` refusals before both refill disconnect the socket.
+   */
+  rateLimit: { rate: number; burst: number; strikes: number; userRate: number; userBurst: number };
   maxConnectionsPerUser: number;
 }
 
@@ -58,11 +69,14 @@ export function realtimeConfig(env: Env): RealtimeConfig {
     broadcastConcurrency: envNumber(env, ENV.broadcastConcurrency, 32),
     historyRetentionSeconds: envNumber(env, ENV.historyRetentionSeconds, 300),
     maxReplay: envNumber(env, ENV.maxReplay, 500),
+    maxReplayBytes: envNumber(env, ENV.maxReplayBytes, 128 * 1024),
     adminGroup: envString(env, ENV.adminGroup, 'admin'),
     rateLimit: {
-      rate: envNumber(env, ENV.rateLimitPerSecond, 10),
-      burst: envNumber(env, ENV.rateLimitBurst, 20),
-      strikes: envNumber(env, ENV.rateLimitStrikes, 20),
+      rate: envNumber(env, ENV.rateLimitPerSecond, DEFAULT_RATE_LIMIT.rate),
+      burst: envNumber(env, ENV.rateLimitBurst, DEFAULT_RATE_LIMIT.burst),
+      strikes: envNumber(env, ENV.rateLimitStrikes, DEFAULT_RATE_LIMIT.strikes),
+      userRate: envNumber(env, ENV.userRateLimitPerSecond, DEFAULT_RATE_LIMIT.userRate),
+      userBurst: envNumber(env, ENV.userRateLimitBurst, DEFAULT_RATE_LIMIT.userBurst),
     },
     maxConnectionsPerUser: envNumber(env, ENV.maxConnectionsPerUser, 10),
   };

@@ -1,6 +1,7 @@
 /**
  * $connect and $disconnect: record the authorized connection, and remove it with every membership it holds.
  */
+import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
 import { SUBPROTOCOL } from '../../common/protocol';
 import { offeredSubprotocols } from '../../common/handshake';
@@ -10,6 +11,8 @@ import type { ConnectionStore } from './store';
 
 export interface ConnectionDeps {
   store: ConnectionStore;
+  /** The revocation check, run again once the connection is on record (see connect). */
+  auth: Pick<Auth, 'revoked'>;
   config: Pick<RealtimeConfig, 'maxConnectionSeconds' | 'maxConnectionsPerUser'>;
   log: Logger;
   now?: () => number;
@@ -48,6 +51,14 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
     await deps.store.deleteConnection(event.connectionId);
     deps.log.warn('connect_refused', { category: 'audit', connectionId: event.connectionId, userId: identity.userId, reason: 'too_many_connections' });
     return { statusCode: 429, body: `At most ${deps.config.maxConnectionsPerUser} connections per user.` };
+  }
+  // A sign-out may have run between the authorizer's check and now. It writes its revocation before it reads the
+  // user's connections, and this check reads the revocation after the slot is taken: whatever the interleaving,
+  // either this check sees the revocation, or the sign-out sees this connection (and closes it).
+  if ((await deps.auth.revoked([identity]))[0]) {
+    await deps.store.deleteConnection(event.connectionId);
+    deps.log.info('connect_refused', { category: 'audit', connectionId: event.connectionId, userId: identity.userId, reason: 'revoked' });
+    return { statusCode: 403, body: 'Forbidden' };
   }
   deps.log.info('connected', {
     category: 'audit',

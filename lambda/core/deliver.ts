@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
-import type { Json, JoinedEvent, MessageEvent, Sender } from '../../common/protocol';
+import { byteLength, type Json, type JoinedEvent, type MessageEvent, type Sender } from '../../common/protocol';
 import { broadcast, isGone, postToConnection, type BroadcastResult } from './broadcast';
 import type { RealtimeConfig } from './config';
 import type { ConnectionStore } from './store';
@@ -76,23 +76,43 @@ export async function deliverToRoom(
   return { event, result };
 }
 
+/** Replayed bytes one rate-limit token pays for: a replay costs as many tokens as it would take frames to send it. */
+export const REPLAY_BYTES_PER_TOKEN = 16 * 1024;
+
 /**
  * Sends a (just re-joined) connection what the room received after `after`, oldest first, and describes the result
  * for the `joined` reply. Messages older than the retention window, or beyond `maxReplay`, are reported as a gap.
+ * One join replays at most `maxReplayBytes` (then says `more`: the client joins again from where it got to), and
+ * is charged one rate-limit token per REPLAY_BYTES_PER_TOKEN replayed, before anything is sent.
  */
 export async function replayAfter(
   tenantId: string,
   room: string,
   connectionId: string,
   after: number | undefined,
-  deps: DeliverDeps,
-): Promise<Omit<JoinedEvent, 'type' | 'room' | 'id'>> {
+  deps: DeliverDeps & { config: Pick<RealtimeConfig, 'maxReplayBytes'> },
+  charge: (tokens: number) => Promise<{ allowed: boolean; strikes: number } | undefined>,
+): Promise<Omit<JoinedEvent, 'type' | 'room' | 'id'> | { refused: number }> {
   const head = await deps.store.headSeq(tenantId, room);
   if (after === undefined || after >= head) return { seq: head };
 
   const from = Math.max(after, head - deps.config.maxReplay);
-  const items = await deps.store.historyAfter(tenantId, room, from, deps.config.maxReplay);
-  const firstAvailable = items[0]?.seq ?? head + 1;
+  const all = await deps.store.historyAfter(tenantId, room, from, deps.config.maxReplay);
+  const items: typeof all = [];
+  let bytes = 0;
+  for (const item of all) {
+    const size = byteLength(item.event);
+    if (items.length > 0 && bytes + size > deps.config.maxReplayBytes) break;
+    items.push(item);
+    bytes += size;
+  }
+  const more = items.length < all.length;
+  const tokens = Math.ceil(bytes / REPLAY_BYTES_PER_TOKEN);
+  if (tokens > 0) {
+    const rate = await charge(tokens);
+    if (!rate?.allowed) return { refused: rate?.strikes ?? 0 };
+  }
+  const firstAvailable = all[0]?.seq ?? head + 1;
   let replayed = 0;
   try {
     for (const item of items) {
@@ -104,8 +124,9 @@ export async function replayAfter(
   }
   const last = items[items.length - 1]?.seq ?? head;
   return {
-    seq: Math.max(head, last),
+    seq: more ? last : Math.max(head, last),
     replayed,
+    ...(more ? { more: true as const } : {}),
     ...(firstAvailable > after + 1 ? { gap: { from: after + 1, to: firstAvailable - 1 } } : {}),
   };
 }

@@ -7,10 +7,8 @@
 import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { Auth } from '../../common/auth';
-import { signInOf } from '../../common/credentials';
 import type { Logger } from '../../common/log';
 import { errorEvent, parseClientMessage, type ClientMessage, type ServerEvent } from '../../common/protocol';
-import { resolveTenant } from '../../common/token';
 import type { RealtimeConfig } from './config';
 import { deliverToRoom, replayAfter } from './deliver';
 import { signOut, signOutDeps } from './revoke';
@@ -21,7 +19,7 @@ export interface MessageDeps {
   store: ConnectionStore;
   api: ApiGatewayManagementApiClient;
   config: RealtimeConfig;
-  auth: Pick<Auth, 'verifier' | 'credentials' | 'sessions' | 'config'>;
+  auth: Pick<Auth, 'verifier' | 'credentials' | 'sessions' | 'config' | 'refresh' | 'revoked'>;
   cognito?: CognitoIdentityProviderClient;
   log: Logger;
   now?: () => number;
@@ -38,38 +36,57 @@ const AFTER_EXPIRY = new Set(['refresh', 'logout', 'ping']);
 
 export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Promise<ServerEvent> {
   const { store, config, log } = deps;
-  const parsed = parseClientMessage(frame.body ?? '', config.limits);
-  const id = parsed.ok ? parsed.message.id : parsed.error.id;
+  const body = frame.body ?? '';
+  let id: string | undefined;
+  let action: string | undefined;
   try {
     const connection = await store.getConnection(frame.connectionId);
-    if (!connection) return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', id);
-
-    const rate = await store.takeToken(connection, config.rateLimit);
-    if (!rate) return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', id);
-    if (!rate.allowed) {
-      log.warn('rate_limited', { category: 'audit', connectionId: frame.connectionId, userId: connection.userId, strikes: rate.strikes });
-      if (rate.strikes >= config.rateLimit.strikes) {
-        log.warn('rate_limit_disconnect', { category: 'audit', connectionId: frame.connectionId, userId: connection.userId });
-        await deps.api.send(new DeleteConnectionCommand({ ConnectionId: frame.connectionId })).catch(() => undefined);
-        return errorEvent('rate_limited', 'Too many messages: disconnected.', id);
-      }
-      return errorEvent('rate_limited', `Too many messages: at most ${config.rateLimit.rate} per second.`, id);
+    if (!connection) {
+      // A socket without a record (signed out while it connected, or purged): nothing it sends can act, so close it.
+      await deps.api.send(new DeleteConnectionCommand({ ConnectionId: frame.connectionId })).catch(() => undefined);
+      return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.');
     }
+
+    // Every frame is charged before any work is done on it (garbage, oversize and deeply nested frames included).
+    const rate = await store.takeToken(connection, config.rateLimit);
+    // Parsing is bounded (size, then nesting depth without recursion): it cannot throw or run long.
+    const parsed = parseClientMessage(body, config.limits);
+    id = parsed.ok ? parsed.message.id : parsed.error.id;
+    if (!rate) return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', id);
+    if (!rate.allowed) return await refuseForRate(frame.connectionId, connection.userId, rate.strikes, id, deps);
 
     if (!parsed.ok) {
       log.info('message_rejected', { connectionId: frame.connectionId, code: parsed.error.code });
       return parsed.error;
     }
     const message = parsed.message;
+    action = message.action;
     const now = (deps.now ?? Date.now)();
     if (connection.tokenExpiresAt * 1000 <= now && !AFTER_EXPIRY.has(message.action)) {
       return errorEvent('token_expired', 'The credential of this connection expired: send {"action":"refresh","token":...} or reconnect.', message.id);
     }
     return await act(message, connection, now, deps);
   } catch (err) {
-    log.error('message_failed', { connectionId: frame.connectionId, action: parsed.ok ? parsed.message.action : undefined, error: err as Error });
+    if (action === undefined) {
+      // Bounded, so safe to repeat here: what was asked for belongs in the error log.
+      const parsed = parseClientMessage(body, config.limits);
+      if (parsed.ok) action = parsed.message.action;
+    }
+    log.error('message_failed', { connectionId: frame.connectionId, action, error: err as Error });
     return errorEvent('internal', 'The request failed; try again.', id);
   }
+}
+
+/** A frame over the rate: refused, and once the strikes add up the socket is closed. */
+async function refuseForRate(connectionId: string, userId: string, strikes: number, id: string | undefined, deps: MessageDeps): Promise<ServerEvent> {
+  const { config, log } = deps;
+  log.warn('rate_limited', { category: 'audit', connectionId, userId, strikes });
+  if (strikes >= config.rateLimit.strikes) {
+    log.warn('rate_limit_disconnect', { category: 'audit', connectionId, userId });
+    await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId })).catch(() => undefined);
+    return errorEvent('rate_limited', 'Too many messages: disconnected.', id);
+  }
+  return errorEvent('rate_limited', `Too many messages: at most ${config.rateLimit.rate} per second.`, id);
 }
 
 const withId = <T extends ServerEvent>(event: T, id: string | undefined): T => (id === undefined ? event : { ...event, id });
@@ -104,7 +121,10 @@ async function act(message: ClientMessage, connection: StoredConnection, now: nu
       if (joined === 'limit') return errorEvent('room_limit', `A connection may join at most ${config.maxRoomsPerConnection} rooms.`, message.id);
       if (joined === 'gone') return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', message.id);
       // Membership first, history second: whatever the replay misses arrives live (see deliver.ts).
-      const resume = await replayAfter(connection.tenantId, message.room, connectionId, message.after, deps);
+      const resume = await replayAfter(connection.tenantId, message.room, connectionId, message.after, deps, (tokens) =>
+        store.takeToken(connection, config.rateLimit, tokens),
+      );
+      if ('refused' in resume) return refuseForRate(connectionId, connection.userId, resume.refused, message.id, deps);
       if (resume.gap) log.info('resume_gap', { connectionId, room: message.room, ...resume.gap });
       return withId({ type: 'joined', room: message.room, ...resume }, message.id);
     }
@@ -130,30 +150,19 @@ async function act(message: ClientMessage, connection: StoredConnection, now: nu
     }
 
     case 'refresh': {
-      const refused = (reason: string) => {
-        log.info('refresh_refused', { category: 'audit', connectionId, userId: connection.userId, reason });
-        return errorEvent('refresh_refused', `Refresh refused: ${reason}.`, message.id);
-      };
-      const { credentials } = deps.auth;
-      let renewed: { tokenExpiresAt: number; signIn: string; issuedAt: number };
-      if (message.token !== undefined) {
-        const verified = await deps.auth.verifier.verify(message.token);
-        if (!verified.ok) return refused(verified.reason);
-        const { claims } = verified;
-        if (claims.sub !== connection.userId) return refused('different user');
-        if (!resolveTenant(claims.groups, connection.tenantId, deps.auth.config.tenantGroupPrefix).ok) return refused('tenant_not_allowed');
-        renewed = { tokenExpiresAt: claims.exp, signIn: signInOf(claims), issuedAt: claims.iat };
-      } else {
-        const session = connection.session && credentials ? await credentials.getSession(connection.session) : undefined;
-        if (!session) return refused('no token, and no session');
-        renewed = { tokenExpiresAt: session.expiresAt, signIn: session.signIn, issuedAt: session.issuedAt };
+      // The one refresh policy (common/handshake.ts): the identity is derived anew from the token or the session,
+      // and a credential that no longer grants what this socket holds is refused; the client reconnects.
+      const renewed = await deps.auth.refresh(connection, message.token);
+      if (!renewed.ok) {
+        log.info('refresh_refused', { category: 'audit', connectionId, userId: connection.userId, reason: renewed.reason });
+        return errorEvent('refresh_refused', `Refresh refused: ${renewed.reason}.`, message.id);
       }
-      if (credentials && (await credentials.revoked([{ userId: connection.userId, ...renewed }]))[0]) return refused('revoked');
-      if (!(await store.extendConnection(connectionId, renewed.tokenExpiresAt, renewed.signIn))) {
+      if (!(await store.renewConnection(connectionId, renewed.identity))) {
         return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', message.id);
       }
-      log.info('refreshed', { category: 'audit', connectionId, userId: connection.userId, tokenExpiresAt: renewed.tokenExpiresAt });
-      return withId({ type: 'refreshed', tokenExpiresAt: renewed.tokenExpiresAt }, message.id);
+      const { tokenExpiresAt } = renewed.identity;
+      log.info('refreshed', { category: 'audit', connectionId, userId: connection.userId, tokenExpiresAt });
+      return withId({ type: 'refreshed', tokenExpiresAt }, message.id);
     }
 
     case 'logout': {

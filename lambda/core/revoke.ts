@@ -38,8 +38,10 @@ export interface SignOutDeps {
 
 export async function signOut(target: SignOutTarget, deps: SignOutDeps): Promise<{ closed: number }> {
   const now = Math.floor((deps.now ?? Date.now)() / 1000);
-  // Gatehouse's own records first: from here on no handshake with this sign-in succeeds.
-  await deps.credentials.revokeSignIn(target.signIn, now + deps.maxTokenLifetimeSeconds + 60);
+  // Gatehouse's own records first: from here on no handshake with this sign-in succeeds. A session's sign-in is
+  // revoked for as long as the session could have lived (its tokens are renewed from it), a token's until it expires.
+  const lifetime = target.session ? Math.max(deps.sessionLifetimeSeconds, deps.maxTokenLifetimeSeconds) : deps.maxTokenLifetimeSeconds;
+  await deps.credentials.revokeSignIn(target.signIn, now + lifetime + 60);
   if (target.everywhere) await deps.credentials.revokeUser(target.userId, now + 1, now + deps.sessionLifetimeSeconds + 60);
 
   const warn = (what: string) => (err: Error) => deps.log.warn('signout_step_failed', { step: what, userId: target.userId, error: err });

@@ -68,6 +68,8 @@ export interface PublishedRecord {
 export type PublishClaim = { claimed: true; record: PublishedRecord } | { claimed: false; done: boolean };
 
 const BATCH = 25;
+/** How long after going idle a bucket is still charged by increment (see gcra). */
+const IDLE_SLACK_MS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class ConnectionStore {
@@ -228,82 +230,90 @@ export class ConnectionStore {
     return { ...(record as unknown as ConnectionRecord & RateState), rooms: rooms instanceof Set ? [...(rooms as Set<string>)] : [] };
   }
 
-  /** A refreshed credential: the connection lives until the new expiry (and the sweeper looks for it then). */
-  async extendConnection(connectionId: string, tokenExpiresAt: number, signIn: string): Promise<boolean> {
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.connection(connectionId),
-          UpdateExpression: 'SET tokenExpiresAt = :exp, #bucket = :bucket, signIn = :signIn',
-          ConditionExpression: 'attribute_exists(#pk)',
-          ExpressionAttributeNames: { '#bucket': TABLE.indexes.byExpiry.partitionKey, '#pk': TABLE.partitionKey },
-          ExpressionAttributeValues: { ':exp': tokenExpiresAt, ':bucket': keys.expiryBucket(tokenExpiresAt), ':signIn': signIn },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
-    }
-  }
-
   /**
-   * Charges one frame to the connection's rate limit: a token bucket of `rate` per second up to `burst`, kept as
-   * the generic cell rate algorithm's single number (the theoretical arrival time, `rlTat`), so every decision is
-   * one conditional update that either holds or fails, never a read-modify-write that gives up under contention.
-   * A refusal counts a strike; strikes are forgiven only once the bucket has refilled completely (the client went
-   * quiet for burst/rate seconds), so a sustained flood adds up to a disconnect however many frames slip through as
-   * tokens trickle back. Returns undefined when the connection is gone. Whatever the interleaving of concurrent
-   * frames, at most `burst` pass at once and then one per `1/rate` s, and every frame refused is counted.
+   * A renewed credential (see refreshIdentity): the connection now stands for `identity`'s sign-in and session
+   * and lives until its expiry (the sweeper looks for it then), as do its memberships, which deliveries check.
+   * Returns false when the connection is gone.
    */
-  async takeToken(connection: StoredConnection, limits: { rate: number; burst: number }): Promise<{ allowed: boolean; strikes: number } | undefined> {
-    const interval = 1000 / limits.rate;
-    const key = keys.connection(connection.connectionId);
-    const names = { '#pk': TABLE.partitionKey };
-    let tat = connection.rlTat;
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const now = this.now();
-      const limit = now + (limits.burst - 1) * interval;
-      const idle = tat === undefined || tat < now;
-      if (!idle && tat! > limit) break; // over the burst: refused
-      try {
-        await this.db.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: key,
-            ...(idle
-              ? {
-                  // The bucket is full: this frame starts a new burst.
-                  UpdateExpression: 'SET rlTat = :next, rlStrikes = :zero',
-                  ConditionExpression: 'attribute_exists(#pk) AND (attribute_not_exists(rlTat) OR rlTat < :now)',
-                  ExpressionAttributeValues: { ':next': now + interval, ':zero': 0, ':now': now },
-                }
-              : {
-                  UpdateExpression: 'SET rlTat = rlTat + :interval',
-                  ConditionExpression: 'attribute_exists(#pk) AND rlTat >= :now AND rlTat <= :limit',
-                  ExpressionAttributeValues: { ':interval': interval, ':now': now, ':limit': limit },
-                }),
-            ExpressionAttributeNames: names,
-          }),
-        );
-        return { allowed: true, strikes: idle ? 0 : (connection.rlStrikes ?? 0) };
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err;
-      }
-      // Another frame moved the bucket (or the connection is gone): decide again on what is stored now.
-      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true, ProjectionExpression: 'rlTat, #pk', ExpressionAttributeNames: names }));
-      if (!Item) return undefined;
-      tat = Item.rlTat as number | undefined;
-    }
+  async renewConnection(connectionId: string, identity: Identity): Promise<boolean> {
+    let rooms: string[];
     try {
       const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: key,
+          Key: keys.connection(connectionId),
+          UpdateExpression: `SET tokenExpiresAt = :exp, #bucket = :bucket, signIn = :signIn, issuedAt = :iat${identity.session ? ', #session = :session' : ''}${identity.session ? '' : ' REMOVE #session'}`,
+          ConditionExpression: 'attribute_exists(#pk)',
+          ExpressionAttributeNames: { '#bucket': TABLE.indexes.byExpiry.partitionKey, '#pk': TABLE.partitionKey, '#session': 'session' },
+          ExpressionAttributeValues: {
+            ':exp': identity.tokenExpiresAt,
+            ':bucket': keys.expiryBucket(identity.tokenExpiresAt),
+            ':signIn': identity.signIn,
+            ':iat': identity.issuedAt,
+            ...(identity.session ? { ':session': identity.session } : {}),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      rooms = Attributes?.rooms instanceof Set ? [...(Attributes.rooms as Set<string>)] : [];
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw err;
+    }
+    // A join racing this renewal re-reads the connection after writing its membership (see join): between the two,
+    // every membership ends up with the later expiry.
+    const tenantId = identity.tenantId;
+    await Promise.all(rooms.map((room) => this.setMemberExpiry(tenantId, room, connectionId, identity.tokenExpiresAt)));
+    return true;
+  }
+
+  /** Sets a membership's credential expiry, only ever later (concurrent writers converge on the latest). */
+  private async setMemberExpiry(tenantId: string, room: string, connectionId: string, credentialExpiresAt: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.member(tenantId, room, connectionId),
+          UpdateExpression: 'SET credExp = :exp',
+          ConditionExpression: 'attribute_exists(#pk) AND (attribute_not_exists(credExp) OR credExp < :exp)',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
+          ExpressionAttributeValues: { ':exp': credentialExpiresAt },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
+  }
+
+  /**
+   * Charges a frame (`cost` tokens: a join's replay costs more) to two token buckets, the user's (shared by all of
+   * the user's sockets, kept on the user's item, so opening more sockets or reopening one buys nothing) and then
+   * the connection's. Each is the generic cell rate algorithm's single number (the theoretical arrival time,
+   * `rlTat`), so every decision is one conditional update that either holds or fails, never a read-modify-write
+   * that gives up under contention. A refusal by either counts a strike on the connection; strikes are forgiven
+   * only when both buckets were full (the client went quiet), so a sustained flood adds up to a disconnect however
+   * many frames slip through as tokens trickle back. Returns undefined when the connection is gone. Whatever the
+   * interleaving of concurrent frames, at most `burst` pass at once and then one per `1/rate` s, per connection
+   * and per user, and every frame refused is counted.
+   */
+  async takeToken(
+    connection: Pick<StoredConnection, 'connectionId' | 'userId' | 'rlTat'>,
+    limits: { rate: number; burst: number; userRate: number; userBurst: number },
+    cost = 1,
+  ): Promise<{ allowed: boolean; strikes: number } | undefined> {
+    const user = await this.gcra(keys.user(connection.userId), limits.userRate, limits.userBurst, cost, false);
+    // A frame into two full buckets starts afresh (strikes forgiven); otherwise the strikes stand.
+    const own = user === 'refused' ? 'refused' : await this.gcra(keys.connection(connection.connectionId), limits.rate, limits.burst, cost, user === 'idle', { tat: connection.rlTat });
+    if (own === 'gone') return undefined;
+    if (own !== 'refused') return { allowed: true, strikes: 0 };
+    try {
+      const { Attributes } = await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.connection(connection.connectionId),
           UpdateExpression: 'ADD rlStrikes :one',
           ConditionExpression: 'attribute_exists(#pk)',
-          ExpressionAttributeNames: names,
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
           ExpressionAttributeValues: { ':one': 1 },
           ReturnValues: 'UPDATED_NEW',
         }),
@@ -313,6 +323,66 @@ export class ConnectionStore {
       if (isConditionFailed(err)) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * One GCRA decision on the bucket kept on `key`'s item: 'idle' (the bucket was full), 'allowed', 'refused', or
+   * 'gone' (no such item). A busy bucket is charged by an increment, which commutes with every other frame's: it
+   * fails only when the bucket is over its burst at that instant (refused) or has gone idle (then it is restarted).
+   * So concurrent frames do not conflict with each other, and a handful of steps decides every frame.
+   * `forgive` resets the item's strikes when the bucket was full.
+   */
+  private async gcra(
+    key: Record<string, string>,
+    rate: number,
+    burst: number,
+    cost: number,
+    forgive: boolean,
+    hint?: { tat: number | undefined },
+  ): Promise<'idle' | 'allowed' | 'refused' | 'gone'> {
+    const interval = 1000 / rate;
+    const n = Math.min(cost, burst);
+    const names = { '#pk': TABLE.partitionKey };
+    // What the caller last read of the bucket picks the first step; without it, a busy bucket is assumed.
+    let idle = hint !== undefined && (hint.tat === undefined || hint.tat < this.now() - IDLE_SLACK_MS);
+    for (let step = 0; step < 6; step++) {
+      const now = this.now();
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: key,
+            ...(idle
+              ? {
+                  // The bucket is full: this frame starts a new burst.
+                  UpdateExpression: forgive ? 'SET rlTat = :next, rlStrikes = :zero' : 'SET rlTat = :next',
+                  ConditionExpression: 'attribute_exists(#pk) AND (attribute_not_exists(rlTat) OR rlTat < :now)',
+                  ExpressionAttributeValues: { ':next': now + n * interval, ':now': now, ...(forgive ? { ':zero': 0 } : {}) },
+                }
+              : {
+                  // A bucket that went idle within the last second is still charged by increment: frames in flight
+                  // together must not all fall back to a restart. It grants at most a second's worth more.
+                  UpdateExpression: 'SET rlTat = rlTat + :cost',
+                  ConditionExpression: 'attribute_exists(#pk) AND rlTat >= :floor AND rlTat <= :limit',
+                  ExpressionAttributeValues: { ':cost': n * interval, ':floor': now - IDLE_SLACK_MS, ':limit': now + (burst - n) * interval },
+                }),
+            ExpressionAttributeNames: names,
+          }),
+        );
+        return idle ? 'idle' : 'allowed';
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+      }
+      // Over the burst, idle, restarted by another frame, or gone: what is stored now says which.
+      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true, ProjectionExpression: 'rlTat, #pk', ExpressionAttributeNames: names }));
+      if (!Item) return 'gone';
+      const tat = Item.rlTat as number | undefined;
+      const at = this.now();
+      idle = tat === undefined || tat < at - IDLE_SLACK_MS;
+      if (!idle && tat! + n * interval > at + burst * interval) return 'refused';
+    }
+    // Six steps each lost to a frame that moved the bucket across a boundary: it is at its burst, so refuse.
+    return 'refused';
   }
 
   /** Connections whose credential expired by `nowSeconds`, looking back `lookbackSeconds` (minute buckets). */
@@ -379,7 +449,11 @@ export class ConnectionStore {
    * of rooms (what sends and disconnects read), the latter at most `maxRooms`, atomically. Returns 'limit' when the
    * connection already holds `maxRooms` other rooms, 'gone' when the connection no longer exists.
    */
-  async join(connection: Pick<StoredConnection, 'connectionId' | 'tenantId' | 'expiresAt'>, room: string, maxRooms: number): Promise<'joined' | 'limit' | 'gone'> {
+  async join(
+    connection: Pick<StoredConnection, 'connectionId' | 'tenantId' | 'expiresAt' | 'tokenExpiresAt'>,
+    room: string,
+    maxRooms: number,
+  ): Promise<'joined' | 'limit' | 'gone'> {
     try {
       await this.db.send(
         new UpdateCommand({
@@ -401,10 +475,17 @@ export class ConnectionStore {
         Item: {
           ...keys.member(connection.tenantId, room, connection.connectionId),
           connectionId: connection.connectionId,
+          // Deliveries skip a member whose credential has expired (the sweeper closes it later).
+          credExp: connection.tokenExpiresAt,
           [TABLE.ttlAttribute]: connection.expiresAt,
         },
       }),
     );
+    // A renewal may have run since the connection was read: the membership takes its expiry too.
+    const current = await this.getConnection(connection.connectionId);
+    if (current && current.tokenExpiresAt > connection.tokenExpiresAt) {
+      await this.setMemberExpiry(connection.tenantId, room, connection.connectionId, current.tokenExpiresAt);
+    }
     return 'joined';
   }
 
@@ -444,13 +525,17 @@ export class ConnectionStore {
           KeyConditionExpression: '#pk = :pk',
           ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
           ExpressionAttributeValues: { ':pk': keys.roomPartition(tenantId, room) },
-          ProjectionExpression: '#id, #ttl',
+          ProjectionExpression: '#id, #ttl, credExp',
           ConsistentRead: true,
           Limit: this.pageSize,
           ExclusiveStartKey: startKey,
         }),
       );
-      const ids = (page.Items ?? []).filter((item) => this.live(item)).map((item) => item.connectionId as string);
+      // A member whose credential expired gets nothing more, though the sweeper has not closed it yet.
+      const now = this.now();
+      const ids = (page.Items ?? [])
+        .filter((item) => this.live(item) && (typeof item.credExp !== 'number' || item.credExp * 1000 > now))
+        .map((item) => item.connectionId as string);
       if (ids.length > 0) yield ids;
       startKey = page.LastEvaluatedKey;
     } while (startKey);

@@ -22,8 +22,8 @@
  *   (apigateway-websocket-control-access-iam.html).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Iam } from './iam';
@@ -48,6 +48,29 @@ export interface GatewayOptions {
   iam?: Iam;
   /** @connections POST answers 429 while the client has more than this many bytes unread. @default 1 MiB */
   clientBufferBytes?: number;
+}
+
+export interface GatewayServerOptions {
+  /** Drop a connection whose request headers are not complete after this long. @default 10 seconds */
+  headersTimeoutMs?: number;
+  /** Drop a connection whose whole request (headers and body) is not in after this long. @default 30 seconds */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * The HTTP server in front of the gateway. Node holds a partial request for its default 60 s header timeout,
+ * checked only every 30 s, so trickled handshakes (slowloris) could pin sockets for up to 90 s; API Gateway and
+ * CloudFront front ends do not hold idle partial requests for a minute, so neither does the emulator. Checked
+ * every second; an upgraded socket leaves the server's checks (the idle and maximum timers govern it).
+ */
+export function createGatewayServer(options: GatewayServerOptions = {}): Server {
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
+  return createServer({
+    headersTimeout,
+    // Node refuses a request timeout shorter than the header timeout.
+    requestTimeout: Math.max(headersTimeout, options.requestTimeoutMs ?? 30_000),
+    connectionsCheckingInterval: 1000,
+  });
 }
 
 /** API Gateway's WebSocket quotas (apigateway-execution-service-websocket-limits-table.html). */

@@ -12,7 +12,10 @@
  * - the distribution's custom error responses apply to every behaviour: an origin's 403 or 404 from `/api/*` is
  *   replaced exactly as one from the bucket (CustomErrorResponses is a setting of the distribution, not of a
  *   behaviour: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/GeneratingCustomErrorResponses.html);
- * - the behaviour's response headers policy (security headers) is added to what the viewer receives.
+ * - the behaviour's response headers policy (security headers) is added to what the viewer receives;
+ * - the viewer function sees query string keys and values as they arrived, percent-encoded (the stricter reading
+ *   of https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/functions-event-structure.html, which
+ *   does not say they are decoded), and the origin gets them back as they were.
  *
  * WebSocket handshakes are handed to the API Gateway or VPC origin after the same matching, viewer function and
  * header rewriting. Not emulated: caching, TLS, access logs, whether error responses apply to a refused WebSocket
@@ -79,7 +82,9 @@ const TYPES: Record<string, string> = {
 /** Managed origin request policies that forward the viewer's Host header. */
 const ALL_VIEWER = '216adef6-5c7f-47e4-b989-5492eafa07d3';
 
-type CfRequest = { method: string; uri: string; querystring: Record<string, { value: string }>; headers: Record<string, { value: string }> };
+type CfQuery = Record<string, { value: string; multiValue?: Array<{ value: string }> }>;
+/** A function may hand back `querystring` as a string (AWS's own examples do). */
+type CfRequest = { method: string; uri: string; querystring: CfQuery | string; headers: Record<string, { value: string }> };
 type CfResponse = { statusCode: number; statusDescription?: string; headers?: Record<string, { value: string }>; body?: { data: string } | string };
 
 export class LocalEdge {
@@ -143,7 +148,7 @@ export class LocalEdge {
     const request: CfRequest = {
       method: req.method ?? 'GET',
       uri: url.pathname,
-      querystring: Object.fromEntries([...url.searchParams].map(([k, v]) => [k, { value: v }])),
+      querystring: rawQuery(req.url ?? '/'),
       headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, { value: [v].flat().join(',') }])),
     };
     if (!behaviour.viewerRequest) return { request };
@@ -180,7 +185,7 @@ export class LocalEdge {
     for (const name of Object.keys(req.headers)) delete req.headers[name];
     Object.assign(req.headers, rewritten);
     req.rawHeaders.splice(0, req.rawHeaders.length, ...Object.entries(rewritten).flat());
-    const query = new URLSearchParams(Object.entries(outcome.request.querystring).map(([k, v]) => [k, v.value])).toString();
+    const query = queryString(outcome.request.querystring);
     req.url = `${outcome.request.uri}${query ? `?${query}` : ''}`;
     await (kind === 'api' ? this.options.origins.api : this.options.origins.vpc)(req, socket, head);
     return true;
@@ -217,7 +222,7 @@ export class LocalEdge {
         body: Buffer.from(typeof payload === 'string' ? payload : (payload?.data ?? '')),
       };
     }
-    const query = new URLSearchParams(Object.entries(outcome.request.querystring).map(([k, v]) => [k, v.value])).toString();
+    const query = queryString(outcome.request.querystring);
     let uri = outcome.request.uri;
     if (uri === '/' && this.defaultRootObject) uri = `/${this.defaultRootObject}`;
     const response = await this.fetchOrigin(behaviour, { method, url: `${uri}${query ? `?${query}` : ''}`, headers: this.originHeaders(behaviour, req), body, sourceIp: req.socket.remoteAddress ?? '127.0.0.1' });
@@ -251,6 +256,37 @@ export class LocalEdge {
     if (!file.startsWith(root + path.sep) || !existsSync(file) || statSync(file).isDirectory()) return s3Error(403, 'AccessDenied', 'Access Denied');
     return { status: 200, headers: { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }, body: readFileSync(file) };
   }
+}
+
+/**
+ * The query string as the function sees it: keys and values as they arrived, not percent-decoded (CloudFront's
+ * event documentation does not say they are decoded, so the emulator assumes the stricter case: a function must
+ * decode `?%74oken=` itself to see `token`). Split on `&` and the first `=`; a repeated key keeps its first value
+ * in `value` and all of them in `multiValue`.
+ */
+function rawQuery(target: string): CfQuery {
+  const search = target.split('#')[0].split('?').slice(1).join('?');
+  const pairs = new Map<string, string[]>();
+  for (const pair of search.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const [key, value] = eq === -1 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+    const values = pairs.get(key);
+    if (values) values.push(value);
+    else pairs.set(key, [value]);
+  }
+  // fromEntries defines own properties: a `__proto__` key stays a key.
+  return Object.fromEntries(
+    [...pairs].map(([key, values]) => [key, values.length > 1 ? { value: values[0], multiValue: values.map((value) => ({ value })) } : { value: values[0] }]),
+  );
+}
+
+/** The origin's query string, rebuilt from the raw pieces (never re-encoded, so nothing is encoded twice). */
+function queryString(query: CfQuery | string): string {
+  if (typeof query === 'string') return query.replace(/^\?/, '');
+  return Object.entries(query)
+    .flatMap(([key, v]) => (v.multiValue ?? [v]).map((m) => `${key}=${m.value}`))
+    .join('&');
 }
 
 const text = (status: number, message: string): OriginResponse => ({ status, headers: { 'content-type': 'text/plain' }, body: Buffer.from(message) });

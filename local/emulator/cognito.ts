@@ -238,6 +238,16 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
       const known = ledger.refresh[String(input.AuthParameters?.REFRESH_TOKEN)];
       if (known && ledger.revokedOrigins.includes(known.originJti)) return cognitoError(res, 'NotAuthorizedException', 'Refresh Token has been revoked');
     }
+    if (operation === 'InitiateAuth' || operation === 'AdminInitiateAuth') {
+      // Cognito refuses every flow, a refresh included, of a disabled user (AdminDisableUser: "a deactivated user
+      // can't sign in") or a deleted one; cognito-local issues tokens to both.
+      const username = isRefresh ? ledger.refresh[String(input.AuthParameters?.REFRESH_TOKEN)]?.username : input.AuthParameters?.USERNAME;
+      if (username !== undefined) {
+        const user = await call('AdminGetUser', { UserPoolId: userPoolId, Username: username });
+        if (user.status === 200 && user.body.Enabled === false) return cognitoError(res, 'NotAuthorizedException', 'User is disabled.');
+        if (user.status !== 200 && isRefresh) return cognitoError(res, 'NotAuthorizedException', 'Refresh Token has been revoked');
+      }
+    }
     if (['GetUser', 'ChangePassword', 'UpdateUserAttributes', 'DeleteUser'].includes(operation) && revokedAccessToken(input.AccessToken)) {
       return cognitoError(res, 'NotAuthorizedException', 'Access Token has been revoked');
     }

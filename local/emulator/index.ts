@@ -9,11 +9,11 @@
  * every service endpoint checks SigV4 and that role's IAM policies.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { LocalHttpApi } from './apigateway-http';
-import { WebSocketGateway } from './apigateway-websocket';
+import { createGatewayServer, WebSocketGateway } from './apigateway-websocket';
 import { Clock } from './clock';
 import { LocalEdge, type BucketContents, type Upgrade } from './cloudfront';
 import { startCognito, type CognitoUser, type LocalCognito } from './cognito';
@@ -46,6 +46,8 @@ export interface EmulatorOptions {
   groups?: string[];
   /** Access tokens shorter than the template's. @default the template's validity */
   accessTokenSeconds?: number;
+  /** Drop a connection to the server whose request headers are still incomplete after this long. @default 10 seconds */
+  headersTimeoutMs?: number;
   /** API Gateway's idle timeout. @default 10 minutes */
   idleTimeoutMs?: number;
   /** API Gateway's maximum connection duration. @default 2 hours */
@@ -161,7 +163,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     log(source, JSON.stringify({ time: new Date().toISOString(), level: 'warn', event, ...fields }));
 
   try {
-    const server: Server = createServer();
+    const server: Server = createGatewayServer({ headersTimeoutMs: options.headersTimeoutMs });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 0, '127.0.0.1', resolve);

@@ -2,13 +2,13 @@
  * The emulated API Gateway WebSocket API refuses what API Gateway refuses: binary frames, authorizer answers it
  * would not accept, unsigned or unauthorized @connections calls; and it behaves as API Gateway does where a client
  * or function can tell: 502 for a failed $connect, $disconnect without the handshake's credentials, the idle timer,
- * 429 for a client that does not read.
+ * 429 for a client that does not read; and its server drops handshakes that trickle in (slowloris).
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import WebSocket from 'ws';
-import { WebSocketGateway } from '../../local/emulator/apigateway-websocket';
+import { createGatewayServer, WebSocketGateway } from '../../local/emulator/apigateway-websocket';
 import { Iam, OPERATOR_CREDENTIALS } from '../../local/emulator/iam';
 import { AccountConcurrency, LocalFunction } from '../../local/emulator/lambda';
 import { Resolver, type Resource } from '../../local/emulator/template';
@@ -108,9 +108,9 @@ afterAll(async () => {
 });
 
 /** The status of the handshake (101 when accepted) and the socket. */
-function open(headers: Record<string, string> = {}) {
+function open(headers: Record<string, string> = {}, target = url) {
   return new Promise<{ status: number; ws?: WebSocket }>((resolve) => {
-    const ws = new WebSocket(url, { headers });
+    const ws = new WebSocket(target, { headers });
     ws.on('unexpected-response', (_req, res) => resolve({ status: res.statusCode ?? 0 }));
     ws.on('open', () => resolve({ status: 101, ws }));
     ws.on('error', () => undefined);
@@ -244,5 +244,47 @@ describe('@connections', () => {
 
   it('answers 410 GoneException for a connection that is gone', async () => {
     await expect(client().send(new PostToConnectionCommand({ ConnectionId: 'nobody', Data: new Uint8Array([1]) }))).rejects.toMatchObject({ name: 'GoneException' });
+  });
+});
+
+describe('the server', () => {
+  it('drops 300 trickling partial handshakes within its header timeout while a real client connects meanwhile', async () => {
+    const slow = createGatewayServer({ headersTimeoutMs: 1000 });
+    slow.on('upgrade', (req, socket, head) => void gateway.handleUpgrade(req, socket, head));
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const { port } = slow.address() as AddressInfo;
+    const sockets: Socket[] = [];
+    const timers: NodeJS.Timeout[] = [];
+    try {
+      // A request line, then one header a byte every 200 ms: never complete.
+      const trickling = Promise.all(
+        Array.from(
+          { length: 300 },
+          () =>
+            new Promise<number>((resolve) => {
+              const socket = connect(port, '127.0.0.1', () => {
+                const start = Date.now();
+                socket.write('GET /live HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
+                timers.push(setInterval(() => socket.writable && socket.write('a'), 200));
+                socket.once('close', () => resolve(Date.now() - start));
+              });
+              socket.on('error', () => undefined);
+              sockets.push(socket);
+            }),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const { status, ws } = await open({}, `ws://127.0.0.1:${port}/live`);
+      expect(status).toBe(101);
+      ws!.close();
+      const held = await trickling;
+      // Checked every second: dropped between 1 and 2 s, well before Node's default 60 s (checked every 30 s).
+      expect(Math.min(...held)).toBeGreaterThanOrEqual(900);
+      expect(Math.max(...held)).toBeLessThan(4000);
+    } finally {
+      timers.forEach(clearInterval);
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => slow.close(resolve));
+    }
   });
 });

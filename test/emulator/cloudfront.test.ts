@@ -1,7 +1,8 @@
 /**
  * The emulated CloudFront applies what a distribution applies: custom error responses to every behaviour (the API's
  * too), S3's 403 for a missing key behind origin access control, the default root object, allowed methods, and the
- * origin request headers (Host replaced or forwarded, X-Forwarded-For appended).
+ * origin request headers (Host replaced or forwarded, X-Forwarded-For appended). Its viewer functions see the query
+ * string as it arrived; the last suite runs Gatehouse's own socket-path function through it.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
@@ -9,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
+import { socketFunctionCode } from '../../lib/edge';
 import type { OriginRequest, OriginResponse } from '../../local/emulator/apigateway-http';
 import { LocalEdge } from '../../local/emulator/cloudfront';
 import type { Resource } from '../../local/emulator/template';
@@ -166,5 +168,82 @@ describe('a distribution without error responses', () => {
     const req = upgrades.at(-1)!;
     expect(req.headers.host).toBe(new URL(served.url).host);
     expect(req.headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+});
+
+/** A handshake's status: 101 when the origin accepted it. */
+function handshake(url: string) {
+  return new Promise<number>((resolve) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('open', () => resolve(101));
+    ws.on('error', () => undefined);
+  });
+}
+
+/** Echoes the query string its viewer function was given on /api/keys. */
+const KEYS = "function handler(event) { var r = event.request; if (r.uri === '/api/keys') return { statusCode: 200, body: JSON.stringify(r.querystring) }; return r; }";
+// /api/* echoes its query string; /ws runs the realtime path's function as lib/edge.ts deploys it.
+const WITH_FUNCTIONS: Record<string, Resource> = {
+  ...distribution({
+    CacheBehaviors: [
+      {
+        PathPattern: '/api/*',
+        TargetOriginId: 'api',
+        OriginRequestPolicyId: ALL_VIEWER_EXCEPT_HOST,
+        FunctionAssociations: [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['ApiFn', 'FunctionARN'] } }],
+      },
+      {
+        PathPattern: '/ws',
+        TargetOriginId: 'ws',
+        OriginRequestPolicyId: ALL_VIEWER,
+        FunctionAssociations: [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['WsFn', 'FunctionARN'] } }],
+      },
+    ],
+  }),
+  ApiFn: { Type: 'AWS::CloudFront::Function', Properties: { FunctionCode: KEYS } },
+  WsFn: { Type: 'AWS::CloudFront::Function', Properties: { FunctionCode: socketFunctionCode("  request.uri = '/live';") } },
+};
+
+describe('the query string', () => {
+  let served: { url: string; server: Server };
+  beforeAll(async () => (served = await serve(WITH_FUNCTIONS)));
+  afterAll(() => new Promise((r) => served.server.close(r)));
+
+  it('reaches the viewer function as it arrived: keys and values not percent-decoded, split on & and the first =', async () => {
+    const answer = await get(`${served.url}/api/keys?%74oken=x&to%6Ben=y%3Dz&q=a=b&a=1&a=2&flag`);
+    expect(JSON.parse(answer.body)).toEqual({
+      '%74oken': { value: 'x' },
+      'to%6Ben': { value: 'y%3Dz' },
+      q: { value: 'a=b' },
+      a: { value: '1', multiValue: [{ value: '1' }, { value: '2' }] },
+      flag: { value: '' },
+    });
+  });
+
+  it('reaches the origin rebuilt from the raw pieces, never encoded twice', async () => {
+    const echo = JSON.parse((await get(`${served.url}/api/echo?%74oken=x&q=a%20b%2Bc&a=1&a=2`)).body) as { url: string };
+    expect(echo.url).toBe('/api/echo?%74oken=x&q=a%20b%2Bc&a=1&a=2');
+  });
+});
+
+describe("Gatehouse's socket-path function at the emulated edge", () => {
+  let served: { url: string; server: Server };
+  beforeAll(async () => (served = await serve(WITH_FUNCTIONS)));
+  afterAll(() => new Promise((r) => served.server.close(r)));
+
+  it.each([
+    ['?token=x', 'token=x'],
+    ['a percent-encoded key, ?%74oken=x', '%74oken=x'],
+    ['?to%6Ben=x', 'to%6Ben=x'],
+    ['an empty token, ?token=', 'token='],
+    ['a key that does not decode', '%E0%A4%A=x'],
+  ])('answers 400 to %s on the socket path', async (_name, query) => {
+    expect(await handshake(`${served.url.replace('http', 'ws')}/ws?${query}`)).toBe(400);
+  });
+
+  it('forwards other keys to the stage as they arrived', async () => {
+    expect(await handshake(`${served.url.replace('http', 'ws')}/ws?tenant=acme&x=%74oken`)).toBe(101);
+    expect(upgrades.at(-1)!.url).toBe('/live?tenant=acme&x=%74oken');
   });
 });

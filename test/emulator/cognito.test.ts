@@ -4,6 +4,9 @@
  * own APIs, and the new-password challenge for an administrator-created user.
  */
 import {
+  AdminDeleteUserCommand,
+  AdminDisableUserCommand,
+  AdminEnableUserCommand,
   AdminInitiateAuthCommand,
   AdminUserGlobalSignOutCommand,
   GetUserCommand,
@@ -39,6 +42,8 @@ beforeAll(async () => {
       { username: 'alice@example.test', password: PASSWORD, attributes: { email: 'alice@example.test' }, groups: ['tenant:a'] },
       { username: 'bob@example.test', password: PASSWORD, attributes: { email: 'bob@example.test' } },
       { username: 'newbie@example.test', password: PASSWORD, attributes: { email: 'newbie@example.test' }, mustChangePassword: true },
+      { username: 'dora@example.test', password: PASSWORD, attributes: { email: 'dora@example.test' } },
+      { username: 'gone@example.test', password: PASSWORD, attributes: { email: 'gone@example.test' } },
     ],
     log: () => undefined,
   });
@@ -135,5 +140,23 @@ describe('errors and challenges', () => {
     );
     expect(answer.ChallengeName).toBe('NEW_PASSWORD_REQUIRED');
     expect(answer.AuthenticationResult).toBeUndefined();
+  });
+});
+
+describe('disabled and deleted users', () => {
+  // AdminDisableUser: "a deactivated user can't sign in"; a refresh is a sign-in flow too. cognito-local issues both.
+  it('refuses a disabled user\'s sign-in and refresh with NotAuthorizedException, and serves them again once enabled', async () => {
+    const tokens = await cognito.signIn('dora@example.test', PASSWORD);
+    await cognito.client.send(new AdminDisableUserCommand({ UserPoolId: cognito.userPoolId, Username: 'dora@example.test' }));
+    await expect(refresh(tokens.refreshToken)).rejects.toMatchObject({ name: 'NotAuthorizedException', message: 'User is disabled.' });
+    await expect(cognito.signIn('dora@example.test', PASSWORD)).rejects.toMatchObject({ name: 'NotAuthorizedException' });
+    await cognito.client.send(new AdminEnableUserCommand({ UserPoolId: cognito.userPoolId, Username: 'dora@example.test' }));
+    expect((await refresh(tokens.refreshToken)).AuthenticationResult?.AccessToken).toEqual(expect.any(String));
+  });
+
+  it('refuses a deleted user\'s refresh token', async () => {
+    const tokens = await cognito.signIn('gone@example.test', PASSWORD);
+    await cognito.client.send(new AdminDeleteUserCommand({ UserPoolId: cognito.userPoolId, Username: 'gone@example.test' }));
+    await expect(refresh(tokens.refreshToken)).rejects.toMatchObject({ name: 'NotAuthorizedException' });
   });
 });
