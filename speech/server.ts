@@ -234,7 +234,12 @@ export class SpeechServer {
     this.checkingRevocations = true;
     const checked = [...this.sessions.values()].map((session) => ({ session, identity: session.identity }));
     try {
-      const revoked = await this.deps.auth.revoked(checked.map((c) => c.identity));
+      // A read that hangs must not stop every later round: give up on it, and the next round reads again.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('revocation check timed out')), this.settings.revocationCheckMs * 2);
+      });
+      const revoked = await Promise.race([this.deps.auth.revoked(checked.map((c) => c.identity)), timeout]).finally(() => clearTimeout(timer));
       checked.forEach(({ session, identity }, i) => {
         // A session refreshed meanwhile holds another credential: the next round checks that one.
         if (!revoked[i] || session.identity !== identity) return;

@@ -19,12 +19,13 @@ function setup(env: Record<string, string> = {}) {
     authConfig({ USER_POOL_ID, USER_POOL_CLIENT_ID: CLIENT_ID, MAX_TOKEN_LIFETIME_SECONDS: '3600', JWKS_URI: jwks.url, ...env }, { allowQueryToken: true }),
   );
   const logger = memoryLogger();
-  const run = (request: { headers?: Record<string, string>; query?: Record<string, string> }) =>
+  const run = (request: { headers?: Record<string, string>; query?: Record<string, string>; multiValueHeaders?: Record<string, string[]> }) =>
     authorize(
       {
         type: 'REQUEST',
         methodArn: METHOD_ARN,
         headers: request.headers ?? {},
+        ...(request.multiValueHeaders ? { multiValueHeaders: request.multiValueHeaders } : {}),
         queryStringParameters: request.query ?? {},
         requestContext: { connectionId: 'conn-1', identity: { sourceIp: '203.0.113.9' } },
       } as unknown as APIGatewayRequestAuthorizerEvent,
@@ -61,6 +62,17 @@ describe('authorizer', () => {
       source,
     });
     expect(logger.events()).toEqual([expect.objectContaining({ event: 'connect_allowed', source, tenantId: 'acme' })]);
+  });
+
+  it('refuses two Authorization headers (API Gateway keeps one in headers, both in multiValueHeaders), valid or not', async () => {
+    const { run, logger } = setup();
+    const other = signToken(key, accessClaims({ sub: 'user-2222' }));
+    const result = await run({
+      headers: { Authorization: `Bearer ${token}` },
+      multiValueHeaders: { Authorization: [`Bearer ${token}`, `Bearer ${other}`] },
+    });
+    expect(effect(result)).toBe('Deny');
+    expect(logger.events()).toEqual([expect.objectContaining({ event: 'connect_denied', reason: 'malformed_token' })]);
   });
 
   it('takes the header first, then the subprotocol, then the query', async () => {

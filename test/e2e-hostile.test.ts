@@ -85,4 +85,4 @@ it('answers 1,000 malformed or schema-invalid frames with an error each, stores 
   await waitUntil(() => replies.length === 1002, 3000, 'whoami after the storm');
   expect(replies[1001]).toMatchObject({ type: 'whoami', tenantId: 'acme' });
   ws.close();
-});
+}, 120_000); // a thousand round trips through the emulator: a correctness test, not a timed one

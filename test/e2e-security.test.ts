@@ -2,7 +2,7 @@
  * Session security end to end, through the local edge (the paths CloudFront serves): cookie sign-in, one-time
  * tickets, sign-out that closes sockets (API and speech), expiring sockets swept by the schedule, rate limits and
  * the per-user cap, and finally a search of every log line for every secret issued along the way.
- * Local access tokens live 6 seconds here and the sweeper runs every second, so expiry is observable.
+ * Local access tokens live TOKEN_SECONDS (10 s) here and the sweeper runs every second, so expiry is observable.
  */
 import { AdminDisableUserCommand, AdminEnableUserCommand } from '@aws-sdk/client-cognito-identity-provider';
 import WebSocket from 'ws';
@@ -14,12 +14,13 @@ let t: TestSystem;
 let origin: string;
 const secrets = new Set<string>(['Demo-Passw0rd!']);
 const windows: Record<string, number> = {};
+const TOKEN_SECONDS = 10;
 
 beforeAll(async () => {
   t = await startTestSystem({
-    accessTokenSeconds: 6,
+    accessTokenSeconds: TOKEN_SECONDS,
     scheduleIntervalMs: 1000,
-    // A tight per-socket rate (2/s, burst 5, 5 strikes) so a flood is refused and closed well within a 6 s token,
+    // A tight per-socket rate (2/s, burst 5, 5 strikes) so a flood is refused and closed well within a token's life,
     // however fast this machine runs the functions.
     functionEnv: { SWEEP_EVERY_SECONDS: '60', TICKET_TTL_SECONDS: '2', RATE_LIMIT_PER_SECOND: '2', RATE_LIMIT_BURST: '5', RATE_LIMIT_STRIKES: '5' },
     speechEnv: { REVOCATION_CHECK_MS: '500' },
@@ -206,7 +207,7 @@ describe('limits', () => {
     expect(closed.code).toBe(1000); // API Gateway's close after the DELETE on @connections
     // Not the sweeper: the socket's credential had seconds left, and it was never told it expired.
     expect(s.events.some((e) => e.type === 'expired')).toBe(false);
-    expect(closed.at - started).toBeLessThan(5000);
+    expect(closed.at - started).toBeLessThan(TOKEN_SECONDS * 1000);
     // 5 strikes disconnect; the last refusal's reply goes to a socket already closed.
     const limited = s.events.filter((e) => e.type === 'error' && e.code === 'rate_limited');
     expect(limited.length).toBeGreaterThanOrEqual(4);
@@ -229,7 +230,7 @@ describe('limits', () => {
 
 describe('disabled users', () => {
   // Cognito does not tell anyone it disabled a user; what ends a cookie session's sockets is the next renewal of its
-  // access token, a refresh at Cognito that is refused. The window is one access-token lifetime (6 s here).
+  // access token, a refresh at Cognito that is refused. The window is one access-token lifetime (TOKEN_SECONDS here).
   it('closes a disabled user\'s cookie sockets, API and speech, within one access-token lifetime', async () => {
     const cookie = await login('carol@globex.test');
     const rt = await socket(realtime(), { headers: { cookie, origin } });
@@ -244,8 +245,8 @@ describe('disabled users', () => {
       const [a, b] = await Promise.all([rt.closed, sp.closed]);
       windows.disabledRealtime = a.at - disabledAt;
       windows.disabledSpeech = b.at - disabledAt;
-      expect(a.at - disabledAt).toBeLessThan(6000 + 3000);
-      expect(b.at - disabledAt).toBeLessThan(6000 + 3000);
+      expect(a.at - disabledAt).toBeLessThan(TOKEN_SECONDS * 1000 + 3000);
+      expect(b.at - disabledAt).toBeLessThan(TOKEN_SECONDS * 1000 + 3000);
       expect(b).toMatchObject({ code: 1008, reason: 'session ended' });
       expect((await socket(realtime(), { headers: { cookie, origin } })).status).toBe(403);
     } finally {

@@ -143,8 +143,8 @@ describe('ConnectionStore (against the emulated DynamoDB, schema from the synthe
       await fx.store.registerUserConnection('user-multi', id, nowSeconds() + 7200, 10);
     }
     expect((await fx.store.userSignIns('user-multi')).sort((a, b) => a.connectionId.localeCompare(b.connectionId))).toEqual([
-      { connectionId: 'u-a', signIn: 'one' },
-      { connectionId: 'u-b', signIn: 'two' },
+      { connectionId: 'u-a', signIn: 'one', connectedAt: expect.any(Number) },
+      { connectionId: 'u-b', signIn: 'two', connectedAt: expect.any(Number) },
     ]);
     await fx.store.deleteConnection('u-a');
     expect(await fx.store.userConnectionIds('user-multi')).toEqual(['u-b']);

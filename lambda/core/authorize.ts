@@ -23,13 +23,25 @@ function policy(effect: 'Allow' | 'Deny', resource: string) {
   };
 }
 
+/**
+ * The handshake's headers, a repeated one as all of its values (API Gateway puts one value per name in `headers`
+ * and every value in `multiValueHeaders`): a credential given twice is refused, not picked from.
+ */
+function withRepeats(event: APIGatewayRequestAuthorizerEvent): Record<string, string | string[] | undefined> {
+  const headers: Record<string, string | string[] | undefined> = { ...event.headers };
+  for (const [name, values] of Object.entries(event.multiValueHeaders ?? {})) {
+    if (values && values.length > 1) headers[name] = values;
+  }
+  return headers;
+}
+
 export async function authorize(event: APIGatewayRequestAuthorizerEvent, deps: AuthorizeDeps): Promise<APIGatewayAuthorizerResult> {
   const audit = {
     category: 'audit',
     connectionId: (event.requestContext as { connectionId?: string } | undefined)?.connectionId,
     sourceIp: event.requestContext?.identity?.sourceIp,
   };
-  const result = await deps.auth.handshake(event.headers, event.queryStringParameters);
+  const result = await deps.auth.handshake(withRepeats(event), event.queryStringParameters);
   if (!result.ok) {
     deps.log.info('connect_denied', { ...audit, reason: result.reason, source: result.source });
     // API Gateway maps this exact message to 401.

@@ -55,7 +55,15 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
   // A sign-out may have run between the authorizer's check and now. It writes its revocation before it reads the
   // user's connections, and this check reads the revocation after the slot is taken: whatever the interleaving,
   // either this check sees the revocation, or the sign-out sees this connection (and closes it).
-  if ((await deps.auth.revoked([identity]))[0]) {
+  let revoked: boolean;
+  try {
+    revoked = (await deps.auth.revoked([identity]))[0];
+  } catch (err) {
+    // Not known to be allowed: refuse, and give the slot back (API Gateway answers the client 500).
+    await deps.store.deleteConnection(event.connectionId);
+    throw err;
+  }
+  if (revoked) {
     await deps.store.deleteConnection(event.connectionId);
     deps.log.info('connect_refused', { category: 'audit', connectionId: event.connectionId, userId: identity.userId, reason: 'revoked' });
     return { statusCode: 403, body: 'Forbidden' };

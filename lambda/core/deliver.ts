@@ -97,22 +97,14 @@ export async function replayAfter(
   if (after === undefined || after >= head) return { seq: head };
 
   const from = Math.max(after, head - deps.config.maxReplay);
-  const all = await deps.store.historyAfter(tenantId, room, from, deps.config.maxReplay);
-  const items: typeof all = [];
-  let bytes = 0;
-  for (const item of all) {
-    const size = byteLength(item.event);
-    if (items.length > 0 && bytes + size > deps.config.maxReplayBytes) break;
-    items.push(item);
-    bytes += size;
-  }
-  const more = items.length < all.length;
+  const { items, more } = await deps.store.historyAfter(tenantId, room, from, deps.config.maxReplay, deps.config.maxReplayBytes);
+  const bytes = items.reduce((n, item) => n + byteLength(item.event), 0);
   const tokens = Math.ceil(bytes / REPLAY_BYTES_PER_TOKEN);
   if (tokens > 0) {
     const rate = await charge(tokens);
     if (!rate?.allowed) return { refused: rate?.strikes ?? 0 };
   }
-  const firstAvailable = all[0]?.seq ?? head + 1;
+  const firstAvailable = items[0]?.seq ?? head + 1;
   let replayed = 0;
   try {
     for (const item of items) {

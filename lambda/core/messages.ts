@@ -41,8 +41,8 @@ export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Pr
   let action: string | undefined;
   try {
     const connection = await store.getConnection(frame.connectionId);
-    if (!connection) {
-      // A socket without a record (signed out while it connected, or purged): nothing it sends can act, so close it.
+    if (!connection || connection.revoked) {
+      // A socket without a record (purged), or signed out while it connected: nothing it sends can act; close it.
       await deps.api.send(new DeleteConnectionCommand({ ConnectionId: frame.connectionId })).catch(() => undefined);
       return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.');
     }

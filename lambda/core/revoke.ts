@@ -12,6 +12,10 @@ import type { ServerEvent } from '../../common/protocol';
 import { isGone, postToConnection } from './broadcast';
 import type { ConnectionStore } from './store';
 
+/** A connection recorded this recently may still be inside its $connect (API Gateway's 410 means "not yet"). */
+const HANDSHAKE_GRACE_MS = 30_000;
+const CLOSE_RETRY_MS = [250, 1000, 3000];
+
 export interface SignOutTarget {
   userId: string;
   username: string;
@@ -63,15 +67,33 @@ export async function signOut(target: SignOutTarget, deps: SignOutDeps): Promise
   await Promise.all(
     sockets
       .filter((c) => target.everywhere || c.signIn === target.signIn)
-      .map(async ({ connectionId }) => {
-        try {
+      .map(async ({ connectionId, connectedAt }) => {
+        const close = async () => {
           await postToConnection(deps.api, connectionId, JSON.stringify(notice));
           await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
           closed++;
+        };
+        try {
+          await close();
+          return;
         } catch (err) {
           if (!isGone(err)) throw err;
-          await deps.store.deleteConnection(connectionId);
         }
+        // API Gateway answers 410 for a socket whose $connect has not returned yet. A young record may be one: mark
+        // it (any frame it sends closes it), then try again once its handshake can have completed.
+        if (Date.now() - connectedAt < HANDSHAKE_GRACE_MS) {
+          await deps.store.markRevoked(connectionId);
+          for (const delay of CLOSE_RETRY_MS) {
+            await new Promise((resolve) => setTimeout(resolve, delay));
+            try {
+              await close();
+              return;
+            } catch (err) {
+              if (!isGone(err)) throw err;
+            }
+          }
+        }
+        await deps.store.deleteConnection(connectionId);
       }),
   );
   deps.log.info('revoked', { category: 'audit', userId: target.userId, everywhere: target.everywhere, socketsClosed: closed });

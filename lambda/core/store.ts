@@ -38,6 +38,8 @@ export interface ConnectionRecord extends Identity {
 
 /** The rate limiter's state, kept on the connection item. */
 export interface RateState {
+  /** Signed out while its handshake was still completing (see signOut). */
+  revoked?: boolean;
   /** Epoch milliseconds: the token bucket's theoretical arrival time (GCRA). */
   rlTat?: number;
   /** Refusals since the bucket was last full. */
@@ -201,11 +203,31 @@ export class ConnectionStore {
       .map(([id]) => id);
   }
 
-  /** A user's live connections with the sign-in each belongs to (for sign-out). */
-  async userSignIns(userId: string): Promise<Array<{ connectionId: string; signIn: string }>> {
+  /** A user's live connections with the sign-in each belongs to and when it connected (for sign-out). */
+  async userSignIns(userId: string): Promise<Array<{ connectionId: string; signIn: string; connectedAt: number }>> {
     const ids = await this.userConnectionIds(userId);
-    const items = await this.batchGet(ids.map((id) => keys.connection(id)), 'connectionId, signIn, #ttl');
-    return items.filter((i) => this.live(i)).map((i) => ({ connectionId: i.connectionId as string, signIn: i.signIn as string }));
+    const items = await this.batchGet(ids.map((id) => keys.connection(id)), 'connectionId, signIn, connectedAt, #ttl');
+    return items
+      .filter((i) => this.live(i))
+      .map((i) => ({ connectionId: i.connectionId as string, signIn: i.signIn as string, connectedAt: Number(i.connectedAt) }));
+  }
+
+  /** Marks a connection signed out: every frame it sends closes it (for a socket API Gateway has not opened yet). */
+  async markRevoked(connectionId: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.connection(connectionId),
+          UpdateExpression: 'SET revoked = :true',
+          ConditionExpression: 'attribute_exists(#pk)',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
+          ExpressionAttributeValues: { ':true': true },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
   }
 
   async putConnection(record: ConnectionRecord): Promise<void> {
@@ -585,9 +607,14 @@ export class ConnectionStore {
     );
   }
 
-  /** Messages of the room after `after`, oldest first, at most `limit`; expired ones are skipped. */
-  async historyAfter(tenantId: string, room: string, after: number, limit: number): Promise<HistoryItem[]> {
+  /**
+   * Messages of the room after `after`, oldest first, at most `limit` and `maxBytes` (the first always, whatever
+   * its size); expired ones are skipped. Reads stop at the budget, in small pages, so a capped replay also costs
+   * only what it returns. `more`: messages beyond the budget remain.
+   */
+  async historyAfter(tenantId: string, room: string, after: number, limit: number, maxBytes = Infinity): Promise<{ items: HistoryItem[]; more: boolean }> {
     const items: HistoryItem[] = [];
+    let bytes = 0;
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.db.send(
@@ -597,16 +624,20 @@ export class ConnectionStore {
           ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey },
           ExpressionAttributeValues: { ':pk': keys.historyPartition(tenantId, room), ':after': keys.historySort(after) },
           ConsistentRead: true,
-          Limit: Math.min(limit, this.pageSize),
+          Limit: Math.min(limit - items.length, maxBytes === Infinity ? this.pageSize : 25),
           ExclusiveStartKey: startKey,
         }),
       );
       for (const item of page.Items ?? []) {
-        if (this.live(item) && items.length < limit) items.push({ seq: item.seq as number, event: item.event as string });
+        if (!this.live(item)) continue;
+        const size = Buffer.byteLength(item.event as string);
+        if (items.length >= limit || (items.length > 0 && bytes + size > maxBytes)) return { items, more: true };
+        items.push({ seq: item.seq as number, event: item.event as string });
+        bytes += size;
       }
       startKey = items.length < limit ? page.LastEvaluatedKey : undefined;
     } while (startKey);
-    return items;
+    return { items, more: false };
   }
 
   // --- published events: one event id, one sequence number --------------------------------------------------
