@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createNodeClient, type GatehouseClient } from '../client/node';
 import { createLogger } from '../common/log';
 import { TABLE, keys } from '../common/table-schema';
@@ -143,11 +143,14 @@ async function* population(
   // Puts are recorded as they are; a join's update of the connection's rooms is applied to the recorded item.
   const recorder = new ConnectionStore(
     {
-      send: async (command: PutCommand | UpdateCommand) => {
+      send: async (command: PutCommand | UpdateCommand | GetCommand) => {
+        // A join re-reads its connection (for a concurrent renewal, which a seeded population has none of).
+        if (command instanceof GetCommand) return { Item: undefined };
         if (command instanceof PutCommand) return void recorded.push(command.input.Item!);
         const { Key, ExpressionAttributeValues } = command.input;
         const item = recorded.find((i) => i.pk === Key?.pk && i.sk === Key?.sk);
         if (item) item.rooms = new Set([...((item.rooms as Set<string>) ?? []), ...(ExpressionAttributeValues?.[':room'] as Set<string>)]);
+        return {};
       },
     } as unknown as DynamoDBDocumentClient,
     tableName,
