@@ -38,6 +38,21 @@ export default tseslint.config(
     },
   },
   {
+    // Wire contracts are imported by browsers as well as by Node: nothing here may need Node or a package.
+    files: ['protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(?!\\./)', message: 'protocol/ is browser-safe and self-contained: import only ./ files of protocol/ (no Node built-ins, no packages).' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', { name: 'Buffer', message: 'protocol/ runs in browsers: use TextEncoder.' }, { name: 'process', message: 'protocol/ runs in browsers.' }, { name: 'require', message: 'protocol/ runs in browsers.' }],
+    },
+  },
+  {
     files: ['*.js', '*.mjs'],
     languageOptions: { globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },

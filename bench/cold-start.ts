@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { build } from 'esbuild';
 import { SESSION_COOKIE } from '../common/credentials';
-import { PUBLISH_DETAIL_TYPE } from '../common/protocol';
+import { PUBLISH_DETAIL_TYPE } from '../protocol';
 import { ConnectionStore } from '../lambda/core/store';
 import { LocalFunction, type FunctionSpec } from '../local/emulator/lambda';
 import { ensureSynth } from '../local/synth';

@@ -9,7 +9,7 @@
 import { fork } from 'node:child_process';
 import * as path from 'node:path';
 import WebSocket from 'ws';
-import { SPEECH_INPUT_SAMPLE_RATE } from '../common/speech-protocol';
+import { SPEECH_INPUT_SAMPLE_RATE } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 import { kib, num, ratio, sleep, stats, type Bench, type Stats } from './report';
 import { TAG_BYTES } from './speech-server';

@@ -18,8 +18,8 @@ import { sessionTokenProvider, signInWithPassword } from '../client/auth';
 import { createNodeClient, GatehouseClient, nodeSocket, type Transport } from '../client/node';
 import { SpeechClient } from '../client/speech';
 import { parseWav, writeWav } from '../client/wav';
-import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../common/speech-protocol';
-import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type MessageEvent } from '../common/protocol';
+import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../protocol';
+import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type MessageEvent } from '../protocol';
 import { LOCAL_CONFIG, readLocalConfig } from '../local/config';
 
 const USAGE = `Usage: npm run gatehouse -- <command> [options]

@@ -13,6 +13,7 @@
  */
 import {
   BEARER_SUBPROTOCOL_PREFIX,
+  CLOSE,
   SUBPROTOCOL,
   type ClientMessage,
   type ErrorCode,
@@ -20,7 +21,7 @@ import {
   type Json,
   type MessageEvent,
   type ServerEvent,
-} from '../common/protocol';
+} from '../protocol';
 import { Emitter } from './emitter';
 
 /** The part of the WebSocket interface the client uses (browsers' WebSocket and `ws` both have it). */
@@ -236,7 +237,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     this.heartbeat = setInterval(() => {
       this.request({ action: 'ping' }).catch(() => {
         // No pong: the connection is dead even if the socket has not noticed. Closing it triggers a reconnect.
-        this.socket?.close(4000, 'heartbeat timeout');
+        this.socket?.close(CLOSE.heartbeatTimeout.code, CLOSE.heartbeatTimeout.reason);
       });
     }, this.opts.heartbeatMs);
   }
@@ -262,7 +263,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     } catch (err) {
       // Refused (e.g. the sign-in was revoked) or unreachable: start over with a fresh connection.
       this.emit('error', err as Error);
-      this.socket?.close(4001, 'renewal failed');
+      this.socket?.close(CLOSE.renewalFailed.code, CLOSE.renewalFailed.reason);
     }
   }
 
@@ -437,7 +438,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
         previous?.(event);
         resolve();
       };
-      socket.close(1000, 'client closed');
+      socket.close(CLOSE.normal.code, CLOSE.normal.reason);
     });
   }
 }

@@ -3,7 +3,7 @@
  * set headers) or, to behave exactly like a browser, in the subprotocol list.
  */
 import WebSocket from 'ws';
-import { BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL } from '../common/protocol';
+import { BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL } from '../protocol';
 import { GatehouseClient, type ClientOptions, type SocketFactory, type SocketLike } from './index';
 
 export type Transport = 'header' | 'subprotocol';

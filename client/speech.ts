@@ -3,7 +3,7 @@
  * subprotocol (or the header, in Node), starts a conversation, streams PCM frames (16 kHz mono 16-bit) and
  * surfaces the service's events and the assistant's audio (24 kHz mono 16-bit).
  */
-import { parseSpeechControl, type SpeechControl, type SpeechEvent } from '../common/speech-protocol';
+import { CLOSE, parseSpeechControl, type SpeechControl, type SpeechEvent } from '../protocol';
 import { Emitter } from './emitter';
 import { browserSocket, type SocketFactory, type SocketLike } from './index';
 
@@ -68,6 +68,6 @@ export class SpeechClient extends Emitter<SpeechClientEvents> {
   }
 
   close(): void {
-    this.socket?.close(1000, 'client closed');
+    this.socket?.close(CLOSE.normal.code, CLOSE.normal.reason);
   }
 }

@@ -15,6 +15,7 @@ import {
   type AuthenticationResultType,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { BatchGetCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { SignInErrorCode } from '../protocol';
 import { isConditionFailed } from './dynamo-errors';
 import { TABLE, keys } from './table-schema';
 
@@ -188,7 +189,7 @@ export interface CognitoTokens {
 
 export class SignInError extends Error {
   constructor(
-    readonly code: 'invalid_credentials' | 'new_password_required' | 'mfa_required' | 'password_reset_required' | 'not_confirmed' | 'challenge',
+    readonly code: SignInErrorCode,
     message: string,
   ) {
     super(message);

@@ -11,24 +11,15 @@
  *   5. `?token=<access token>`                 (only when enabled: URLs end up in histories and logs)
  */
 import { SESSION_COOKIE, hashSecret, signInOf, type CognitoSessions, type CredentialStore, type SessionRecord } from './credentials';
-import { BEARER_SUBPROTOCOL_PREFIX } from './protocol';
-import { resolveTenant, type DenyReason, type TokenVerifier } from './token';
+import { BEARER_SUBPROTOCOL_PREFIX, type HandshakeDenyReason, type RefreshDenyReason } from '../protocol';
+import { resolveTenant, type TokenVerifier } from './token';
+
+export type { HandshakeDenyReason, RefreshDenyReason } from '../protocol';
 
 export type Headers = Record<string, string | string[] | undefined> | null | undefined;
 export type Query = Record<string, string | undefined> | null | undefined;
 
 export type TokenSource = 'header' | 'subprotocol' | 'query' | 'ticket' | 'cookie';
-export type HandshakeDenyReason =
-  | DenyReason
-  | 'query_token_disabled'
-  | 'origin_required'
-  | 'origin_not_allowed'
-  | 'revoked'
-  | 'ticket_invalid'
-  | 'ticket_expired'
-  | 'ticket_origin_mismatch'
-  | 'session_invalid'
-  | 'session_refresh_failed';
 
 export type Extracted =
   | { found: true; source: 'header' | 'subprotocol' | 'query'; token: string }
@@ -255,7 +246,6 @@ export async function authenticateHandshake(headers: Headers, query: Query, opti
   return { ok: true, source, identity };
 }
 
-export type RefreshDenyReason = HandshakeDenyReason | 'different_user' | 'identity_changed' | 'no_credential';
 export type RefreshResult = { ok: true; identity: HandshakeIdentity } | { ok: false; reason: RefreshDenyReason };
 
 /** A session-backed refresh renews the access token at Cognito once it has less than this left. */

@@ -26,7 +26,9 @@ import {
 } from 'aws-jwt-verify/error';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { Fetcher } from 'aws-jwt-verify/https';
-import { TENANT_ID_PATTERN } from './protocol';
+import { TENANT_ID_PATTERN, type DenyReason } from '../protocol';
+
+export type { DenyReason } from '../protocol';
 
 export interface VerifierConfig {
   /** Cognito user pool id, `<region>_<id>`; the issuer and JWKS URL derive from it. */
@@ -43,30 +45,6 @@ export interface VerifierConfig {
   clockSkewSeconds?: number;
 }
 
-export type DenyReason =
-  | 'missing_token'
-  | 'token_too_large'
-  | 'malformed_token'
-  | 'non_canonical_encoding'
-  | 'crit_header'
-  | 'embedded_key'
-  | 'missing_claim'
-  | 'invalid_claim'
-  | 'issued_in_future'
-  | 'lifetime_too_long'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'wrong_issuer'
-  | 'wrong_client'
-  | 'wrong_token_use'
-  | 'bad_signature'
-  | 'bad_algorithm'
-  | 'unknown_kid'
-  | 'jwks_unavailable'
-  | 'no_tenant'
-  | 'tenant_not_allowed'
-  | 'tenant_required'
-  | 'invalid_token';
 
 /** The claims Gatehouse uses from a verified access token. */
 export interface AccessClaims {

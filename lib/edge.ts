@@ -8,11 +8,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
+import { SESSION_API_PREFIX, SOCKET_PATHS, WEB_CONFIG_PATH, type WebConfig } from '../protocol';
 import { SPEECH_LISTENER_PORT } from './speech-service';
 import { ensureWebBuild } from '../web/build';
 
-export const REALTIME_PATH = '/ws/realtime';
-export const SPEECH_PATH = '/ws/speech';
+export const REALTIME_PATH = SOCKET_PATHS.realtime;
+export const SPEECH_PATH = SOCKET_PATHS.speech;
 
 export interface EdgeProps {
   readonly api: apigwv2.IWebSocketApi;
@@ -21,7 +22,7 @@ export interface EdgeProps {
   /** Domain of the session API (HTTP API), served under /api/*. */
   readonly sessionApiDomain: string;
   /** Public settings the web app reads from /config.json (pool, client, region). */
-  readonly webConfig: Record<string, string>;
+  readonly webConfig: WebConfig;
   /** Folder of the web app's static files. @default the production build, web/dist (built when stale) */
   readonly webAssets?: string;
   /** A custom domain: its names and an ACM certificate in us-east-1. */
@@ -186,7 +187,7 @@ export class Edge extends Construct {
           ...websocket(realtimeFunction, cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER),
         },
         // The session API sets and reads the HttpOnly cookie: it must be same-origin with the web app.
-        '/api/*': {
+        [`${SESSION_API_PREFIX}/*`]: {
           origin: new origins.HttpOrigin(props.sessionApiDomain, {
             protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
             originSslProtocols: [cloudfront.OriginSslPolicy.TLS_V1_2],
@@ -216,10 +217,10 @@ export class Edge extends Construct {
         s3deploy.Source.asset(props.webAssets ?? ensureWebBuild()),
         // No socket URLs: the app opens /ws/* on the origin it was loaded from, whichever of the distribution's
         // names that is, so its host-only session cookie and its CSP ('self') both apply.
-        s3deploy.Source.jsonData('config.json', props.webConfig),
+        s3deploy.Source.jsonData(WEB_CONFIG_PATH.slice(1), props.webConfig),
       ],
       distribution: this.distribution,
-      distributionPaths: ['/index.html', '/config.json'],
+      distributionPaths: ['/index.html', WEB_CONFIG_PATH],
       memoryLimit: 512,
       logGroup: new logs.LogGroup(this, 'WebAppDeploymentLogs', { retention: logs.RetentionDays.ONE_MONTH }),
     });

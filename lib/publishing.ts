@@ -5,7 +5,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
-import { PUBLISH_DETAIL_TYPE } from '../common/protocol';
+import { PUBLISH_DETAIL_TYPE } from '../protocol';
 import type { FailedInvocations } from './failed-invocations';
 import { handlerFunction } from './handler-function';
 import type { RealtimeApi } from './realtime-api';

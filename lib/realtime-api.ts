@@ -11,8 +11,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ACTIONS } from '../common/protocol';
-import { DEFAULT_RATE_LIMIT, ENV } from '../lambda/core/config';
+import { ACTIONS, DEFAULT_RATE_LIMIT, REALTIME_DEFAULTS } from '../protocol';
+import { ENV } from '../lambda/core/config';
 import { handlerFunction } from './handler-function';
 
 export interface RealtimeApiProps {
@@ -70,7 +70,7 @@ export interface RealtimeApiProps {
 
 /** What API Gateway itself enforces on every WebSocket connection; the handlers and README follow these. */
 export const API_GATEWAY_LIMITS = {
-  maxConnectionSeconds: 2 * 60 * 60,
+  maxConnectionSeconds: REALTIME_DEFAULTS.maxConnectionSeconds,
   idleTimeoutSeconds: 10 * 60,
   maxFrameBytes: 32 * 1024,
   maxMessageBytes: 128 * 1024,
@@ -136,17 +136,17 @@ export class RealtimeApi extends Construct {
       [ENV.connectionsUrl]: connectionsUrl,
       [ENV.maxConnectionSeconds]: String(API_GATEWAY_LIMITS.maxConnectionSeconds),
       [ENV.maxFrameBytes]: String(API_GATEWAY_LIMITS.maxFrameBytes),
-      [ENV.maxDataBytes]: String(props.maxDataBytes ?? 16 * 1024),
-      [ENV.maxRoomsPerConnection]: String(props.maxRoomsPerConnection ?? 50),
-      [ENV.broadcastConcurrency]: String(props.broadcastConcurrency ?? 32),
-      [ENV.historyRetentionSeconds]: String((props.historyRetention ?? Duration.minutes(5)).toSeconds()),
-      [ENV.adminGroup]: props.adminGroupName ?? 'admin',
+      [ENV.maxDataBytes]: String(props.maxDataBytes ?? REALTIME_DEFAULTS.maxDataBytes),
+      [ENV.maxRoomsPerConnection]: String(props.maxRoomsPerConnection ?? REALTIME_DEFAULTS.maxRoomsPerConnection),
+      [ENV.broadcastConcurrency]: String(props.broadcastConcurrency ?? REALTIME_DEFAULTS.broadcastConcurrency),
+      [ENV.historyRetentionSeconds]: String(props.historyRetention?.toSeconds() ?? REALTIME_DEFAULTS.historyRetentionSeconds),
+      [ENV.adminGroup]: props.adminGroupName ?? REALTIME_DEFAULTS.adminGroup,
       [ENV.rateLimitPerSecond]: String(rateLimit.rate),
       [ENV.rateLimitBurst]: String(rateLimit.burst),
       [ENV.rateLimitStrikes]: String(rateLimit.strikes),
       [ENV.userRateLimitPerSecond]: String(rateLimit.userRate),
       [ENV.userRateLimitBurst]: String(rateLimit.userBurst),
-      [ENV.maxConnectionsPerUser]: String(props.maxConnectionsPerUser ?? 10),
+      [ENV.maxConnectionsPerUser]: String(props.maxConnectionsPerUser ?? REALTIME_DEFAULTS.maxConnectionsPerUser),
     };
     this.realtimeEnvironment = realtimeEnv;
     this.connectFunction = handler('Connect', 'connect.ts', realtimeEnv);

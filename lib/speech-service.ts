@@ -128,12 +128,12 @@ export class SpeechService extends Construct {
     });
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH });
     const container = taskDefinition.addContainer('speech', {
-      // The build context is the repository (the service shares common/ with the Lambdas), minus everything else.
+      // The build context is the repository (the service shares common/ and protocol/ with the Lambdas), minus everything else.
       image: ecs.ContainerImage.fromAsset(ROOT, {
         file: 'speech/Dockerfile',
         platform: Platform.LINUX_ARM64,
         ignoreMode: IgnoreMode.DOCKER,
-        exclude: ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!common/**', '!speech/**', 'speech/dist'],
+        exclude: ['*', '!package.json', '!package-lock.json', '!tsconfig.json', '!common/**', '!protocol/**', '!speech/**', 'speech/dist'],
       }),
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'speech', logGroup }),
       portMappings: [{ containerPort: SPEECH_PORT, protocol: ecs.Protocol.TCP }],

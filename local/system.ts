@@ -16,6 +16,7 @@ import { startEmulator, type Emulator } from './emulator/index';
 import type { FunctionSpec } from './emulator/lambda';
 import { loadTemplate, referencedIds, resourcesOfType } from './emulator/template';
 import { CDK_OUT } from './paths';
+import { SOCKET_PATHS, WEB_CONFIG_PATH, type WebConfig } from '../protocol';
 
 export interface LocalSystemOptions {
   stackName?: string;
@@ -164,7 +165,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     bucket: {
       dir: webDir,
       objects: {
-        '/config.json': () => ({
+        [WEB_CONFIG_PATH]: () => ({
           contentType: 'application/json',
           body: JSON.stringify({
             region,
@@ -173,7 +174,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
             authMode: webAuthMode,
             // Local only: where token mode's Amplify signs in (see COGNITO_PATH).
             cognitoEndpoint: COGNITO_PATH,
-          }),
+          } satisfies WebConfig),
         }),
       },
     },
@@ -220,8 +221,8 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
       users,
       urls: {
         edge: emulator.origin,
-        realtime: `${wsOrigin}/ws/realtime`,
-        speech: `${wsOrigin}/ws/speech`,
+        realtime: `${wsOrigin}${SOCKET_PATHS.realtime}`,
+        speech: `${wsOrigin}${SOCKET_PATHS.speech}`,
         websocket: emulator.websocketUrl,
         connections: emulator.connectionsUrl,
         events: emulator.origin,

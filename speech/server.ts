@@ -19,8 +19,8 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Auth } from '../common/auth';
 import type { HandshakeIdentity, RefreshResult } from '../common/handshake';
 import type { Logger } from '../common/log';
-import { SUBPROTOCOL } from '../common/protocol';
-import { SPEECH_CLOSE, parseSpeechControl, type SpeechEvent } from '../common/speech-protocol';
+import { SUBPROTOCOL } from '../protocol';
+import { SPEECH_CLOSE, parseSpeechControl, type SpeechEvent } from '../protocol';
 import type { SpeechConfig } from './config';
 import type { ProviderSession, SpeechProvider } from './provider';
 
@@ -425,7 +425,7 @@ export class SpeechServer {
             // One model stream failed (throttling, a stream error): this session ends, the process carries on.
             log.error('speech_provider_error', { sessionId: session.id, error: err });
             this.send(session, { type: 'error', code: 'provider_error', message: 'The speech model failed; start again.' });
-            session.ws.close(1011, 'speech model error');
+            session.ws.close(SPEECH_CLOSE.internal, 'speech model error');
           },
         },
       );

@@ -13,7 +13,7 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { authConfig, createAuth, type Auth } from '../common/auth';
 import { SESSION_COOKIE, hashSecret, type CognitoSessions } from '../common/credentials';
-import type { ServerEvent } from '../common/protocol';
+import type { ServerEvent } from '../protocol';
 import { TABLE, keys } from '../common/table-schema';
 import { handleApi } from '../lambda/core/api';
 import { connect } from '../lambda/core/connection';

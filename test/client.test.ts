@@ -3,7 +3,7 @@
  * in-memory socket (the end-to-end tests cover the same client over real sockets).
  */
 import { GatehouseClient, type SocketFactory, type SocketLike } from '../client/index';
-import type { MessageEvent } from '../common/protocol';
+import type { MessageEvent } from '../protocol';
 
 class FakeSocket implements SocketLike {
   readyState = 0;

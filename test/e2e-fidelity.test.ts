@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import WebSocket from 'ws';
-import { PUBLISH_DETAIL_TYPE, type ServerEvent } from '../common/protocol';
+import { PUBLISH_DETAIL_TYPE, type ServerEvent } from '../protocol';
 import { DEMO_PASSWORD } from '../local/demo-users';
 import { resourcesOfType } from '../local/emulator/template';
 import { startTestSystem, waitUntil, type TestSystem } from './support/system';

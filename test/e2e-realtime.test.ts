@@ -12,7 +12,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import WebSocket from 'ws';
 import { parseWav, writeWav } from '../client/wav';
-import { PUBLISH_DETAIL_TYPE } from '../common/protocol';
+import { PUBLISH_DETAIL_TYPE } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 import { writeLocalConfig } from '../local/config';
 import { loadTemplate, resourcesOfType } from '../local/emulator/template';

@@ -7,7 +7,7 @@
 import { AdminDisableUserCommand, AdminEnableUserCommand } from '@aws-sdk/client-cognito-identity-provider';
 import WebSocket from 'ws';
 import { SESSION_COOKIE } from '../common/credentials';
-import type { ServerEvent } from '../common/protocol';
+import type { ServerEvent } from '../protocol';
 import { startTestSystem, waitUntil, type TestSystem } from './support/system';
 
 let t: TestSystem;

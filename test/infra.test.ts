@@ -5,7 +5,7 @@ import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { buildApp } from '../bin/app';
-import { ACTIONS } from '../common/protocol';
+import { ACTIONS } from '../protocol';
 import { GatehouseStack } from '../lib/gatehouse-stack';
 import cdkJson from '../cdk.json';
 
@@ -547,7 +547,7 @@ describe('speech service and edge', () => {
     const image = Object.values(assets.dockerImages as Record<string, { source: { directory: string; dockerFile: string; platform: string } }>)[0].source;
     expect(image).toMatchObject({ dockerFile: 'speech/Dockerfile', platform: 'linux/arm64' });
     const dir = path.join(app.outdir, image.directory);
-    expect(readdirSync(dir).sort()).toEqual(['common', 'package-lock.json', 'package.json', 'speech', 'tsconfig.json']);
+    expect(readdirSync(dir).sort()).toEqual(['common', 'package-lock.json', 'package.json', 'protocol', 'speech', 'tsconfig.json']);
     const dockerfile = readFileSync(path.join(dir, 'speech/Dockerfile'), 'utf8');
     for (const [, source] of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(path.join(dir, source))).toBe(true);
     expect(dockerfile).toMatch(/^USER node$/m);

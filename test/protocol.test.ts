@@ -1,4 +1,4 @@
-import { parseClientMessage, type ErrorCode } from '../common/protocol';
+import { CLOSE, SPEECH_CLOSE, parseClientMessage, shouldReconnect, type ErrorCode } from '../protocol';
 
 const limits = { maxFrameBytes: 1024, maxDataBytes: 100 };
 
@@ -57,5 +57,21 @@ describe('parseClientMessage', () => {
   it('counts bytes, not characters', () => {
     const euro = '€'.repeat(40); // 120 bytes in UTF-8, 40 characters
     expect(rejected(`{"action":"send","room":"g","data":"${euro}"}`).code).toBe('too_large');
+  });
+});
+
+describe('the close-code catalog', () => {
+  it('tells a client whether to come back, by entry and by range', () => {
+    expect(Object.values(CLOSE).filter((c) => c.reconnect).map((c) => c.code)).toEqual([1001, 1011, 1013, 4000, 4001]);
+    for (const c of Object.values(CLOSE)) expect(shouldReconnect(c.code)).toBe(c.reconnect);
+    // Dropped networks (no close frame), restarts and unknown codes reconnect; our 4500-4999 never do.
+    expect([1005, 1006, 1012, 4100, 4499].map(shouldReconnect)).toEqual([true, true, true, true, true]);
+    expect([4500, 4700, 4999].map(shouldReconnect)).toEqual([false, false, false]);
+  });
+
+  it('has one code per entry, and the speech socket uses its entries', () => {
+    const codes = Object.values(CLOSE).map((c) => c.code);
+    expect(new Set(codes).size).toBe(codes.length);
+    for (const code of Object.values(SPEECH_CLOSE)) expect(codes).toContain(code);
   });
 });

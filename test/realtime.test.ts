@@ -1,5 +1,5 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import type { ServerEvent } from '../common/protocol';
+import type { ServerEvent } from '../protocol';
 import { authConfig, createAuth } from '../common/auth';
 import { realtimeConfig } from '../lambda/core/config';
 import { connect, disconnect } from '../lambda/core/connection';

@@ -8,7 +8,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { authConfig, createAuth, type Auth } from '../common/auth';
 import { CognitoSessions, CredentialStore, SESSION_COOKIE, SignInError, hashSecret } from '../common/credentials';
-import type { ServerEvent } from '../common/protocol';
+import type { ServerEvent } from '../protocol';
 import { handleApi } from '../lambda/core/api';
 import { connect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';

@@ -11,7 +11,7 @@ import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import WebSocket from 'ws';
 import { createAuth, type Auth } from '../common/auth';
-import type { SpeechEvent } from '../common/speech-protocol';
+import type { SpeechEvent } from '../protocol';
 import { SpeechService } from '../lib/speech-service';
 import { speechConfig } from '../speech/config';
 import type { ProviderSession, SpeechProvider } from '../speech/provider';

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import WebSocket from 'ws';
 import { nodeSocket } from '../client/node';
 import { SpeechClient } from '../client/speech';
-import type { SpeechEvent } from '../common/speech-protocol';
+import type { SpeechEvent } from '../protocol';
 import { createAuth, type Auth } from '../common/auth';
 import { CredentialStore, SESSION_COOKIE, hashSecret, type CognitoSessions, type CognitoTokens } from '../common/credentials';
 import { ROOT } from '../local/paths';

@@ -15,7 +15,7 @@ import type { Auth } from '../../common/auth';
 import { SESSION_COOKIE, SignInError, hashSecret, newSecret, signInOf } from '../../common/credentials';
 import { cookie, header, type Headers } from '../../common/handshake';
 import type { Logger } from '../../common/log';
-import { TENANT_ID_PATTERN, parseBoundedJson } from '../../common/protocol';
+import { MAX_SESSION_BODY_BYTES, SESSION_BODIES, SESSION_ROUTES, TENANT_ID_PATTERN, parseBoundedJson, type BodySpec, type SessionApiError, type SessionApiErrorCode, type SessionUser } from '../../protocol';
 import { signOut, type SignOutDeps } from './revoke';
 
 export interface ApiDeps {
@@ -33,7 +33,14 @@ const json = (statusCode: number, body: unknown, cookies?: string[]): Result => 
   body: JSON.stringify(body),
   ...(cookies ? { cookies } : {}),
 });
-const fail = (statusCode: number, error: string, message: string) => json(statusCode, { error, message });
+const fail = (statusCode: number, error: SessionApiErrorCode, message: string) => json(statusCode, { error, message } satisfies SessionApiError);
+const routeKey = (route: { method: string; path: string }) => `${route.method} ${route.path}`;
+const ROUTE = {
+  login: routeKey(SESSION_ROUTES.login),
+  session: routeKey(SESSION_ROUTES.session),
+  logout: routeKey(SESSION_ROUTES.logout),
+  wsTicket: routeKey(SESSION_ROUTES.wsTicket),
+};
 
 /**
  * A small JSON object body, validated strictly: exactly the named fields (own keys, exact names), each of its type,
@@ -41,16 +48,16 @@ const fail = (statusCode: number, error: string, message: string) => json(status
  */
 function parseBody(
   event: APIGatewayProxyEventV2,
-  spec: { required?: Record<string, 'string' | 'boolean'>; optional?: Record<string, 'string' | 'boolean'> },
+  spec: BodySpec,
 ): Record<string, unknown> | string {
   const raw = event.body ? (event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body) : '{}';
-  if (raw.length > 4096) return 'Body too large.';
+  if (raw.length > MAX_SESSION_BODY_BYTES) return 'Body too large.';
   const parsed = parseBoundedJson(raw, 2);
   if (!parsed.ok) return parsed.tooDeep ? 'Body must be a flat JSON object.' : 'Body must be JSON.';
   const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'Body must be a JSON object.';
-  const required = spec.required ?? {};
-  const optional = spec.optional ?? {};
+  const required: Readonly<Record<string, string>> = spec.required ?? {};
+  const optional: Readonly<Record<string, string>> = spec.optional ?? {};
   for (const [key, v] of Object.entries(value)) {
     const type = Object.hasOwn(required, key) ? required[key] : Object.hasOwn(optional, key) ? optional[key] : undefined;
     if (!type) return `Unexpected field "${key}".`;
@@ -82,10 +89,10 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
   if (!credentials) return fail(501, 'not_configured', 'Sessions are not configured.');
 
   switch (route) {
-    case 'POST /api/login': {
+    case ROUTE.login: {
       if (!sessions) return fail(501, 'not_configured', 'Cookie sessions are not configured.');
       if (origin === undefined) return fail(403, 'origin_required', 'Sign in from the web app.');
-      const body = parseBody(event, { required: { email: 'string', password: 'string' } });
+      const body = parseBody(event, SESSION_BODIES.login);
       if (typeof body === 'string') return fail(400, 'invalid_request', body);
       const email = String(body.email).trim().toLowerCase();
       if (email.length > 254 || String(body.password).length > 256) return fail(400, 'invalid_request', 'Email or password too long.');
@@ -118,17 +125,17 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
       return json(200, describe(claims.sub, email, claims.groups, now + lifetime, auth), [setCookie(id, lifetime)]);
     }
 
-    case 'GET /api/session': {
+    case ROUTE.session: {
       const id = cookie(headers, SESSION_COOKIE);
       const session = id ? await credentials.getSession(hashSecret(id)) : undefined;
       if (!session || (await credentials.revoked([session]))[0]) return json(401, { signedIn: false });
       return json(200, describe(session.userId, session.email, session.groups, session.expiresAt, auth));
     }
 
-    case 'POST /api/logout': {
+    case ROUTE.logout: {
       // Only our own pages may end a session (a cross-site form post carries the cookie, but not our origin).
       if (origin === undefined) return fail(403, 'origin_required', 'Sign out from the web app.');
-      const body = parseBody(event, { optional: { everywhere: 'boolean' } });
+      const body = parseBody(event, SESSION_BODIES.logout);
       if (typeof body === 'string') return fail(400, 'invalid_request', body);
       const id = cookie(headers, SESSION_COOKIE);
       const hash = id ? hashSecret(id) : undefined;
@@ -142,8 +149,8 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
       return json(200, { signedIn: false }, [setCookie('', 0)]);
     }
 
-    case 'POST /api/ws-ticket': {
-      const body = parseBody(event, { optional: { tenant: 'string' } });
+    case ROUTE.wsTicket: {
+      const body = parseBody(event, SESSION_BODIES.wsTicket);
       if (typeof body === 'string') return fail(400, 'invalid_request', body);
       if (body.tenant !== undefined && !TENANT_ID_PATTERN.test(String(body.tenant))) return fail(400, 'invalid_request', 'Invalid tenant.');
       // Exactly the checks of a WebSocket handshake (bearer header or cookie; origin; revocation; tenant).
@@ -179,7 +186,7 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
   }
 }
 
-function describe(userId: string, email: string, groups: string[], expiresAt: number, auth: Auth) {
+function describe(userId: string, email: string, groups: string[], expiresAt: number, auth: Auth): SessionUser {
   const prefix = auth.config.tenantGroupPrefix;
   return {
     signedIn: true,

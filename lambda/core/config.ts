@@ -4,7 +4,7 @@
  * message that names it. Authentication settings are common to every runtime (common/auth.ts).
  */
 import { AUTH_ENV, envNumber, envString } from '../../common/auth';
-import type { Limits } from '../../common/protocol';
+import { DEFAULT_RATE_LIMIT, REALTIME_DEFAULTS as D, type Limits } from '../../protocol';
 
 export const ENV = {
   ...AUTH_ENV,
@@ -29,8 +29,7 @@ export const ENV = {
 
 type Env = Record<string, string | undefined>;
 
-/** The rate limits' defaults: one home, read by the handlers and by the infrastructure that sets them. */
-export const DEFAULT_RATE_LIMIT = { rate: 10, burst: 20, strikes: 20, userRate: 20, userBurst: 40 } as const;
+export { DEFAULT_RATE_LIMIT };
 
 export interface RealtimeConfig {
   tableName: string;
@@ -60,17 +59,17 @@ export function realtimeConfig(env: Env): RealtimeConfig {
   return {
     tableName: envString(env, ENV.tableName),
     connectionsUrl: envString(env, ENV.connectionsUrl),
-    maxConnectionSeconds: envNumber(env, ENV.maxConnectionSeconds, 2 * 60 * 60),
+    maxConnectionSeconds: envNumber(env, ENV.maxConnectionSeconds, D.maxConnectionSeconds),
     limits: {
-      maxFrameBytes: envNumber(env, ENV.maxFrameBytes, 32 * 1024),
-      maxDataBytes: envNumber(env, ENV.maxDataBytes, 16 * 1024),
+      maxFrameBytes: envNumber(env, ENV.maxFrameBytes, D.maxFrameBytes),
+      maxDataBytes: envNumber(env, ENV.maxDataBytes, D.maxDataBytes),
     },
-    maxRoomsPerConnection: envNumber(env, ENV.maxRoomsPerConnection, 50),
-    broadcastConcurrency: envNumber(env, ENV.broadcastConcurrency, 32),
-    historyRetentionSeconds: envNumber(env, ENV.historyRetentionSeconds, 300),
-    maxReplay: envNumber(env, ENV.maxReplay, 500),
-    maxReplayBytes: envNumber(env, ENV.maxReplayBytes, 128 * 1024),
-    adminGroup: envString(env, ENV.adminGroup, 'admin'),
+    maxRoomsPerConnection: envNumber(env, ENV.maxRoomsPerConnection, D.maxRoomsPerConnection),
+    broadcastConcurrency: envNumber(env, ENV.broadcastConcurrency, D.broadcastConcurrency),
+    historyRetentionSeconds: envNumber(env, ENV.historyRetentionSeconds, D.historyRetentionSeconds),
+    maxReplay: envNumber(env, ENV.maxReplay, D.maxReplay),
+    maxReplayBytes: envNumber(env, ENV.maxReplayBytes, D.maxReplayBytes),
+    adminGroup: envString(env, ENV.adminGroup, D.adminGroup),
     rateLimit: {
       rate: envNumber(env, ENV.rateLimitPerSecond, DEFAULT_RATE_LIMIT.rate),
       burst: envNumber(env, ENV.rateLimitBurst, DEFAULT_RATE_LIMIT.burst),
@@ -78,7 +77,7 @@ export function realtimeConfig(env: Env): RealtimeConfig {
       userRate: envNumber(env, ENV.userRateLimitPerSecond, DEFAULT_RATE_LIMIT.userRate),
       userBurst: envNumber(env, ENV.userRateLimitBurst, DEFAULT_RATE_LIMIT.userBurst),
     },
-    maxConnectionsPerUser: envNumber(env, ENV.maxConnectionsPerUser, 10),
+    maxConnectionsPerUser: envNumber(env, ENV.maxConnectionsPerUser, D.maxConnectionsPerUser),
   };
 }
 

@@ -3,7 +3,7 @@
  */
 import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
-import { SUBPROTOCOL } from '../../common/protocol';
+import { SUBPROTOCOL } from '../../protocol';
 import { offeredSubprotocols } from '../../common/handshake';
 import type { RealtimeConfig } from './config';
 import { fromAuthorizerContext } from './identity';

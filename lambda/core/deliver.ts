@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
-import { byteLength, type Json, type JoinedEvent, type MessageEvent, type Sender } from '../../common/protocol';
+import { byteLength, type Json, type JoinedEvent, type MessageEvent, type Sender } from '../../protocol';
 import { broadcast, isGone, postToConnection, type BroadcastResult } from './broadcast';
 import type { RealtimeConfig } from './config';
 import type { ConnectionStore } from './store';

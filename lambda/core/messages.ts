@@ -8,7 +8,7 @@ import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aw
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
-import { errorEvent, parseClientMessage, type ClientMessage, type ServerEvent } from '../../common/protocol';
+import { errorEvent, parseClientMessage, type ClientMessage, type ServerEvent } from '../../protocol';
 import type { RealtimeConfig } from './config';
 import { deliverToRoom, replayAfter } from './deliver';
 import { signOut, signOutDeps } from './revoke';

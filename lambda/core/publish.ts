@@ -10,7 +10,7 @@
  * is itself an asynchronous invocation: if it fails, Lambda retries it, and if it keeps failing its own record goes
  * to the on-failure destination (a duplicate that failed in its place would only add a false alarm).
  */
-import { parsePublishRequest, type Limits } from '../../common/protocol';
+import { parsePublishRequest, type Limits } from '../../protocol';
 import type { BroadcastResult } from './broadcast';
 import { deliverToRoom, numberMessage, type DeliverDeps } from './deliver';
 

@@ -8,7 +8,7 @@ import { RevokeTokenCommand, type CognitoIdentityProviderClient } from '@aws-sdk
 import type { Auth } from '../../common/auth';
 import type { CognitoSessions, CredentialStore } from '../../common/credentials';
 import type { Logger } from '../../common/log';
-import type { ServerEvent } from '../../common/protocol';
+import type { ServerEvent } from '../../protocol';
 import { isGone, postToConnection } from './broadcast';
 import type { ConnectionStore } from './store';
 

@@ -4,7 +4,7 @@
  */
 import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
-import type { ServerEvent } from '../../common/protocol';
+import type { ServerEvent } from '../../protocol';
 import { isGone, postToConnection } from './broadcast';
 import type { ConnectionStore } from './store';
 

@@ -3,7 +3,7 @@
  * activity detection on the 16 kHz input) and answers each with generated speech-like audio at 24 kHz and a
  * transcript, streamed at twice real time. Speaking over its answer interrupts it, as Nova Sonic's barge-in does.
  */
-import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../common/speech-protocol';
+import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../protocol';
 import type { ProviderEvents, ProviderSession, SpeechProvider } from '../provider';
 
 export interface LocalProviderOptions {

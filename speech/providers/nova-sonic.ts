@@ -17,7 +17,7 @@ import {
   type InvokeModelWithBidirectionalStreamOutput,
 } from '@aws-sdk/client-bedrock-runtime';
 import type { Logger } from '../../common/log';
-import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../common/speech-protocol';
+import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../protocol';
 import type { ProviderEvents, ProviderSession, SpeechProvider } from '../provider';
 
 export interface NovaSonicOptions {

@@ -4,7 +4,7 @@
  */
 import { sessionTokenProvider } from '../../client/auth';
 import { createNodeClient, type ClientOptions, type GatehouseClient, type Transport } from '../../client/node';
-import type { MessageEvent } from '../../common/protocol';
+import type { MessageEvent } from '../../protocol';
 import { startLocalSystem, type LocalSystem, type LocalSystemOptions } from '../../local/system';
 import { waitUntil } from './wait';
 

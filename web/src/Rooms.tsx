@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { GatehouseClient } from '../../client/index';
-import type { MessageEvent } from '../../common/protocol';
+import type { MessageEvent } from '../../protocol';
 
 const DEFAULT_ROOMS = ['general', 'random'];
 const KEEP = 200;

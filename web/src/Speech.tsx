@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { SpeechClient } from '../../client/speech';
-import type { SpeechEvent } from '../../common/speech-protocol';
+import type { SpeechEvent } from '../../protocol';
 import type { Auth } from './auth';
 import { Microphone, Player } from './audio';
 

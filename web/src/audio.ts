@@ -2,7 +2,7 @@
  * Microphone capture (AudioWorklet, echo cancellation on) streamed as 100 ms frames of 16 kHz mono PCM, and
  * playback of the assistant's 24 kHz PCM in order, which an interruption can cut short at once.
  */
-import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../common/speech-protocol';
+import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../protocol';
 import { Resampler, pcmToFloat } from './resample';
 
 const FRAME_SAMPLES = SPEECH_INPUT_SAMPLE_RATE / 10;

@@ -6,6 +6,7 @@
  *   live in sessionStorage (never localStorage) and sockets are opened with one-time tickets.
  */
 import type { SocketFactory, SocketLike } from '../../client/index';
+import { SESSION_ROUTES, parseSessionUser, type SessionApiErrorCode } from '../../protocol';
 import { withQuery, type AppConfig } from './config';
 
 export interface User {
@@ -41,24 +42,21 @@ export interface Auth {
   sockets(): SocketCredentials;
 }
 
-const MESSAGES: Record<string, string> = {
+const MESSAGES = {
   invalid_credentials: 'Wrong email or password.',
   new_password_required: 'This account needs a new password: set one with your administrator, then sign in again.',
   mfa_required: 'This account uses a second factor, which this app does not support yet.',
   password_reset_required: 'This account must reset its password first.',
   not_confirmed: 'This account is not confirmed yet.',
-};
+} satisfies Partial<Record<SessionApiErrorCode, string>>;
 
 const plainSocket = (url: string) => new WebSocket(url) as unknown as SocketLike;
 
 const UNEXPECTED = 'The server gave an answer this app does not understand; try again later.';
-const strings = (value: unknown): value is string[] => Array.isArray(value) && value.every((v) => typeof v === 'string');
-
 /** A signed-in user exactly as the session API describes one; anything else is not a user. */
 function asUser(body: Record<string, unknown>): User | undefined {
-  const { signedIn, userId, email, groups, tenants } = body;
-  if (signedIn !== true || typeof userId !== 'string' || typeof email !== 'string' || !strings(groups) || !strings(tenants)) return undefined;
-  return { userId, email, groups, tenants };
+  const user = parseSessionUser(body);
+  return user && { userId: user.userId, email: user.email, groups: user.groups, tenants: user.tenants };
 }
 
 /**
@@ -77,24 +75,24 @@ function sessionAuth(): Auth {
   return {
     mode: 'session',
     async restore() {
-      const { status, body } = await apiJson('/api/session');
+      const { status, body } = await apiJson(SESSION_ROUTES.session.path);
       if (status === 401) return null;
       const user = status === 200 ? asUser(body) : undefined;
       if (!user) throw new AuthError('unexpected_response', UNEXPECTED);
       return user;
     },
     async signIn(email, password) {
-      const { status, body } = await apiJson('/api/login', { method: 'POST', body: JSON.stringify({ email, password }) });
+      const { status, body } = await apiJson(SESSION_ROUTES.login.path, { method: SESSION_ROUTES.login.method, body: JSON.stringify({ email, password }) });
       if (status !== 200) {
         const code = String(body.error ?? 'error');
-        throw new AuthError(code, MESSAGES[code] ?? String(body.message ?? `Sign-in failed (${status}).`));
+        throw new AuthError(code, (MESSAGES as Partial<Record<string, string>>)[code] ?? String(body.message ?? `Sign-in failed (${status}).`));
       }
       const user = asUser(body);
       if (!user) throw new AuthError('unexpected_response', UNEXPECTED);
       return user;
     },
     async signOut(everywhere) {
-      await apiJson('/api/logout', { method: 'POST', body: JSON.stringify(everywhere ? { everywhere: true } : {}) });
+      await apiJson(SESSION_ROUTES.logout.path, { method: SESSION_ROUTES.logout.method, body: JSON.stringify(everywhere ? { everywhere: true } : {}) });
     },
     sockets: () => ({
       // The browser sends the HttpOnly cookie itself; the server checks it and our origin.
@@ -144,8 +142,8 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
     };
   };
   const ticket = async () => {
-    const { status, body } = await apiJson('/api/ws-ticket', {
-      method: 'POST',
+    const { status, body } = await apiJson(SESSION_ROUTES.wsTicket.path, {
+      method: SESSION_ROUTES.wsTicket.method,
       headers: { authorization: `Bearer ${(await accessToken()).toString()}` },
       body: '{}',
     });

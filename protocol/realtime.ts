@@ -5,6 +5,7 @@
  *
  * Runs in Node and in browsers: no Node-only APIs here.
  */
+import { DEFAULT_LIMITS, MAX_JSON_DEPTH, type Limits } from './limits';
 
 /** Subprotocol a client offers (and the server echoes) to speak this protocol. */
 export const SUBPROTOCOL = 'gatehouse.v1';
@@ -104,18 +105,6 @@ export interface ErrorEvent {
   id?: string;
 }
 
-/** Size limits. API Gateway itself closes frames over 32 KB and messages over 128 KB. */
-export interface Limits {
-  /** Largest accepted client frame, in bytes (UTF-8). */
-  maxFrameBytes: number;
-  /** Largest accepted `data` of a `send`, serialized as JSON, in bytes. */
-  maxDataBytes: number;
-  /** Deepest accepted nesting of arrays and objects in a frame (serializers recurse: depth is stack). @default 32 */
-  maxDepth?: number;
-}
-
-export const MAX_JSON_DEPTH = 32;
-export const DEFAULT_LIMITS: Limits = { maxFrameBytes: 32 * 1024, maxDataBytes: 16 * 1024, maxDepth: MAX_JSON_DEPTH };
 
 /**
  * The nesting depth of a JSON text, found without parsing it: one pass, no recursion, so a frame nested thousands

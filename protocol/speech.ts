@@ -7,7 +7,8 @@
  *
  * Runs in Node and in browsers.
  */
-import { parseBoundedJson } from './protocol';
+import { CLOSE } from './close-codes';
+import { parseBoundedJson } from './realtime';
 
 export const SPEECH_INPUT_SAMPLE_RATE = 16_000;
 export const SPEECH_OUTPUT_SAMPLE_RATE = 24_000;
@@ -28,13 +29,14 @@ export type SpeechEvent =
 
 export type SpeechErrorCode = 'invalid_message' | 'not_started' | 'already_started' | 'refresh_refused' | 'provider_error' | 'rate_limited';
 
-/** Close codes a browser can show. 1008: credential problems; 1013: no capacity here, try again. */
+/** The speech socket's closes, from the one catalog (close-codes.ts): credential problems are `policy`. */
 export const SPEECH_CLOSE = {
-  normal: 1000,
-  restarting: 1001,
-  policy: 1008,
-  tooBig: 1009,
-  tryAgainLater: 1013,
+  normal: CLOSE.normal.code,
+  restarting: CLOSE.goingAway.code,
+  policy: CLOSE.policy.code,
+  tooBig: CLOSE.tooBig.code,
+  internal: CLOSE.internal.code,
+  tryAgainLater: CLOSE.tryAgainLater.code,
 } as const;
 
 export function parseSpeechControl(raw: string): { ok: true; control: SpeechControl } | { ok: false; message: string } {
