@@ -15,12 +15,22 @@ import {
   BEARER_SUBPROTOCOL_PREFIX,
   CLOSE,
   SUBPROTOCOL,
-  type ClientMessage,
+  TYPING_THROTTLE_MS,
+  shouldReconnect,
+  type Action,
   type ErrorCode,
+  type HistoryEvent,
   type JoinedEvent,
   type Json,
+  type Member,
   type MessageEvent,
+  type PresenceEvent,
+  type PresenceSnapshot,
+  type Replies,
+  type RequestOf,
   type ServerEvent,
+  type TypingEvent,
+  type WhoamiEvent,
 } from '../protocol';
 import { Emitter } from './emitter';
 
@@ -42,7 +52,10 @@ export type SocketFactory = (url: string, token: string) => SocketLike;
 export const browserSocket: SocketFactory = (url, token) =>
   new WebSocket(url, [SUBPROTOCOL, `${BEARER_SUBPROTOCOL_PREFIX}${token}`]) as unknown as SocketLike;
 
-/** `signed_out`: the server ended this sign-in (here or in another tab or device); no reconnect. */
+/**
+ * `signed_out`: the sign-in is over (signed out here, in another tab or device, revoked, or the session is gone:
+ * the server refused a fresh credential); no reconnect. The state event's `reason` says which.
+ */
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' | 'signed_out';
 
 export interface ClientOptions {
@@ -69,12 +82,23 @@ export interface ClientOptions {
   renewToken?: () => string | Promise<string>;
   /** Renew this long before the credential expires. @default 60 s */
   renewMarginMs?: number;
+  /**
+   * Asked after a reconnect attempt fails where the cause cannot be seen (a browser never sees the handshake's
+   * status): resolve false when the sign-in is gone (e.g. the session API answers 401), and the client stops in
+   * `signed_out` instead of retrying forever. Node clients see the status: 401 and 403 to a fresh credential stop
+   * it without asking. @default no check: keep retrying
+   */
+  stillSignedIn?: () => Promise<boolean>;
 }
 
 export interface ClientEvents {
-  state: { state: ConnectionState; retryInMs?: number; attempt?: number };
+  state: { state: ConnectionState; retryInMs?: number; attempt?: number; reason?: 'signed_out' | 'session_ended' | 'closed_by_server' };
   /** A room message, in sequence order, exactly once. */
   message: MessageEvent;
+  /** Who is in a room now, after any change (one entry per user, this user included). */
+  presence: { room: string; users: Member[]; live: boolean };
+  /** Who is typing in a room now (never this user). */
+  typing: { room: string; users: Member[] };
   /** Messages of a room that could not be replayed (older than the server's window): reload that room. */
   gap: { room: string; from: number; to: number };
   /** Every event from the server, as received. */
@@ -96,6 +120,12 @@ export class GatehouseError extends Error {
 interface RoomState {
   /** Highest sequence number delivered to the application. */
   lastSeq: number;
+  /** Users present, with the version of the last change applied (changes may arrive out of order). */
+  presence: Map<string, Member & { v: number; present: boolean }>;
+  live: boolean;
+  typing: Map<string, { user: Member; timer: ReturnType<typeof setTimeout> }>;
+  /** When this client last passed "typing" on for the room (client-side throttle, the server's too). */
+  typedAt: number;
   /** False until the first `joined` reply tells where the room stands. */
   synced: boolean;
   /** Received ahead of order, waiting for the missing ones. */
@@ -118,7 +148,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   /** Bumped by close(): a connect still waiting for its token when the client was closed must not open a socket. */
   private generation = 0;
   private renewTimer?: ReturnType<typeof setTimeout>;
-  private readonly opts: Required<Omit<ClientOptions, 'reconnect' | 'renewToken'>> & Pick<ClientOptions, 'reconnect' | 'renewToken'>;
+  private me?: WhoamiEvent;
+  private readonly opts: Required<Omit<ClientOptions, 'reconnect' | 'renewToken' | 'stillSignedIn'>> & Pick<ClientOptions, 'reconnect' | 'renewToken' | 'stillSignedIn'>;
 
   constructor(options: ClientOptions) {
     super();
@@ -136,6 +167,11 @@ export class GatehouseClient extends Emitter<ClientEvents> {
 
   get state(): ConnectionState {
     return this.stateValue;
+  }
+
+  /** Who this connection is (after the first `whoami`, which the client sends on every open). */
+  get identity(): WhoamiEvent | undefined {
+    return this.me;
   }
 
   /** Rooms this client is in (it rejoins them after a reconnect). */
@@ -177,7 +213,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
         this.setState('open');
         this.startHeartbeat();
         this.resumeRooms();
-        void this.scheduleRenewal();
+        // Who this is (typing and presence tell this user apart by it), and when its credential needs renewing.
+        void this.whoami().then((me) => this.scheduleRenewal(me.tokenExpiresAt), () => undefined);
         resolve();
       };
       socket.onmessage = (event) => this.receive(String(event.data));
@@ -199,16 +236,32 @@ export class GatehouseClient extends Emitter<ClientEvents> {
             reject(err);
           } else {
             this.emit('error', err);
-            this.scheduleReconnect();
-            resolve();
+            void this.afterFailedReconnect(err).then(resolve);
           }
           return;
         }
         if (this.stateValue === 'signed_out') return;
         if (this.closing) this.setState('closed');
+        else if (!shouldReconnect(event.code)) this.setState('closed', { reason: 'closed_by_server' });
         else this.scheduleReconnect();
       };
     });
+  }
+
+  /**
+   * A reconnect was refused. A fresh credential refused (401/403, or the app's own check says the sign-in is gone)
+   * means the sign-in is over: stop, in `signed_out`, rather than knock forever. Anything else: try again later.
+   */
+  private async afterFailedReconnect(err: GatehouseError): Promise<void> {
+    let ended = err.status === 401 || err.status === 403;
+    if (!ended && err.status === undefined && this.opts.stillSignedIn) ended = !(await this.opts.stillSignedIn().catch(() => true));
+    if (this.closing) return;
+    if (ended) {
+      this.closing = true;
+      this.setState('signed_out', { reason: 'session_ended' });
+      return;
+    }
+    this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
@@ -258,7 +311,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private async renew(): Promise<void> {
     try {
       const token = this.opts.renew === 'token' ? await (this.opts.renewToken ?? this.opts.token)() : undefined;
-      const renewed = await this.request<Extract<ServerEvent, { type: 'refreshed' }>>({ action: 'refresh', ...(token ? { token } : {}) });
+      const renewed = await this.request<'refresh'>({ action: 'refresh', ...(token ? { token } : {}) });
       await this.scheduleRenewal(renewed.tokenExpiresAt);
     } catch (err) {
       // Refused (e.g. the sign-in was revoked) or unreachable: start over with a fresh connection.
@@ -286,11 +339,11 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   }
 
   /** Sends an action and resolves with its reply (rejects with the server's error event as a GatehouseError). */
-  request<T extends ServerEvent = ServerEvent>(message: ClientMessage): Promise<T> {
+  request<A extends Action>(message: RequestOf<A>): Promise<Replies[A]> {
     const socket = this.socket;
     if (!socket || socket.readyState !== OPEN) return Promise.reject(new GatehouseError('closed', 'Not connected'));
     const id = `r${++this.nextId}`;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<Replies[A]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new GatehouseError('timeout', `No reply to ${message.action} within ${this.opts.requestTimeoutMs} ms`));
@@ -316,7 +369,15 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     if (event.type === 'signed_out') {
       // The sign-in is over: do not come back with it. The server closes the socket next.
       this.closing = true;
-      this.setState('signed_out');
+      this.setState('signed_out', { reason: 'signed_out' });
+      return;
+    }
+    if (event.type === 'presence') {
+      this.applyPresence(event);
+      return;
+    }
+    if (event.type === 'typing') {
+      this.applyTyping(event);
       return;
     }
     const id = 'id' in event ? event.id : undefined;
@@ -336,6 +397,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private deliver(message: MessageEvent): void {
     const room = this.rooms.get(message.room);
     if (!room) return; // not (or no longer) in this room
+    // Their message is what they were typing.
+    if ('userId' in message.sender && room.typing.has(message.sender.userId)) this.stopTyping(message.room, room, message.sender.userId);
     if (message.seq <= room.lastSeq && room.synced) return; // duplicate (a replay overlapping live delivery)
     room.pending.set(message.seq, message);
     if (room.synced) this.flush(message.room, room);
@@ -362,7 +425,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
 
   /** Joins (or rejoins) a room and aligns the local sequence with the server's, replaying what was missed. */
   private async sync(name: string, room: RoomState): Promise<JoinedEvent> {
-    const joined = await this.request<JoinedEvent>({
+    const joined = await this.request<'join'>({
       action: 'join',
       room: name,
       ...(room.synced ? { after: room.lastSeq } : {}),
@@ -377,6 +440,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
       room.synced = true;
     }
     this.flush(name, room);
+    if (joined.presence) this.applySnapshot(name, room, joined.presence);
     // The server replays a long backlog in parts: ask for the next one from where this one ended.
     if (joined.more) void this.sync(name, room).catch((err: Error) => this.emit('error', err));
     return joined;
@@ -389,7 +453,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   }
 
   async join(room: string): Promise<JoinedEvent> {
-    const state = this.rooms.get(room) ?? { lastSeq: 0, synced: false, pending: new Map() };
+    const state = this.rooms.get(room) ?? { lastSeq: 0, synced: false, pending: new Map(), presence: new Map(), live: true, typing: new Map(), typedAt: 0 };
     this.rooms.set(room, state);
     try {
       return await this.sync(room, state);
@@ -402,20 +466,104 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   async leave(room: string): Promise<void> {
     const state = this.rooms.get(room);
     if (state?.repair) clearTimeout(state.repair);
+    for (const t of state?.typing.values() ?? []) clearTimeout(t.timer);
     this.rooms.delete(room);
     await this.request({ action: 'leave', room });
   }
 
   send(room: string, data: Json) {
-    return this.request<Extract<ServerEvent, { type: 'sent' }>>({ action: 'send', room, data });
+    return this.request<'send'>({ action: 'send', room, data });
   }
 
-  whoami() {
-    return this.request<Extract<ServerEvent, { type: 'whoami' }>>({ action: 'whoami' });
+  /**
+   * A page of a joined room's history, oldest first, each message with its current content. Without `before`, the
+   * latest page; pass the page's `before` for the one older than it (absent: nothing older is kept).
+   */
+  history(room: string, options: { before?: number; limit?: number } = {}): Promise<HistoryEvent> {
+    return this.request<'history'>({ action: 'history', room, ...options });
+  }
+
+  /**
+   * Tells the room this user is typing. Call it on every keystroke: it passes at most one on per
+   * TYPING_THROTTLE_MS (the server throttles too). Resolves false when nothing was sent.
+   */
+  async typing(room: string): Promise<boolean> {
+    const state = this.rooms.get(room);
+    if (!state || Date.now() - state.typedAt < TYPING_THROTTLE_MS) return false;
+    state.typedAt = Date.now();
+    return (await this.request<'typing'>({ action: 'typing', room })).forwarded;
+  }
+
+  /** Asks the server who is in a room now (in big rooms without live presence, this is how to refresh it). */
+  async refreshPresence(room: string): Promise<Member[]> {
+    const reply = await this.request<'presence'>({ action: 'presence', room });
+    const state = this.rooms.get(room);
+    if (state) this.applySnapshot(room, state, reply);
+    return this.presenceOf(room);
+  }
+
+  /** Who is in a joined room (one entry per user), as last known. */
+  presenceOf(room: string): Member[] {
+    const state = this.rooms.get(room);
+    return state ? [...state.presence.values()].filter((p) => p.present).map(({ userId, name }) => ({ userId, name })) : [];
+  }
+
+  /** Who is typing in a joined room now. */
+  typingIn(room: string): Member[] {
+    return [...(this.rooms.get(room)?.typing.values() ?? [])].map((t) => t.user);
+  }
+
+  async whoami(): Promise<WhoamiEvent> {
+    this.me = await this.request<'whoami'>({ action: 'whoami' });
+    return this.me;
   }
 
   ping() {
-    return this.request<Extract<ServerEvent, { type: 'pong' }>>({ action: 'ping' });
+    return this.request<'ping'>({ action: 'ping' });
+  }
+
+  // --- presence and typing -----------------------------------------------------------------------------------
+
+  /** A snapshot replaces what is known, except changes newer than it (by `v`) that arrived first. */
+  private applySnapshot(name: string, room: RoomState, snapshot: PresenceSnapshot): void {
+    const listed = new Set(snapshot.users.map((u) => u.userId));
+    for (const [userId, entry] of room.presence) {
+      if (!listed.has(userId) && entry.present && !snapshot.more) room.presence.delete(userId);
+    }
+    for (const u of snapshot.users) {
+      const known = room.presence.get(u.userId);
+      if (!known || known.v <= u.v) room.presence.set(u.userId, { userId: u.userId, name: u.name, v: u.v, present: true });
+    }
+    room.live = snapshot.live;
+    this.emit('presence', { room: name, users: this.presenceOf(name), live: room.live });
+  }
+
+  private applyPresence(event: PresenceEvent): void {
+    const room = this.rooms.get(event.room);
+    if (!room) return;
+    const known = room.presence.get(event.user.userId);
+    if (known && known.v >= event.v) return; // older than what is known
+    room.presence.set(event.user.userId, { ...event.user, v: event.v, present: event.change === 'joined' });
+    if (event.change === 'left' && room.typing.has(event.user.userId)) this.stopTyping(event.room, room, event.user.userId);
+    this.emit('presence', { room: event.room, users: this.presenceOf(event.room), live: room.live });
+  }
+
+  private applyTyping(event: TypingEvent): void {
+    const room = this.rooms.get(event.room);
+    if (!room || event.user.userId === this.me?.userId) return;
+    const known = room.typing.get(event.user.userId);
+    if (known) clearTimeout(known.timer);
+    const timer = setTimeout(() => this.stopTyping(event.room, room, event.user.userId), event.expiresInMs);
+    room.typing.set(event.user.userId, { user: event.user, timer });
+    this.emit('typing', { room: event.room, users: this.typingIn(event.room) });
+  }
+
+  private stopTyping(name: string, room: RoomState, userId: string): void {
+    const known = room.typing.get(userId);
+    if (!known) return;
+    clearTimeout(known.timer);
+    room.typing.delete(userId);
+    this.emit('typing', { room: name, users: this.typingIn(name) });
   }
 
   /** Closes for good: no reconnect. Resolves when the socket is closed. */
@@ -426,7 +574,10 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     this.retryTimer = undefined;
     this.stopHeartbeat();
     this.stopRenewal();
-    for (const room of this.rooms.values()) if (room.repair) clearTimeout(room.repair);
+    for (const room of this.rooms.values()) {
+      if (room.repair) clearTimeout(room.repair);
+      for (const t of room.typing.values()) clearTimeout(t.timer);
+    }
     const socket = this.socket;
     if (!socket) {
       if (this.stateValue !== 'signed_out') this.setState('closed');

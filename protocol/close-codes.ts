@@ -18,8 +18,12 @@ export interface CloseCode {
 const close = (code: number, reason: string, reconnect: boolean): CloseCode => ({ code, reason, reconnect });
 
 export const CLOSE = {
-  /** The client closed on purpose. */
-  normal: close(1000, 'client closed', false),
+  /**
+   * A close on purpose. Sent by a client, it is the end. Received from the server (API Gateway closes a connection
+   * it was told to delete with it), it is not: a server that means "do not come back" says so first
+   * (`signed_out`), so a client reconnects, with a fresh credential, when it did not ask for this close.
+   */
+  normal: close(1000, 'client closed', true),
   /** The server is restarting or a connection limit (idle, 2 h) was reached: come back. */
   goingAway: close(1001, 'going away', true),
   /** The frame was binary where text is expected (API Gateway). A client bug: reconnecting repeats it. */

@@ -13,7 +13,7 @@ export const SUBPROTOCOL = 'gatehouse.v1';
 export const BEARER_SUBPROTOCOL_PREFIX = 'bearer.';
 
 /** Actions, routed by API Gateway on `$request.body.action`. */
-export const ACTIONS = ['join', 'leave', 'send', 'whoami', 'ping', 'refresh', 'logout'] as const;
+export const ACTIONS = ['join', 'leave', 'send', 'history', 'typing', 'presence', 'whoami', 'ping', 'refresh', 'logout'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -23,6 +23,12 @@ export type ClientMessage =
   | { action: 'join'; room: string; after?: number; id?: string }
   | { action: 'leave'; room: string; id?: string }
   | { action: 'send'; room: string; data: Json; id?: string }
+  /** Older messages of a joined room, newest page first: `before` is the cursor a previous page returned. */
+  | { action: 'history'; room: string; before?: number; limit?: number; id?: string }
+  /** "I am typing" in a joined room: passed on at most once per TYPING_THROTTLE_MS per user, never stored. */
+  | { action: 'typing'; room: string; id?: string }
+  /** Who is in a joined room now (the same snapshot a join returns). */
+  | { action: 'presence'; room: string; id?: string }
   | { action: 'whoami'; id?: string }
   | { action: 'ping'; id?: string }
   /** A fresh access token for the same user and tenant extends the connection; without one, the cookie session does. */
@@ -44,8 +50,39 @@ export type ErrorCode =
   | 'refresh_refused'
   | 'internal';
 
-/** A user of the tenant, or a backend service publishing through the event bus. */
-export type Sender = { userId: string } | { service: string };
+/**
+ * A user of the tenant, named by the display name the server derived from the verified identity (never from the
+ * client), or a backend service publishing through the event bus.
+ */
+export type Sender = { userId: string; name: string } | { service: string };
+
+/** A user as others in a room see them. */
+export interface Member {
+  userId: string;
+  name: string;
+}
+
+/** Typing indicators: passed on at most once per this long per user and room, and shown for TYPING_EXPIRY_MS. */
+export const TYPING_THROTTLE_MS = 2000;
+export const TYPING_EXPIRY_MS = 5000;
+/** Most users a presence snapshot lists; a bigger room says `more` and gives its count of listed users only. */
+export const PRESENCE_SNAPSHOT_MAX = 100;
+/** History pages: at most this many messages (and HISTORY_PAGE_BYTES) per page. */
+export const HISTORY_PAGE_MAX = 100;
+export const HISTORY_PAGE_DEFAULT = 50;
+export const HISTORY_PAGE_BYTES = 64 * 1024;
+
+/** Who is in a room: one entry per user, however many sockets they have there. */
+export interface PresenceSnapshot {
+  users: Array<Member & { v: number }>;
+  /** The room has more users than PRESENCE_SNAPSHOT_MAX: this is the first page only. */
+  more?: true;
+  /**
+   * False in rooms too big for live presence and typing (more connections than the server's signal limit): the
+   * snapshot is all there is; ask again (`presence`) to refresh it.
+   */
+  live: boolean;
+}
 
 export interface MessageEvent {
   type: 'message';
@@ -72,28 +109,117 @@ export interface JoinedEvent {
   gap?: { from: number; to: number };
   /** The replay stopped at its size cap, at `seq`: join again with `after: seq` for the rest. */
   more?: true;
+  /** Who is in the room, the joiner included. */
+  presence: PresenceSnapshot;
   id?: string;
 }
 
+/** A page of a room's history, oldest first; messages show their current content. */
+export interface HistoryEvent {
+  type: 'history';
+  room: string;
+  messages: MessageEvent[];
+  /** Pass as `before` for the next (older) page; absent when there is nothing older within the retention. */
+  before?: number;
+  id?: string;
+}
+
+/**
+ * Presence changes, per user: `joined` when their first socket enters the room, `left` when their last one leaves
+ * (or is found gone). `v` orders changes of one user: apply one only if its `v` is higher than the last seen.
+ */
+export interface PresenceEvent {
+  type: 'presence';
+  room: string;
+  change: 'joined' | 'left';
+  user: Member;
+  v: number;
+}
+
+/** Someone is typing in the room; show it for `expiresInMs` unless refreshed, and clear it when their message arrives. */
+export interface TypingEvent {
+  type: 'typing';
+  room: string;
+  user: Member;
+  expiresInMs: number;
+}
+
+/** The reply to `typing`: `forwarded` is false when the throttle (or a big room) kept it back. */
+export interface TypingAck {
+  type: 'typing_ack';
+  room: string;
+  forwarded: boolean;
+  id?: string;
+}
+
+/** The reply to `presence`. */
+export interface PresenceReply extends PresenceSnapshot {
+  type: 'presence_snapshot';
+  room: string;
+  id?: string;
+}
+
+export interface LeftEvent {
+  type: 'left';
+  room: string;
+  id?: string;
+}
+export interface SentEvent {
+  type: 'sent';
+  room: string;
+  messageId: string;
+  seq: number;
+  id?: string;
+}
+export interface WhoamiEvent {
+  type: 'whoami';
+  userId: string;
+  /** The display name others see. */
+  name: string;
+  tenantId: string;
+  groups: string[];
+  connectionId: string;
+  /** Epoch seconds at which the token this connection was opened with expires. */
+  tokenExpiresAt: number;
+  id?: string;
+}
+export interface PongEvent {
+  type: 'pong';
+  ts: number;
+  id?: string;
+}
+export interface RefreshedEvent {
+  type: 'refreshed';
+  tokenExpiresAt: number;
+  id?: string;
+}
+/** This socket's sign-in ended (a sign-out here or elsewhere); the server closes it next. */
+export interface SignedOutEvent {
+  type: 'signed_out';
+  everywhere: boolean;
+  id?: string;
+}
+
+/** The reply each request gets (or an ErrorEvent): the client's `request` is typed by it. */
+export interface Replies {
+  join: JoinedEvent;
+  leave: LeftEvent;
+  send: SentEvent;
+  history: HistoryEvent;
+  typing: TypingAck;
+  presence: PresenceReply;
+  whoami: WhoamiEvent;
+  ping: PongEvent;
+  refresh: RefreshedEvent;
+  logout: SignedOutEvent;
+}
+export type RequestOf<A extends Action> = Extract<ClientMessage, { action: A }>;
+
 export type ServerEvent =
-  | JoinedEvent
-  | { type: 'left'; room: string; id?: string }
-  | { type: 'sent'; room: string; messageId: string; seq: number; id?: string }
+  | Replies[Action]
   | MessageEvent
-  | {
-      type: 'whoami';
-      userId: string;
-      tenantId: string;
-      groups: string[];
-      connectionId: string;
-      /** Epoch seconds at which the token this connection was opened with expires. */
-      tokenExpiresAt: number;
-      id?: string;
-    }
-  | { type: 'pong'; ts: number; id?: string }
-  | { type: 'refreshed'; tokenExpiresAt: number; id?: string }
-  /** This socket's sign-in ended (a sign-out here or elsewhere); the server closes it next. */
-  | { type: 'signed_out'; everywhere: boolean; id?: string }
+  | PresenceEvent
+  | TypingEvent
   /** The credential of this socket expired; the server closes it next. Reconnect with a fresh one. */
   | { type: 'expired'; message: string }
   | ErrorEvent;
@@ -167,6 +293,9 @@ const FIELDS: Record<Action, { required: readonly string[]; optional: readonly s
   join: { required: ['room'], optional: ['after'] },
   leave: { required: ['room'], optional: [] },
   send: { required: ['room', 'data'], optional: [] },
+  history: { required: ['room'], optional: ['before', 'limit'] },
+  typing: { required: ['room'], optional: [] },
+  presence: { required: ['room'], optional: [] },
   whoami: { required: [], optional: [] },
   ping: { required: [], optional: [] },
   refresh: { required: [], optional: ['token'] },
@@ -236,6 +365,12 @@ export function parseClientMessage(raw: string, limits: Limits = DEFAULT_LIMITS)
   }
   if ('after' in frame && !(Number.isSafeInteger(frame.after) && (frame.after as number) >= 0)) {
     return fail('invalid_message', 'Field "after" must be a non-negative integer sequence number.', id);
+  }
+  if ('before' in frame && !(Number.isSafeInteger(frame.before) && (frame.before as number) >= 1)) {
+    return fail('invalid_message', 'Field "before" must be a positive integer sequence number.', id);
+  }
+  if ('limit' in frame && !(Number.isSafeInteger(frame.limit) && (frame.limit as number) >= 1 && (frame.limit as number) <= HISTORY_PAGE_MAX)) {
+    return fail('invalid_message', `Field "limit" must be an integer from 1 to ${HISTORY_PAGE_MAX}.`, id);
   }
   for (const field of ['token', 'refreshToken'] as const) {
     if (field in frame && (typeof frame[field] !== 'string' || (frame[field] as string).length === 0 || (frame[field] as string).length > 16_384)) {

@@ -40,7 +40,7 @@ const msg = (seq: number, room = 'r'): MessageEvent => ({
   room,
   seq,
   messageId: `m${seq}`,
-  sender: { userId: 'u' },
+  sender: { userId: 'u', name: 'U' },
   ts: 0,
   data: seq,
 });
@@ -171,7 +171,7 @@ describe('GatehouseClient', () => {
     expect(s.sockets.map((x) => x.token)).toEqual(['token-1', 'token-2']);
     s.last().open();
     await tick();
-    expect(s.last().sent).toEqual([expect.objectContaining({ action: 'join', room: 'r', after: 11 })]);
+    expect(s.last().sent.filter((m) => m.action !== 'whoami')).toEqual([expect.objectContaining({ action: 'join', room: 'r', after: 11 })]);
   });
 
   it('backs off exponentially between failed reconnects, and stops for good on close()', async () => {
