@@ -7,6 +7,8 @@
  *   user         pk=user#<userId>                sk=conns   conns=<map connectionId -> expiry>, rlTat  (the per-user cap and rate)
  *   room counter pk=seq#<tenantId>#<room>        sk=seq     value=<last sequence number>   (never expires)
  *   room history pk=hist#<tenantId>#<room>       sk=<seq, 12 digits>   event=<the delivered JSON>
+ *   presence     pk=pres#<tenantId>#<room>       sk=<userId>   conns=<set of the user's connections there>, name, v
+ *                (one item per user: a user with two tabs is one presence; `v` orders the user's changes)
  *   published    pk=pub#<event id>               sk=pub     seq, messageId, ts of a published event (idempotency)
  *   session      pk=sess#<hash of the cookie value>   sk=sess    (cookie sign-in: the user's Cognito tokens)
  *   ticket       pk=tkt#<hash of the ticket>          sk=tkt     (one-time WebSocket ticket, 30 s)
@@ -38,6 +40,8 @@ export const keys = {
   counter: (tenantId: string, room: string) => ({ pk: `seq#${tenantId}#${room}`, sk: 'seq' }),
   historyPartition: (tenantId: string, room: string) => `hist#${tenantId}#${room}`,
   historySort: (seq: number) => String(seq).padStart(12, '0'),
+  presencePartition: (tenantId: string, room: string) => `pres#${tenantId}#${room}`,
+  presence: (tenantId: string, room: string, userId: string) => ({ pk: `pres#${tenantId}#${room}`, sk: userId }),
   published: (eventId: string) => ({ pk: `pub#${eventId}`, sk: 'pub' }),
   expiryBucket: (epochSeconds: number) => `exp#${Math.floor(epochSeconds / 60)}`,
   session: (hash: string) => ({ pk: `sess#${hash}`, sk: 'sess' }),

@@ -41,7 +41,7 @@ export interface RealtimeApiProps {
   readonly maxRoomsPerConnection?: number;
   /** Parallel @connections posts per broadcast. @default 32 */
   readonly broadcastConcurrency?: number;
-  /** How long delivered messages stay replayable for reconnecting clients (TTL of room history). @default 5 minutes */
+  /** How long a room's messages are kept: history pages and reconnect replay (TTL of room history). @default 7 days */
   readonly historyRetention?: Duration;
   /** The authorizer denies when the JWKS cannot be fetched within this time. @default 2 seconds */
   readonly jwksTimeout?: Duration;
@@ -57,6 +57,8 @@ export interface RealtimeApiProps {
   readonly rateLimit?: Partial<typeof DEFAULT_RATE_LIMIT>;
   /** Live connections one user may hold. @default 10 */
   readonly maxConnectionsPerUser?: number;
+  /** Rooms with more connections than this get no live presence or typing signals (snapshots only). @default 250 */
+  readonly signalMaxMembers?: number;
   /** Page origins allowed besides the edge's own (e.g. a development server), exact `scheme://host[:port]`. */
   readonly allowedOrigins?: string[];
   /**
@@ -147,6 +149,7 @@ export class RealtimeApi extends Construct {
       [ENV.userRateLimitPerSecond]: String(rateLimit.userRate),
       [ENV.userRateLimitBurst]: String(rateLimit.userBurst),
       [ENV.maxConnectionsPerUser]: String(props.maxConnectionsPerUser ?? REALTIME_DEFAULTS.maxConnectionsPerUser),
+      [ENV.signalMaxMembers]: String(props.signalMaxMembers ?? REALTIME_DEFAULTS.signalMaxMembers),
     };
     this.realtimeEnvironment = realtimeEnv;
     this.connectFunction = handler('Connect', 'connect.ts', realtimeEnv);
@@ -237,7 +240,10 @@ export class RealtimeApi extends Construct {
     for (const fn of [this.connectFunction, this.disconnectFunction, this.messageFunction]) {
       this.grantStoreAccess(fn, props.table);
     }
-    this.grantManageConnections(this.messageFunction);
+    // $disconnect tells the rooms whose presence ended (and purges members found gone on the way).
+    for (const fn of [this.messageFunction, this.disconnectFunction]) this.grantManageConnections(fn);
+    // $connect looks up the user's display name (profiles.ts) in this pool, once per connection.
+    this.connectFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['cognito-idp:AdminGetUser'], resources: [props.userPool.userPoolArn] }));
     // The authorizer consumes tickets, refreshes cookie sessions and reads revocations; sign-out (message) too.
     for (const fn of [this.authorizerFunction, this.messageFunction]) this.grantAuthentication(fn, props.table);
   }

@@ -127,7 +127,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   const cognitoUser = (u: DemoUser, mustChangePassword = false) => ({
     username: u.email,
     password: u.password,
-    attributes: { email: u.email, email_verified: 'true' },
+    attributes: { email: u.email, email_verified: 'true', ...(u.name ? { name: u.name } : {}) },
     groups: [...u.tenants.map((t) => `${tenantPrefix}${t}`), ...(u.admin ? [adminGroup] : [])],
     mustChangePassword,
   });

@@ -33,11 +33,13 @@ export const REALTIME_DEFAULTS = {
   maxRoomsPerConnection: 50,
   maxConnectionsPerUser: 10,
   broadcastConcurrency: 32,
-  /** How long a room's messages are kept (history pages and reconnect replay). */
-  historyRetentionSeconds: 5 * 60,
+  /** How long a room's messages are kept (history pages and reconnect replay): days, as chat rooms need. */
+  historyRetentionSeconds: 7 * 24 * 60 * 60,
   /** Most messages one resume replays; an older backlog is reported as a gap. */
   maxReplay: 500,
   /** Most bytes one join replays before it says `more`. */
   maxReplayBytes: 128 * 1024,
   adminGroup: 'admin',
+  /** Rooms with more connections than this get no live presence or typing signals (see lambda/core/presence.ts). */
+  signalMaxMembers: 250,
 } as const;

@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { authConfig, createAuth, type Auth } from '../../common/auth';
 import { createLogger, type Logger } from '../../common/log';
 import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
+import { cognitoProfiles, type Profiles } from './profiles';
 import { ConnectionStore } from './store';
 
 export interface RealtimeRuntime {
@@ -17,6 +18,7 @@ export interface RealtimeRuntime {
   api: ApiGatewayManagementApiClient;
   auth: Auth;
   cognito: CognitoIdentityProviderClient;
+  profiles: Profiles;
   log: Logger;
 }
 
@@ -24,12 +26,15 @@ export function realtimeRuntime(component: string, env: Record<string, string | 
   const config = realtimeConfig(env);
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
   const cognito = new CognitoIdentityProviderClient({});
+  const log = createLogger({ component }, { level: logLevel(env) });
+  const auth = createAuth(authConfig(env, { allowQueryToken: true }), { db, cognito });
   return {
     config,
     store: new ConnectionStore(db, config.tableName),
     api: new ApiGatewayManagementApiClient({ endpoint: config.connectionsUrl }),
-    auth: createAuth(authConfig(env, { allowQueryToken: true }), { db, cognito }),
+    auth,
     cognito,
-    log: createLogger({ component }, { level: logLevel(env) }),
+    profiles: cognitoProfiles(cognito, auth.config.verifier.userPoolId, log),
+    log,
   };
 }

@@ -24,6 +24,7 @@ export const ENV = {
   userRateLimitBurst: 'USER_RATE_LIMIT_BURST',
   maxReplayBytes: 'MAX_REPLAY_BYTES',
   maxConnectionsPerUser: 'MAX_CONNECTIONS_PER_USER',
+  signalMaxMembers: 'SIGNAL_MAX_MEMBERS',
   logLevel: 'LOG_LEVEL',
 } as const;
 
@@ -53,6 +54,8 @@ export interface RealtimeConfig {
    */
   rateLimit: { rate: number; burst: number; strikes: number; userRate: number; userBurst: number };
   maxConnectionsPerUser: number;
+  /** Rooms with more connections than this get no presence or typing signals (one read of this many keys decides). */
+  signalMaxMembers: number;
 }
 
 export function realtimeConfig(env: Env): RealtimeConfig {
@@ -78,6 +81,7 @@ export function realtimeConfig(env: Env): RealtimeConfig {
       userBurst: envNumber(env, ENV.userRateLimitBurst, DEFAULT_RATE_LIMIT.userBurst),
     },
     maxConnectionsPerUser: envNumber(env, ENV.maxConnectionsPerUser, D.maxConnectionsPerUser),
+    signalMaxMembers: envNumber(env, ENV.signalMaxMembers, D.signalMaxMembers),
   };
 }
 

@@ -7,12 +7,16 @@ import { SUBPROTOCOL } from '../../protocol';
 import { offeredSubprotocols } from '../../common/handshake';
 import type { RealtimeConfig } from './config';
 import { fromAuthorizerContext } from './identity';
+import { departConnection, type SignalDeps } from './presence';
+import { fallbackName, type Profiles } from './profiles';
 import type { ConnectionStore } from './store';
 
 export interface ConnectionDeps {
   store: ConnectionStore;
   /** The revocation check, run again once the connection is on record (see connect). */
   auth: Pick<Auth, 'revoked'>;
+  /** Display names (profiles.ts): looked up once per connection and stored with it. @default the username's (fallbackName) */
+  profiles?: Profiles;
   config: Pick<RealtimeConfig, 'maxConnectionSeconds' | 'maxConnectionsPerUser'>;
   log: Logger;
   now?: () => number;
@@ -46,7 +50,8 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
   const expiresAt = Math.floor(now / 1000) + deps.config.maxConnectionSeconds;
   // The record first, then the slot: the slot is a condition on one item, so concurrent connects of one user
   // cannot exceed the cap, and a slot whose connection has no record can only be a leftover (see the store).
-  await deps.store.putConnection({ connectionId: event.connectionId, ...identity, connectedAt: now, expiresAt });
+  const name = deps.profiles ? await deps.profiles.displayName(identity) : fallbackName(identity.username);
+  await deps.store.putConnection({ connectionId: event.connectionId, ...identity, name, connectedAt: now, expiresAt });
   if (!(await deps.store.registerUserConnection(identity.userId, event.connectionId, expiresAt, deps.config.maxConnectionsPerUser))) {
     await deps.store.deleteConnection(event.connectionId);
     deps.log.warn('connect_refused', { category: 'audit', connectionId: event.connectionId, userId: identity.userId, reason: 'too_many_connections' });
@@ -81,9 +86,10 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
 
 export async function disconnect(
   event: { connectionId: string; authorizer?: unknown; statusCode?: number; reason?: string },
-  deps: Pick<ConnectionDeps, 'store' | 'log'>,
+  deps: SignalDeps,
 ): Promise<{ statusCode: number }> {
-  const removed = await deps.store.deleteConnection(event.connectionId);
+  // Deleted with its memberships, and each room where this was the user's last socket hears that they left.
+  const removed = await departConnection(event.connectionId, deps);
   deps.log.info('disconnected', {
     category: 'audit',
     connectionId: event.connectionId,

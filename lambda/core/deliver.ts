@@ -12,12 +12,13 @@ import type { Logger } from '../../common/log';
 import { byteLength, type Json, type JoinedEvent, type MessageEvent, type Sender } from '../../protocol';
 import { broadcast, isGone, postToConnection, type BroadcastResult } from './broadcast';
 import type { RealtimeConfig } from './config';
+import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
 
 export interface DeliverDeps {
   store: ConnectionStore;
   api: ApiGatewayManagementApiClient;
-  config: Pick<RealtimeConfig, 'broadcastConcurrency' | 'historyRetentionSeconds' | 'maxReplay'>;
+  config: Pick<RealtimeConfig, 'broadcastConcurrency' | 'historyRetentionSeconds' | 'maxReplay'> & Partial<Pick<RealtimeConfig, 'signalMaxMembers'>>;
   log: Logger;
   now?: () => number;
   newId?: () => string;
@@ -67,7 +68,7 @@ export async function deliverToRoom(
     {
       api: deps.api,
       // The membership itself too: a connection deleted while it was joining may have left one behind.
-      removeConnection: (id) => Promise.all([store.removeMember(tenantId, room, id), store.deleteConnection(id)]),
+      removeConnection: (id) => Promise.all([store.removeMember(tenantId, room, id), departConnection(id, deps)]),
       log: deps.log,
       concurrency: deps.config.broadcastConcurrency,
     },
@@ -92,7 +93,7 @@ export async function replayAfter(
   after: number | undefined,
   deps: DeliverDeps & { config: Pick<RealtimeConfig, 'maxReplayBytes'> },
   charge: (tokens: number) => Promise<{ allowed: boolean; strikes: number } | undefined>,
-): Promise<Omit<JoinedEvent, 'type' | 'room' | 'id'> | { refused: number }> {
+): Promise<Omit<JoinedEvent, 'type' | 'room' | 'id' | 'presence'> | { refused: number }> {
   const head = await deps.store.headSeq(tenantId, room);
   if (after === undefined || after >= head) return { seq: head };
 

@@ -8,9 +8,26 @@ import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aw
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
-import { errorEvent, parseClientMessage, type ClientMessage, type ServerEvent } from '../../protocol';
+import {
+  HISTORY_PAGE_BYTES,
+  HISTORY_PAGE_DEFAULT,
+  TYPING_EXPIRY_MS,
+  TYPING_THROTTLE_MS,
+  byteLength,
+  errorEvent,
+  parseClientMessage,
+  type Action,
+  type ClientMessage,
+  type ErrorEvent,
+  type MessageEvent,
+  type Replies,
+  type RequestOf,
+  type ServerEvent,
+} from '../../protocol';
 import type { RealtimeConfig } from './config';
-import { deliverToRoom, replayAfter } from './deliver';
+import { REPLAY_BYTES_PER_TOKEN, deliverToRoom, replayAfter } from './deliver';
+import { enterRoom, exitRoom, isLive, signalRoom, snapshotOf } from './presence';
+import { memberOf } from './profiles';
 import { signOut, signOutDeps } from './revoke';
 import { roomRefusal } from './rooms';
 import type { ConnectionStore, StoredConnection } from './store';
@@ -44,7 +61,7 @@ export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Pr
     if (!connection || connection.revoked) {
       // A socket without a record (purged), or signed out while it connected: nothing it sends can act; close it.
       await deps.api.send(new DeleteConnectionCommand({ ConnectionId: frame.connectionId })).catch(() => undefined);
-      return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.');
+      return notRegistered();
     }
 
     // Every frame is charged before any work is done on it (garbage, oversize and deeply nested frames included).
@@ -52,7 +69,7 @@ export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Pr
     // Parsing is bounded (size, then nesting depth without recursion): it cannot throw or run long.
     const parsed = parseClientMessage(body, config.limits);
     id = parsed.ok ? parsed.message.id : parsed.error.id;
-    if (!rate) return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', id);
+    if (!rate) return notRegistered(id);
     if (!rate.allowed) return await refuseForRate(frame.connectionId, connection.userId, rate.strikes, id, deps);
 
     if (!parsed.ok) {
@@ -78,7 +95,7 @@ export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Pr
 }
 
 /** A frame over the rate: refused, and once the strikes add up the socket is closed. */
-async function refuseForRate(connectionId: string, userId: string, strikes: number, id: string | undefined, deps: MessageDeps): Promise<ServerEvent> {
+async function refuseForRate(connectionId: string, userId: string, strikes: number, id: string | undefined, deps: MessageDeps): Promise<ErrorEvent> {
   const { config, log } = deps;
   log.warn('rate_limited', { category: 'audit', connectionId, userId, strikes });
   if (strikes >= config.rateLimit.strikes) {
@@ -91,96 +108,141 @@ async function refuseForRate(connectionId: string, userId: string, strikes: numb
 
 const withId = <T extends ServerEvent>(event: T, id: string | undefined): T => (id === undefined ? event : { ...event, id });
 
-async function act(message: ClientMessage, connection: StoredConnection, now: number, deps: MessageDeps): Promise<ServerEvent> {
-  const { store, config, log } = deps;
-  const { connectionId } = connection;
-  switch (message.action) {
-    case 'ping':
-      return withId({ type: 'pong', ts: now }, message.id);
+interface Context {
+  connection: StoredConnection;
+  now: number;
+  deps: MessageDeps;
+}
 
-    case 'whoami':
-      return withId(
-        {
-          type: 'whoami',
-          userId: connection.userId,
-          tenantId: connection.tenantId,
-          groups: connection.groups,
-          connectionId,
-          tokenExpiresAt: connection.tokenExpiresAt,
-        },
-        message.id,
-      );
+/** One handler per action, each given its own request type (the protocol's Replies map types what it returns). */
+type Handlers = { [A in Action]: (message: RequestOf<A>, ctx: Context) => Promise<Replies[A] | ErrorEvent> };
 
-    case 'join': {
-      const refusal = roomRefusal(connection, message.room, config.adminGroup);
-      if (refusal) {
-        log.info('join_refused', { connectionId, userId: connection.userId, room: message.room });
-        return errorEvent('forbidden', refusal, message.id);
-      }
-      const joined = await store.join(connection, message.room, config.maxRoomsPerConnection);
-      if (joined === 'limit') return errorEvent('room_limit', `A connection may join at most ${config.maxRoomsPerConnection} rooms.`, message.id);
-      if (joined === 'gone') return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', message.id);
-      // Membership first, history second: whatever the replay misses arrives live (see deliver.ts).
-      const resume = await replayAfter(connection.tenantId, message.room, connectionId, message.after, deps, (tokens) =>
-        store.takeToken(connection, config.rateLimit, tokens),
-      );
-      if ('refused' in resume) return refuseForRate(connectionId, connection.userId, resume.refused, message.id, deps);
-      if (resume.gap) log.info('resume_gap', { connectionId, room: message.room, ...resume.gap });
-      return withId({ type: 'joined', room: message.room, ...resume }, message.id);
+const notRegistered = (id?: string) => errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', id);
+const notJoined = (room: string, id?: string) => errorEvent('not_member', `Join ${room} first.`, id);
+
+const HANDLERS: Handlers = {
+  ping: async (message, { now }) => withId({ type: 'pong', ts: now }, message.id),
+
+  whoami: async (message, { connection }) =>
+    withId(
+      {
+        type: 'whoami',
+        userId: connection.userId,
+        name: memberOf(connection).name,
+        tenantId: connection.tenantId,
+        groups: connection.groups,
+        connectionId: connection.connectionId,
+        tokenExpiresAt: connection.tokenExpiresAt,
+      },
+      message.id,
+    ),
+
+  join: async (message, { connection, deps }) => {
+    const { store, config, log } = deps;
+    const { connectionId } = connection;
+    const refusal = roomRefusal(connection, message.room, config.adminGroup);
+    if (refusal) {
+      log.info('join_refused', { connectionId, userId: connection.userId, room: message.room });
+      return errorEvent('forbidden', refusal, message.id);
     }
+    const joined = await store.join(connection, message.room, config.maxRoomsPerConnection);
+    if (joined === 'limit') return errorEvent('room_limit', `A connection may join at most ${config.maxRoomsPerConnection} rooms.`, message.id);
+    if (joined === 'gone') return notRegistered(message.id);
+    // Membership first, history second: whatever the replay misses arrives live (see deliver.ts).
+    const resume = await replayAfter(connection.tenantId, message.room, connectionId, message.after, deps, (tokens) =>
+      store.takeToken(connection, config.rateLimit, tokens),
+    );
+    if ('refused' in resume) return refuseForRate(connectionId, connection.userId, resume.refused, message.id, deps);
+    if (resume.gap) log.info('resume_gap', { connectionId, room: message.room, ...resume.gap });
+    const presence = await enterRoom(connection.tenantId, message.room, memberOf(connection), connection, deps);
+    return withId({ type: 'joined', room: message.room, ...resume, presence }, message.id);
+  },
 
-    case 'leave':
-      return (await store.leave(connection, message.room))
-        ? withId({ type: 'left', room: message.room }, message.id)
-        : errorEvent('not_member', `Not a member of ${message.room}.`, message.id);
+  leave: async (message, { connection, deps }) => {
+    if (!(await deps.store.leave(connection, message.room))) return errorEvent('not_member', `Not a member of ${message.room}.`, message.id);
+    await exitRoom(connection.tenantId, message.room, connection.userId, connection.connectionId, deps);
+    return withId({ type: 'left', room: message.room }, message.id);
+  },
 
-    case 'send': {
-      if (!connection.rooms.includes(message.room)) {
-        return errorEvent('not_member', `Join ${message.room} before sending to it.`, message.id);
-      }
-      const { event, result } = await deliverToRoom(
-        connection.tenantId,
-        message.room,
-        { sender: { userId: connection.userId }, data: message.data },
-        deps,
-        { protect: connectionId },
-      );
-      log.info('message_sent', { connectionId, tenantId: connection.tenantId, room: message.room, ...result });
-      return withId({ type: 'sent', room: message.room, messageId: event.messageId, seq: event.seq }, message.id);
+  send: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return errorEvent('not_member', `Join ${message.room} before sending to it.`, message.id);
+    const { event, result } = await deliverToRoom(
+      connection.tenantId,
+      message.room,
+      { sender: memberOf(connection), data: message.data },
+      deps,
+      { protect: connection.connectionId },
+    );
+    deps.log.info('message_sent', { connectionId: connection.connectionId, tenantId: connection.tenantId, room: message.room, ...result });
+    return withId({ type: 'sent', room: message.room, messageId: event.messageId, seq: event.seq }, message.id);
+  },
+
+  history: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
+    const page = await deps.store.historyBefore(connection.tenantId, message.room, message.before, message.limit ?? HISTORY_PAGE_DEFAULT, HISTORY_PAGE_BYTES);
+    // A page costs what sending it as frames would (the frame itself already paid one token).
+    const tokens = Math.ceil(page.items.reduce((n, item) => n + byteLength(item.event), 0) / REPLAY_BYTES_PER_TOKEN) - 1;
+    if (tokens > 0) {
+      const rate = await deps.store.takeToken(connection, deps.config.rateLimit, tokens);
+      if (!rate?.allowed) return refuseForRate(connection.connectionId, connection.userId, rate?.strikes ?? 0, message.id, deps);
     }
+    const messages = page.items.map((item) => JSON.parse(item.event) as MessageEvent).filter((event) => event.type === 'message');
+    return withId({ type: 'history', room: message.room, messages, ...(page.next !== undefined ? { before: page.next } : {}) }, message.id);
+  },
 
-    case 'refresh': {
-      // The one refresh policy (common/handshake.ts): the identity is derived anew from the token or the session,
-      // and a credential that no longer grants what this socket holds is refused; the client reconnects.
-      const renewed = await deps.auth.refresh(connection, message.token);
-      if (!renewed.ok) {
-        log.info('refresh_refused', { category: 'audit', connectionId, userId: connection.userId, reason: renewed.reason });
-        return errorEvent('refresh_refused', `Refresh refused: ${renewed.reason}.`, message.id);
-      }
-      if (!(await store.renewConnection(connectionId, renewed.identity))) {
-        return errorEvent('unauthorized', 'This connection is no longer registered; reconnect.', message.id);
-      }
-      const { tokenExpiresAt } = renewed.identity;
-      log.info('refreshed', { category: 'audit', connectionId, userId: connection.userId, tokenExpiresAt });
-      return withId({ type: 'refreshed', tokenExpiresAt }, message.id);
+  typing: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
+    const { tenantId, userId, connectionId } = connection;
+    let forwarded = false;
+    if (await deps.store.presence.typed(tenantId, message.room, userId, TYPING_THROTTLE_MS)) {
+      const event = { type: 'typing' as const, room: message.room, user: memberOf(connection), expiresInMs: TYPING_EXPIRY_MS };
+      forwarded = (await signalRoom(tenantId, message.room, event, deps, connectionId)).live;
     }
+    return withId({ type: 'typing_ack', room: message.room, forwarded }, message.id);
+  },
 
-    case 'logout': {
-      const deps2 = signOutDeps(deps);
-      if (!deps2) return errorEvent('internal', 'Sign-out is not configured.', message.id);
-      const everywhere = message.everywhere ?? false;
-      await signOut(
-        {
-          userId: connection.userId,
-          username: connection.username,
-          signIn: connection.signIn,
-          ...(connection.session ? { session: connection.session } : {}),
-          ...(message.refreshToken ? { refreshToken: message.refreshToken } : {}),
-          everywhere,
-        },
-        deps2,
-      );
-      return withId({ type: 'signed_out', everywhere }, message.id);
+  presence: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
+    const snapshot = await snapshotOf(connection.tenantId, message.room, await isLive(connection.tenantId, message.room, deps), deps);
+    return withId({ type: 'presence_snapshot', room: message.room, ...snapshot }, message.id);
+  },
+
+  refresh: async (message, { connection, deps }) => {
+    const { log } = deps;
+    const { connectionId } = connection;
+    // The one refresh policy (common/handshake.ts): the identity is derived anew from the token or the session,
+    // and a credential that no longer grants what this socket holds is refused; the client reconnects.
+    const renewed = await deps.auth.refresh(connection, message.token);
+    if (!renewed.ok) {
+      log.info('refresh_refused', { category: 'audit', connectionId, userId: connection.userId, reason: renewed.reason });
+      return errorEvent('refresh_refused', `Refresh refused: ${renewed.reason}.`, message.id);
     }
-  }
+    if (!(await deps.store.renewConnection(connectionId, renewed.identity))) return notRegistered(message.id);
+    const { tokenExpiresAt } = renewed.identity;
+    log.info('refreshed', { category: 'audit', connectionId, userId: connection.userId, tokenExpiresAt });
+    return withId({ type: 'refreshed', tokenExpiresAt }, message.id);
+  },
+
+  logout: async (message, { connection, deps }) => {
+    const deps2 = signOutDeps(deps);
+    if (!deps2) return errorEvent('internal', 'Sign-out is not configured.', message.id);
+    const everywhere = message.everywhere ?? false;
+    await signOut(
+      {
+        userId: connection.userId,
+        username: connection.username,
+        signIn: connection.signIn,
+        ...(connection.session ? { session: connection.session } : {}),
+        ...(message.refreshToken ? { refreshToken: message.refreshToken } : {}),
+        everywhere,
+      },
+      deps2,
+    );
+    return withId({ type: 'signed_out', everywhere }, message.id);
+  },
+};
+
+function act(message: ClientMessage, connection: StoredConnection, now: number, deps: MessageDeps): Promise<ServerEvent> {
+  const handler = HANDLERS[message.action] as (m: ClientMessage, ctx: Context) => Promise<ServerEvent>;
+  return handler(message, { connection, now, deps });
 }

@@ -10,6 +10,7 @@ import type { CognitoSessions, CredentialStore } from '../../common/credentials'
 import type { Logger } from '../../common/log';
 import type { ServerEvent } from '../../protocol';
 import { isGone, postToConnection } from './broadcast';
+import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
 
 /** A connection recorded this recently may still be inside its $connect (API Gateway's 410 means "not yet"). */
@@ -93,7 +94,7 @@ export async function signOut(target: SignOutTarget, deps: SignOutDeps): Promise
             }
           }
         }
-        await deps.store.deleteConnection(connectionId);
+        await departConnection(connectionId, deps);
       }),
   );
   deps.log.info('revoked', { category: 'audit', userId: target.userId, everywhere: target.everywhere, socketsClosed: closed });

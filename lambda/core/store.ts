@@ -25,9 +25,12 @@ import { isConditionFailed } from '../../common/dynamo-errors';
 import type { TokenSource } from '../../common/handshake';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Identity } from './identity';
+import { PresenceStore } from './presence-store';
 
 export interface ConnectionRecord extends Identity {
   connectionId: string;
+  /** The display name others see, derived from the verified identity at connect (see profiles.ts). */
+  name?: string;
   /** How the connection authenticated. */
   source: TokenSource;
   /** Epoch milliseconds. */
@@ -67,6 +70,15 @@ export interface PublishedRecord {
   ts?: number;
 }
 
+/** A user's last socket left a room (their presence there ended) when a connection was removed. */
+export interface Departure {
+  tenantId: string;
+  room: string;
+  userId: string;
+  name: string;
+  v: number;
+}
+
 export type PublishClaim = { claimed: true; record: PublishedRecord } | { claimed: false; done: boolean };
 
 const BATCH = 25;
@@ -77,6 +89,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class ConnectionStore {
   private readonly now: () => number;
   private readonly pageSize: number;
+  /** Who is in each room, per user (presence-store.ts). */
+  readonly presence: PresenceStore;
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -85,6 +99,7 @@ export class ConnectionStore {
   ) {
     this.now = options.now ?? Date.now;
     this.pageSize = options.pageSize ?? 250;
+    this.presence = new PresenceStore(db, tableName, this.now);
   }
 
   private seconds(): number {
@@ -437,6 +452,14 @@ export class ConnectionStore {
    * Returns the number of items removed.
    */
   async deleteConnection(connectionId: string): Promise<number> {
+    return (await this.removeConnection(connectionId)).removed;
+  }
+
+  /**
+   * deleteConnection, saying also whose presence ended with it (the caller announces them: see presence.ts). The
+   * connection leaves each room's presence after its memberships are gone, so no delivery reaches it after "left".
+   */
+  async removeConnection(connectionId: string): Promise<{ removed: number; departures: Departure[] }> {
     const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
@@ -460,8 +483,17 @@ export class ConnectionStore {
       ...(connection ? rooms.map((room) => keys.member(connection.tenantId as string, room, connectionId)) : []),
     ];
     for (let i = 0; i < deletes.length; i += BATCH) await this.batchDelete(deletes.slice(i, i + BATCH));
-    if (connection) await this.unregisterUserConnection(connection.userId as string, connectionId);
-    return deletes.length;
+    const departures: Departure[] = [];
+    if (connection) {
+      const tenantId = connection.tenantId as string;
+      const userId = connection.userId as string;
+      await this.unregisterUserConnection(userId, connectionId);
+      const exits = await Promise.all(rooms.map((room) => this.presence.exit(tenantId, room, userId, connectionId)));
+      exits.forEach((exit, i) => {
+        if (exit?.changed) departures.push({ tenantId, room: rooms[i], userId, name: exit.name, v: exit.v });
+      });
+    }
+    return { removed: deletes.length, departures };
   }
 
   // --- rooms --------------------------------------------------------------------------------------------------
@@ -563,6 +595,37 @@ export class ConnectionStore {
     } while (startKey);
   }
 
+  /**
+   * The room's members when there are at most `max` of them (one strongly consistent read of up to `max + 1`);
+   * undefined for a bigger room. Room signals (presence, typing) go only to rooms this small.
+   */
+  async roomMembersUpTo(tenantId: string, room: string, max: number): Promise<string[] | undefined> {
+    const ids: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    const now = this.now();
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
+          ExpressionAttributeValues: { ':pk': keys.roomPartition(tenantId, room) },
+          ProjectionExpression: '#id, #ttl, credExp',
+          ConsistentRead: true,
+          Limit: max + 1 - ids.length,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        if (!this.live(item) || (typeof item.credExp === 'number' && item.credExp * 1000 <= now)) continue;
+        if (ids.length === max) return undefined;
+        ids.push(item.connectionId as string);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return ids;
+  }
+
   // --- sequence numbers and history ---------------------------------------------------------------------------
 
   /**
@@ -638,6 +701,43 @@ export class ConnectionStore {
       startKey = items.length < limit ? page.LastEvaluatedKey : undefined;
     } while (startKey);
     return { items, more: false };
+  }
+
+  /**
+   * A page of the room's history before `before` (exclusive; the newest page without it), newest first while
+   * reading, returned oldest first: at most `limit` items and `maxBytes` (the first always). `next` is the cursor
+   * of the page older than this one, when there may be one.
+   */
+  async historyBefore(tenantId: string, room: string, before: number | undefined, limit: number, maxBytes: number): Promise<{ items: HistoryItem[]; next?: number }> {
+    const items: HistoryItem[] = [];
+    let bytes = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: before === undefined ? '#pk = :pk' : '#pk = :pk AND #sk < :before',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, ...(before === undefined ? {} : { '#sk': TABLE.sortKey }) },
+          ExpressionAttributeValues: { ':pk': keys.historyPartition(tenantId, room), ...(before === undefined ? {} : { ':before': keys.historySort(before) }) },
+          ScanIndexForward: false,
+          ConsistentRead: true,
+          Limit: Math.min(limit - items.length + 1, 25),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        if (!this.live(item)) continue;
+        const size = Buffer.byteLength(item.event as string);
+        if (items.length >= limit || (items.length > 0 && bytes + size > maxBytes)) {
+          const oldest = items[items.length - 1].seq;
+          return { items: items.reverse(), next: oldest };
+        }
+        items.push({ seq: item.seq as number, event: item.event as string });
+        bytes += size;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return { items: items.reverse() };
   }
 
   // --- published events: one event id, one sequence number --------------------------------------------------

@@ -6,6 +6,7 @@ import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aw
 import type { Logger } from '../../common/log';
 import type { ServerEvent } from '../../protocol';
 import { isGone, postToConnection } from './broadcast';
+import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
 
 /** How far back the sweeper looks for expiries it has not handled (a missed run, a throttled one). */
@@ -32,7 +33,7 @@ export async function sweepExpired(
           deps.log.warn('sweep_close_failed', { connectionId, error: err as Error });
           continue;
         }
-        await deps.store.deleteConnection(connectionId);
+        await departConnection(connectionId, deps);
         gone++;
       }
     }

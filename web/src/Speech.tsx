@@ -21,7 +21,7 @@ const CLOSE_REASONS: Record<number, string> = {
 };
 
 /** Talk to the assistant: microphone -> 16 kHz PCM frames -> /ws/speech -> 24 kHz PCM played back, plus transcripts. */
-export function Speech({ url, auth }: { url: string; auth: Auth }) {
+export function Speech({ url, auth, tenant }: { url: string; auth: Auth; tenant?: string | undefined }) {
   const [state, setState] = useState<State>('idle');
   const [lines, setLines] = useState<Line[]>([]);
   const [error, setError] = useState<string>();
@@ -44,7 +44,7 @@ export function Speech({ url, auth }: { url: string; auth: Auth }) {
     setError(undefined);
     setState('connecting');
     setStats({ sent: 0, received: 0 });
-    const credentials = auth.sockets();
+    const credentials = auth.sockets(tenant);
     let token: string;
     try {
       token = await credentials.token();

@@ -1,14 +1,16 @@
-import { useEffect, useMemo, useState } from 'react';
-import { GatehouseClient, type ConnectionState } from '../../client/index';
+/**
+ * The signed-in app: the header (status, tenant, sign-out), the sections, and one Tenant view per tenant the user
+ * has opened. Each tenant keeps its own socket and state for as long as the user is signed in, so switching tenants
+ * and back loses nothing (a user of several tenants is rare, and has at most one socket per tenant).
+ */
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { ConnectionState, GatehouseClient } from '../../client/index';
 import type { Auth, User } from './auth';
-import { withQuery } from './config';
-import { Jobs } from './Jobs';
-import { Rooms } from './Rooms';
-import { Speech } from './Speech';
 import { StatusBar } from './StatusBar';
 import { announceSignOut } from './tabs';
+import { Tenant } from './Tenant';
 
-type Tab = 'rooms' | 'jobs' | 'speech';
+export type Tab = 'rooms' | 'jobs' | 'speech';
 const TABS: Array<[Tab, string]> = [
   ['rooms', 'Rooms'],
   ['jobs', 'Job progress'],
@@ -20,8 +22,6 @@ export interface Connection {
   /** When the next reconnect attempt starts (epoch ms), while reconnecting. */
   retryAt?: number;
 }
-
-const withTenant = (url: string, tenant: string | undefined) => (tenant ? withQuery(url, 'tenant', tenant) : url);
 
 export function Workspace({
   config,
@@ -35,41 +35,36 @@ export function Workspace({
   onSignedOut: (notice?: string) => void;
 }) {
   const [tenant, setTenant] = useState(user.tenants[0]);
+  // Tenants opened so far, in the order opened: each stays mounted (socket and messages) until sign-out.
+  const [opened, setOpened] = useState<string[]>(() => [user.tenants[0]]);
   const [tab, setTab] = useState<Tab>('rooms');
-  const [connection, setConnection] = useState<Connection>({ state: 'idle' });
-  const [problem, setProblem] = useState<string>();
+  const [connections, setConnections] = useState<Record<string, Connection>>({});
+  const clients = useRef(new Map<string | undefined, GatehouseClient>());
+  const heading = useRef<HTMLHeadingElement>(null);
 
-  // One socket per tab and tenant, opened only now that the user is signed in; closed on unmount (sign-out).
-  const client = useMemo(() => {
-    const credentials = auth.sockets();
-    return new GatehouseClient({
-      url: withTenant(config.realtimeUrl, user.tenants.length > 1 ? tenant : undefined),
-      token: credentials.token,
-      socket: credentials.factory,
-      renew: credentials.renew,
-      ...(credentials.renewToken ? { renewToken: credentials.renewToken } : {}),
-    });
-  }, [auth, config.realtimeUrl, tenant, user.tenants.length]);
+  // After sign-in, focus starts inside the workspace (Rooms moves it on to the compose box once it is usable),
+  // not on a body the sign-in form left behind.
+  useEffect(() => heading.current?.focus(), []);
 
-  useEffect(() => {
-    const off = client.on('state', (s) => {
-      setConnection({ state: s.state, ...(s.retryInMs !== undefined ? { retryAt: Date.now() + s.retryInMs } : {}) });
-      if (s.state === 'signed_out') onSignedOut('You were signed out.');
-    });
-    client.connect().catch((err: Error) => setProblem(`Could not connect: ${err.message}`));
-    return () => {
-      off();
-      void client.close();
-    };
-  }, [client, onSignedOut]);
+  const onClient = useCallback((t: string | undefined, client: GatehouseClient | undefined) => {
+    if (client) clients.current.set(t, client);
+    else clients.current.delete(t);
+  }, []);
+  const onConnection = useCallback((t: string | undefined, c: Connection) => setConnections((all) => ({ ...all, [String(t)]: c })), []);
+
+  function switchTenant(next: string) {
+    setTenant(next);
+    setOpened((all) => (all.includes(next) ? all : [...all, next]));
+  }
 
   async function signOut(everywhere: boolean) {
+    const client = clients.current.get(tenant);
     try {
       // Token mode: the server revokes this sign-in and closes its sockets; session mode does it in /api/logout.
-      if (auth.mode === 'token' && client.state === 'open') await client.request({ action: 'logout', everywhere }).catch(() => undefined);
+      if (auth.mode === 'token' && client?.state === 'open') await client.request({ action: 'logout', everywhere }).catch(() => undefined);
       await auth.signOut(everywhere);
     } finally {
-      await client.close();
+      await Promise.all([...clients.current.values()].map((c) => c.close()));
       announceSignOut();
       onSignedOut(everywhere ? 'Signed out everywhere.' : 'Signed out.');
     }
@@ -78,16 +73,16 @@ export function Workspace({
   return (
     <div className="workspace">
       <header className="topbar">
-        <span className="brand">
+        <h1 className="brand" ref={heading} tabIndex={-1}>
           <span className="logo" aria-hidden="true">▣</span> Gatehouse
-        </span>
-        <StatusBar connection={connection} />
+        </h1>
+        <StatusBar connection={connections[String(tenant)] ?? { state: 'idle' }} />
         <span className="who">
           <span className="email">{user.email}</span>
           {user.tenants.length > 1 ? (
             <label>
               <span className="visually-hidden">Tenant</span>
-              <select value={tenant} onChange={(e) => setTenant(e.target.value)} aria-label="Tenant">
+              <select value={tenant} onChange={(e) => switchTenant(e.target.value)} aria-label="Tenant">
                 {user.tenants.map((t) => (
                   <option key={t}>{t}</option>
                 ))}
@@ -102,7 +97,6 @@ export function Workspace({
           <button type="button" className="secondary" onClick={() => void signOut(true)}>Sign out everywhere</button>
         </span>
       </header>
-      {problem && <p className="error banner" role="alert">{problem}</p>}
       <nav className="tabs" aria-label="Sections">
         {TABS.map(([id, label]) => (
           <button key={id} type="button" aria-current={tab === id ? 'page' : undefined} className={tab === id ? 'active' : ''} onClick={() => setTab(id)}>
@@ -111,18 +105,22 @@ export function Workspace({
         ))}
       </nav>
       <main className="content">
-        {/* Rooms and jobs stay mounted so nothing is missed while another section is open. */}
-        <section hidden={tab !== 'rooms'} aria-label="Rooms">
-          <Rooms key={tenant} client={client} me={user.userId} live={connection.state === 'open'} />
-        </section>
-        <section hidden={tab !== 'jobs'} aria-label="Job progress">
-          <Jobs key={tenant} client={client} live={connection.state === 'open'} />
-        </section>
-        {tab === 'speech' && (
-          <section aria-label="Speech">
-            <Speech url={withTenant(config.speechUrl, user.tenants.length > 1 ? tenant : undefined)} auth={auth} />
-          </section>
-        )}
+        {opened.map((t) => (
+          <Tenant
+            key={String(t)}
+            tenant={t}
+            // Only a user of several tenants names one (on the URL and in the ticket); the server knows the only one.
+            pick={user.tenants.length > 1}
+            active={t === tenant}
+            tab={tab}
+            config={config}
+            auth={auth}
+            user={user}
+            onClient={onClient}
+            onConnection={onConnection}
+            onSignedOut={onSignedOut}
+          />
+        ))}
       </main>
     </div>
   );

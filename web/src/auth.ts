@@ -27,19 +27,29 @@ export class AuthError extends Error {
 
 /** How to open a socket with this mode's credential. */
 export interface SocketCredentials {
-  /** Called before every (re)connect. */
+  /** Called before every (re)connect. Throws AuthError `session_ended` when the sign-in is gone for good. */
   token(): Promise<string>;
   factory: SocketFactory;
   renew: 'token' | 'session';
   renewToken?: () => Promise<string>;
+  /**
+   * Whether the sign-in still stands, asked by the client after a failed reconnect: a browser never sees the
+   * handshake's status, so without it a socket whose session is gone (a server restarted with fresh state, a
+   * revoked sign-in) would knock forever. Throws when it cannot tell (the server is down): the client retries.
+   */
+  stillSignedIn(): Promise<boolean>;
 }
+
+/** The sign-in is over (not a passing failure): the app returns to sign-in and says so. */
+export const SESSION_ENDED = 'session_ended';
 
 export interface Auth {
   mode: 'session' | 'token';
   restore(): Promise<User | null>;
   signIn(email: string, password: string): Promise<User>;
   signOut(everywhere: boolean): Promise<void>;
-  sockets(): SocketCredentials;
+  /** `tenant`: the one the socket is for, for users of several (a ticket is bound to it). */
+  sockets(tenant?: string): SocketCredentials;
 }
 
 const MESSAGES = {
@@ -99,6 +109,8 @@ function sessionAuth(): Auth {
       token: async () => '',
       factory: (url) => plainSocket(url),
       renew: 'session',
+      // 401: the cookie's session is gone (signed out, revoked, or a server that lost its state).
+      stillSignedIn: async () => (await apiJson(SESSION_ROUTES.session.path)).status !== 401,
     }),
   };
 }
@@ -124,10 +136,11 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
   cognitoUserPoolsTokenProvider.setKeyValueStorage(sessionStorage);
 
   // forceRefresh for renewals: Amplify would hand back the cached token until it has all but expired.
+  // No tokens means Amplify could not refresh them (a revoked or expired sign-in): that sign-in is over.
   const accessToken = async (forceRefresh = false) => {
     const session = await auth.fetchAuthSession({ forceRefresh });
     const token = session.tokens?.accessToken;
-    if (!token) throw new AuthError('signed_out', 'Signed out.');
+    if (!token) throw new AuthError(SESSION_ENDED, 'Signed out.');
     return token;
   };
   const user = async (): Promise<User> => {
@@ -141,16 +154,18 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
       tenants: groups.filter((g) => g.startsWith('tenant:')).map((g) => g.slice('tenant:'.length)),
     };
   };
-  const ticket = async () => {
+  const ticket = async (tenant?: string) => {
     const { status, body } = await apiJson(SESSION_ROUTES.wsTicket.path, {
       method: SESSION_ROUTES.wsTicket.method,
       headers: { authorization: `Bearer ${(await accessToken()).toString()}` },
-      body: '{}',
+      // A ticket is bound to one tenant: a user of several must name it, or the ticket is refused.
+      body: JSON.stringify(tenant ? { tenant } : {}),
     });
-    if (status !== 200 || typeof body.ticket !== 'string') {
-      throw new AuthError('ticket_refused', typeof body.message === 'string' ? body.message : 'Could not open a connection.');
-    }
-    return body.ticket;
+    if (status === 200 && typeof body.ticket === 'string') return body.ticket;
+    // The server refused this sign-in's token (revoked, expired, unknown to a server that lost its state): retrying
+    // with it cannot succeed. Its key set being unreachable is the one refusal that may pass.
+    const ended = (status === 401 || status === 403) && body.error !== 'jwks_unavailable';
+    throw new AuthError(ended ? SESSION_ENDED : 'ticket_refused', typeof body.message === 'string' ? body.message : 'Could not open a connection.');
   };
   return {
     mode: 'token',
@@ -185,12 +200,13 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
     async signOut(everywhere) {
       await auth.signOut({ global: everywhere }).catch(() => undefined);
     },
-    sockets: () => ({
+    sockets: (tenant) => ({
       // A one-time ticket in the URL (worthless after use), never the token itself.
-      token: ticket,
+      token: () => ticket(tenant),
       factory: (url, t) => plainSocket(withQuery(url, 'ticket', t)),
       renew: 'token',
       renewToken: async () => (await accessToken(true)).toString(),
+      stillSignedIn: async () => (await auth.fetchAuthSession()).tokens?.accessToken !== undefined,
     }),
   };
 }
