@@ -15,6 +15,7 @@ import {
   BEARER_SUBPROTOCOL_PREFIX,
   CLOSE,
   SUBPROTOCOL,
+  ROOM_EVENT_TYPES,
   TYPING_THROTTLE_MS,
   shouldReconnect,
   type Action,
@@ -26,7 +27,11 @@ import {
   type MessageEvent,
   type PresenceEvent,
   type PresenceSnapshot,
+  type ReadCursor,
   type Replies,
+  type RoomEvent,
+  type MessageDeletedEvent,
+  type MessageUpdatedEvent,
   type RequestOf,
   type ServerEvent,
   type TypingEvent,
@@ -99,6 +104,14 @@ export interface ClientEvents {
   presence: { room: string; users: Member[]; live: boolean };
   /** Who is typing in a room now (never this user). */
   typing: { room: string; users: Member[] };
+  /** An edit or a deletion of a message (`target`), in sequence order with the room's messages, exactly once. */
+  changed: MessageUpdatedEvent | MessageDeletedEvent;
+  /** A user's read cursor moved (live in small rooms; see `receipts()` for the others). */
+  receipt: { room: string; cursor: ReadCursor };
+  /** A room's unread count changed (a message from someone else, or this user read it here or elsewhere). */
+  unread: { room: string; unread: number };
+  /** This user was removed from a private room: it is left. */
+  removed: { room: string };
   /** Messages of a room that could not be replayed (older than the server's window): reload that room. */
   gap: { room: string; from: number; to: number };
   /** Every event from the server, as received. */
@@ -129,7 +142,9 @@ interface RoomState {
   /** False until the first `joined` reply tells where the room stands. */
   synced: boolean;
   /** Received ahead of order, waiting for the missing ones. */
-  pending: Map<number, MessageEvent>;
+  pending: Map<number, RoomEvent>;
+  /** Read cursors known for the room, per user. */
+  cursors: Map<string, ReadCursor>;
   repair?: ReturnType<typeof setTimeout>;
 }
 
@@ -149,6 +164,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private generation = 0;
   private renewTimer?: ReturnType<typeof setTimeout>;
   private me?: WhoamiEvent;
+  private readonly unreadCounts = new Map<string, number>();
   private readonly opts: Required<Omit<ClientOptions, 'reconnect' | 'renewToken' | 'stillSignedIn'>> & Pick<ClientOptions, 'reconnect' | 'renewToken' | 'stillSignedIn'>;
 
   constructor(options: ClientOptions) {
@@ -362,8 +378,19 @@ export class GatehouseClient extends Emitter<ClientEvents> {
       return;
     }
     this.emit('event', event);
-    if (event.type === 'message') {
-      this.deliver(event);
+    if ((ROOM_EVENT_TYPES as readonly string[]).includes(event.type)) {
+      this.deliver(event as RoomEvent);
+      return;
+    }
+    if (event.type === 'receipt') {
+      this.applyReceipt(event.room, event.cursor);
+      return;
+    }
+    if (event.type === 'removed') {
+      const state = this.rooms.get(event.room);
+      if (state?.repair) clearTimeout(state.repair);
+      this.rooms.delete(event.room);
+      this.emit('removed', { room: event.room });
       return;
     }
     if (event.type === 'signed_out') {
@@ -394,11 +421,11 @@ export class GatehouseClient extends Emitter<ClientEvents> {
 
   // --- rooms: ordering, de-duplication, resume -------------------------------------------------------------
 
-  private deliver(message: MessageEvent): void {
+  private deliver(message: RoomEvent): void {
     const room = this.rooms.get(message.room);
     if (!room) return; // not (or no longer) in this room
     // Their message is what they were typing.
-    if ('userId' in message.sender && room.typing.has(message.sender.userId)) this.stopTyping(message.room, room, message.sender.userId);
+    if (message.type === 'message' && 'userId' in message.sender && room.typing.has(message.sender.userId)) this.stopTyping(message.room, room, message.sender.userId);
     if (message.seq <= room.lastSeq && room.synced) return; // duplicate (a replay overlapping live delivery)
     room.pending.set(message.seq, message);
     if (room.synced) this.flush(message.room, room);
@@ -406,11 +433,16 @@ export class GatehouseClient extends Emitter<ClientEvents> {
 
   private flush(name: string, room: RoomState): void {
     for (const seq of [...room.pending.keys()]) if (seq <= room.lastSeq) room.pending.delete(seq);
-    let next: MessageEvent | undefined;
+    let next: RoomEvent | undefined;
     while ((next = room.pending.get(room.lastSeq + 1))) {
       room.pending.delete(next.seq);
       room.lastSeq = next.seq;
-      this.emit('message', next);
+      if (next.type !== 'message') this.emit('changed', next);
+      else {
+        this.emit('message', next);
+        const mine = 'userId' in next.sender && next.sender.userId === this.me?.userId;
+        if (!mine) this.setUnread(name, (this.unreadCounts.get(name) ?? 0) + 1);
+      }
     }
     if (room.repair) clearTimeout(room.repair);
     room.repair = undefined;
@@ -453,7 +485,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   }
 
   async join(room: string): Promise<JoinedEvent> {
-    const state = this.rooms.get(room) ?? { lastSeq: 0, synced: false, pending: new Map(), presence: new Map(), live: true, typing: new Map(), typedAt: 0 };
+    const state = this.rooms.get(room) ?? { lastSeq: 0, synced: false, pending: new Map(), presence: new Map(), live: true, typing: new Map(), typedAt: 0, cursors: new Map() };
     this.rooms.set(room, state);
     try {
       return await this.sync(room, state);
@@ -500,6 +532,69 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     const state = this.rooms.get(room);
     if (state) this.applySnapshot(room, state, reply);
     return this.presenceOf(room);
+  }
+
+  /** Replaces the content of one of this user's messages; every member gets the edit, in order. */
+  edit(room: string, seq: number, data: Json) {
+    return this.request<'edit'>({ action: 'edit', room, seq, data });
+  }
+
+  /** Deletes a message (this user's, or anyone's for a tenant admin): its content is gone from the server. */
+  delete(room: string, seq: number) {
+    return this.request<'delete'>({ action: 'delete', room, seq });
+  }
+
+  /** Marks a joined room read up to `seq` (default: everything delivered so far). */
+  async read(room: string, seq?: number): Promise<number> {
+    const state = this.rooms.get(room);
+    const upTo = seq ?? state?.lastSeq ?? 0;
+    const ack = await this.request<'read'>({ action: 'read', room, seq: Math.max(1, upTo) });
+    if (state && ack.seq >= state.lastSeq) this.setUnread(room, 0);
+    if (state && this.me) state.cursors.set(this.me.userId, { userId: this.me.userId, name: this.me.name, seq: ack.seq });
+    return ack.seq;
+  }
+
+  /** Unread counts of every room this user has joined in this tenant (from the server; then kept live here). */
+  async unread(): Promise<Map<string, number>> {
+    const reply = await this.request<'unread'>({ action: 'unread' });
+    for (const r of reply.rooms) this.setUnread(r.room, r.unread);
+    return new Map(this.unreadCounts);
+  }
+
+  /** The unread count of a room, as last known. */
+  unreadIn(room: string): number {
+    return this.unreadCounts.get(room) ?? 0;
+  }
+
+  /** Asks for a joined room's read cursors (small rooms also get them live). */
+  async receipts(room: string): Promise<ReadCursor[]> {
+    const reply = await this.request<'receipts'>({ action: 'receipts', room });
+    for (const cursor of reply.cursors) this.applyReceipt(room, cursor, false);
+    return reply.cursors;
+  }
+
+  /** Who else has read a joined room's message `seq`, from the cursors known. */
+  seenBy(room: string, seq: number): Member[] {
+    return [...(this.rooms.get(room)?.cursors.values() ?? [])]
+      .filter((c) => c.seq >= seq && c.userId !== this.me?.userId)
+      .map(({ userId, name }) => ({ userId, name }));
+  }
+
+  private applyReceipt(room: string, cursor: ReadCursor, announce = true): void {
+    const state = this.rooms.get(room);
+    if (!state) return;
+    const known = state.cursors.get(cursor.userId);
+    if (known && known.seq >= cursor.seq) return;
+    state.cursors.set(cursor.userId, cursor);
+    // This user read it in another tab or device.
+    if (cursor.userId === this.me?.userId && cursor.seq >= state.lastSeq) this.setUnread(room, 0);
+    if (announce) this.emit('receipt', { room, cursor });
+  }
+
+  private setUnread(room: string, unread: number): void {
+    if (this.unreadCounts.get(room) === unread) return;
+    this.unreadCounts.set(room, unread);
+    this.emit('unread', { room, unread });
   }
 
   /** Who is in a joined room (one entry per user), as last known. */

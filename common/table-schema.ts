@@ -5,10 +5,13 @@
  *   connection   pk=conn#<connectionId>          sk=conn    rooms=<set of joined rooms>, gsiExpiry=<minute bucket>
  *   room member  pk=room#<tenantId>#<room>       sk=conn#<connectionId>   credExp=<credential expiry> (who is in a room: broadcast reads this)
  *   user         pk=user#<userId>                sk=conns   conns=<map connectionId -> expiry>, rlTat  (the per-user cap and rate)
- *   room counter pk=seq#<tenantId>#<room>        sk=seq     value=<last sequence number>   (never expires)
- *   room history pk=hist#<tenantId>#<room>       sk=<seq, 12 digits>   event=<the delivered JSON>
+ *   room counter pk=seq#<tenantId>#<room>        sk=seq     value=<last sequence number>, msgs=<messages>   (never expires)
+ *   room history pk=hist#<tenantId>#<room>       sk=<seq, 12 digits>   event=<the JSON, as edited>, n, edits, deleted
  *   presence     pk=pres#<tenantId>#<room>       sk=<userId>   conns=<set of the user's connections there>, name, v
  *                (one item per user: a user with two tabs is one presence; `v` orders the user's changes)
+ *   read cursor  pk=rcpt#<tenantId>#<room>       sk=<userId>   seq=<read up to>, n=<messages up to there>, name
+ *   user's rooms pk=urooms#<tenantId>#<userId>   sk=rooms      rooms=<set of rooms joined> (unread counts)
+ *   room access  pk=acl#<tenantId>#<room>        sk=acl     owner, members=<set of user ids> (a private room's member list; never expires)
  *   published    pk=pub#<event id>               sk=pub     seq, messageId, ts of a published event (idempotency)
  *   session      pk=sess#<hash of the cookie value>   sk=sess    (cookie sign-in: the user's Cognito tokens)
  *   ticket       pk=tkt#<hash of the ticket>          sk=tkt     (one-time WebSocket ticket, 30 s)
@@ -41,7 +44,12 @@ export const keys = {
   historyPartition: (tenantId: string, room: string) => `hist#${tenantId}#${room}`,
   historySort: (seq: number) => String(seq).padStart(12, '0'),
   presencePartition: (tenantId: string, room: string) => `pres#${tenantId}#${room}`,
+  historyItem: (tenantId: string, room: string, seq: number) => ({ pk: `hist#${tenantId}#${room}`, sk: String(seq).padStart(12, '0') }),
+  cursorPartition: (tenantId: string, room: string) => `rcpt#${tenantId}#${room}`,
+  cursor: (tenantId: string, room: string, userId: string) => ({ pk: `rcpt#${tenantId}#${room}`, sk: userId }),
+  userRooms: (tenantId: string, userId: string) => ({ pk: `urooms#${tenantId}#${userId}`, sk: 'rooms' }),
   presence: (tenantId: string, room: string, userId: string) => ({ pk: `pres#${tenantId}#${room}`, sk: userId }),
+  roomAccess: (tenantId: string, room: string) => ({ pk: `acl#${tenantId}#${room}`, sk: 'acl' }),
   published: (eventId: string) => ({ pk: `pub#${eventId}`, sk: 'pub' }),
   expiryBucket: (epochSeconds: number) => `exp#${Math.floor(epochSeconds / 60)}`,
   session: (hash: string) => ({ pk: `sess#${hash}`, sk: 'sess' }),

@@ -42,4 +42,6 @@ export const REALTIME_DEFAULTS = {
   adminGroup: 'admin',
   /** Rooms with more connections than this get no live presence or typing signals (see lambda/core/presence.ts). */
   signalMaxMembers: 250,
+  /** Rooms with more connections than this get no live read receipts (ask with `receipts`): N readers x N sockets. */
+  receiptSignalMaxMembers: 25,
 } as const;

@@ -13,7 +13,26 @@ export const SUBPROTOCOL = 'gatehouse.v1';
 export const BEARER_SUBPROTOCOL_PREFIX = 'bearer.';
 
 /** Actions, routed by API Gateway on `$request.body.action`. */
-export const ACTIONS = ['join', 'leave', 'send', 'history', 'typing', 'presence', 'whoami', 'ping', 'refresh', 'logout'] as const;
+export const ACTIONS = [
+  'join',
+  'leave',
+  'send',
+  'history',
+  'typing',
+  'presence',
+  'read',
+  'unread',
+  'receipts',
+  'edit',
+  'delete',
+  'create',
+  'invite',
+  'remove',
+  'whoami',
+  'ping',
+  'refresh',
+  'logout',
+] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -29,6 +48,22 @@ export type ClientMessage =
   | { action: 'typing'; room: string; id?: string }
   /** Who is in a joined room now (the same snapshot a join returns). */
   | { action: 'presence'; room: string; id?: string }
+  /** This user has read a joined room up to `seq` (a cursor: only ever moves forward). */
+  | { action: 'read'; room: string; seq: number; id?: string }
+  /** Unread counts of every room this user has joined in this tenant. */
+  | { action: 'unread'; id?: string }
+  /** Read cursors of a joined room's users ("seen by" is derived from them). */
+  | { action: 'receipts'; room: string; id?: string }
+  /** Replaces the content of a message of this user's in a joined room. */
+  | { action: 'edit'; room: string; seq: number; data: Json; id?: string }
+  /** Deletes a message (its author, or a tenant admin): the content is gone from storage. */
+  | { action: 'delete'; room: string; seq: number; id?: string }
+  /** Creates a private room (`private:<name>`) owned by this user, its first member. */
+  | { action: 'create'; room: string; id?: string }
+  /** Adds a user of the tenant to a private room (its owner or a tenant admin). */
+  | { action: 'invite'; room: string; userId: string; id?: string }
+  /** Removes a user from a private room (its owner, a tenant admin, or the user themself): their sockets leave at once. */
+  | { action: 'remove'; room: string; userId: string; id?: string }
   | { action: 'whoami'; id?: string }
   | { action: 'ping'; id?: string }
   /** A fresh access token for the same user and tenant extends the connection; without one, the cookie session does. */
@@ -46,6 +81,8 @@ export type ErrorCode =
   | 'room_limit'
   | 'unauthorized'
   | 'rate_limited'
+  | 'not_found'
+  | 'conflict'
   | 'token_expired'
   | 'refresh_refused'
   | 'internal';
@@ -96,6 +133,40 @@ export interface MessageEvent {
   /** What a published message is about (e.g. `job.progress`); absent on messages sent by users. */
   kind?: string;
   data: Json;
+  /** In history: when the content was last edited (epoch ms). */
+  edited?: number;
+  /** In history: the message was deleted; `data` is null. */
+  deleted?: true;
+}
+
+/** An edit, in the room's sequence (so it is ordered, stored and replayed like a message): apply it to `target`. */
+export interface MessageUpdatedEvent {
+  type: 'message.updated';
+  room: string;
+  seq: number;
+  ts: number;
+  target: number;
+  data: Json;
+  by: Member;
+}
+
+/** A deletion, in the room's sequence: drop `target`'s content. */
+export interface MessageDeletedEvent {
+  type: 'message.deleted';
+  room: string;
+  seq: number;
+  ts: number;
+  target: number;
+  by: Member;
+}
+
+/** What a room's sequence holds: messages, and the edits and deletions of them. */
+export type RoomEvent = MessageEvent | MessageUpdatedEvent | MessageDeletedEvent;
+export const ROOM_EVENT_TYPES: ReadonlyArray<RoomEvent['type']> = ['message', 'message.updated', 'message.deleted'];
+
+/** A user's read cursor: they have read the room up to `seq`. */
+export interface ReadCursor extends Member {
+  seq: number;
 }
 
 export interface JoinedEvent {
@@ -152,6 +223,60 @@ export interface TypingAck {
   id?: string;
 }
 
+/** Someone's read cursor moved (live in rooms small enough for signals; otherwise ask with `receipts`). */
+export interface ReceiptEvent {
+  type: 'receipt';
+  room: string;
+  cursor: ReadCursor;
+}
+
+export interface ReadAck {
+  type: 'read_ack';
+  room: string;
+  /** The cursor as stored: the later of this and any earlier one. */
+  seq: number;
+  id?: string;
+}
+
+export interface UnreadEvent {
+  type: 'unread';
+  rooms: Array<{ room: string; unread: number; lastSeq: number; readSeq: number }>;
+  id?: string;
+}
+
+export interface ReceiptsEvent {
+  type: 'receipts';
+  room: string;
+  cursors: ReadCursor[];
+  /** More users than PRESENCE_SNAPSHOT_MAX have cursors: the first ones only. */
+  more?: true;
+  id?: string;
+}
+
+/** The reply to `edit` and `delete`: the event that now sits in the room's sequence at `seq`. */
+export interface ChangedEvent {
+  type: 'changed';
+  room: string;
+  target: number;
+  seq: number;
+  id?: string;
+}
+
+/** The reply to `create`, `invite` and `remove`: the private room's members after the change. */
+export interface RoomMembersEvent {
+  type: 'room_members';
+  room: string;
+  owner: string;
+  members: string[];
+  id?: string;
+}
+
+/** This socket is out of a room it did not leave itself (removed from a private room); it gets nothing more of it. */
+export interface RemovedEvent {
+  type: 'removed';
+  room: string;
+}
+
 /** The reply to `presence`. */
 export interface PresenceReply extends PresenceSnapshot {
   type: 'presence_snapshot';
@@ -169,6 +294,8 @@ export interface SentEvent {
   room: string;
   messageId: string;
   seq: number;
+  /** Sockets of other users it reached (0: stored, but nobody else is connected to the room). */
+  delivered: number;
   id?: string;
 }
 export interface WhoamiEvent {
@@ -208,6 +335,14 @@ export interface Replies {
   history: HistoryEvent;
   typing: TypingAck;
   presence: PresenceReply;
+  read: ReadAck;
+  unread: UnreadEvent;
+  receipts: ReceiptsEvent;
+  edit: ChangedEvent;
+  delete: ChangedEvent;
+  create: RoomMembersEvent;
+  invite: RoomMembersEvent;
+  remove: RoomMembersEvent;
   whoami: WhoamiEvent;
   ping: PongEvent;
   refresh: RefreshedEvent;
@@ -217,9 +352,11 @@ export type RequestOf<A extends Action> = Extract<ClientMessage, { action: A }>;
 
 export type ServerEvent =
   | Replies[Action]
-  | MessageEvent
+  | RoomEvent
   | PresenceEvent
   | TypingEvent
+  | ReceiptEvent
+  | RemovedEvent
   /** The credential of this socket expired; the server closes it next. Reconnect with a fresh one. */
   | { type: 'expired'; message: string }
   | ErrorEvent;
@@ -280,10 +417,18 @@ export function parseBoundedJson(text: string, maxDepth: number = MAX_JSON_DEPTH
 }
 
 /**
- * Room names: `<name>`, `user:<userId>` (that user only) or `admin:<name>` (admin group only). Names are short and
- * plain so they are safe inside keys and logs; other `x:` namespaces are reserved.
+ * Room names: `<name>`, or `<namespace>:<name>`. Gatehouse's namespaces: `user:<userId>` (that user only),
+ * `admin:<name>` (the admin group only), `private:<name>` (its member list only); a deployment may name more, each
+ * decided by its authorization hook (e.g. `run:<id>`). Any other namespace is refused. Names are short and plain
+ * so they are safe inside keys and logs.
  */
-export const ROOM_PATTERN = /^(?:user:|admin:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const ROOM_PATTERN = /^(?:[a-z][a-z0-9]{0,15}:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The namespaces Gatehouse itself decides access to. */
+export const BUILT_IN_NAMESPACES = ['user', 'admin', 'private'] as const;
+/** The namespace of a room name (`run` of `run:42`), or undefined for a plain room. */
+export const namespaceOf = (room: string): string | undefined => (room.includes(':') ? room.slice(0, room.indexOf(':')) : undefined);
+/** User ids as Cognito issues them (`sub`), and as the local emulator does. */
+export const USER_ID_PATTERN = /^[A-Za-z0-9_.@+-]{1,128}$/;
 /** Client correlation ids, echoed on the reply. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
@@ -296,6 +441,14 @@ const FIELDS: Record<Action, { required: readonly string[]; optional: readonly s
   history: { required: ['room'], optional: ['before', 'limit'] },
   typing: { required: ['room'], optional: [] },
   presence: { required: ['room'], optional: [] },
+  read: { required: ['room', 'seq'], optional: [] },
+  unread: { required: [], optional: [] },
+  receipts: { required: ['room'], optional: [] },
+  edit: { required: ['room', 'seq', 'data'], optional: [] },
+  delete: { required: ['room', 'seq'], optional: [] },
+  create: { required: ['room'], optional: [] },
+  invite: { required: ['room', 'userId'], optional: [] },
+  remove: { required: ['room', 'userId'], optional: [] },
   whoami: { required: [], optional: [] },
   ping: { required: [], optional: [] },
   refresh: { required: [], optional: ['token'] },
@@ -366,6 +519,12 @@ export function parseClientMessage(raw: string, limits: Limits = DEFAULT_LIMITS)
   if ('after' in frame && !(Number.isSafeInteger(frame.after) && (frame.after as number) >= 0)) {
     return fail('invalid_message', 'Field "after" must be a non-negative integer sequence number.', id);
   }
+  if (required.includes('seq') && !(Number.isSafeInteger(frame.seq) && (frame.seq as number) >= 1)) {
+    return fail('invalid_message', 'Field "seq" must be a positive integer sequence number.', id);
+  }
+  if (required.includes('userId') && !(typeof frame.userId === 'string' && USER_ID_PATTERN.test(frame.userId))) {
+    return fail('invalid_message', 'Field "userId" must be a user id (1-128 characters of [A-Za-z0-9_.@+-]).', id);
+  }
   if ('before' in frame && !(Number.isSafeInteger(frame.before) && (frame.before as number) >= 1)) {
     return fail('invalid_message', 'Field "before" must be a positive integer sequence number.', id);
   }
@@ -386,7 +545,7 @@ export function parseClientMessage(raw: string, limits: Limits = DEFAULT_LIMITS)
 function roomProblem(room: unknown): string | undefined {
   if (typeof room !== 'string') return 'Field "room" must be a string.';
   if (!ROOM_PATTERN.test(room)) {
-    return 'Room must be 1-64 characters of [A-Za-z0-9_.-], optionally prefixed by user: or admin:.';
+    return 'Room must be 1-64 characters of [A-Za-z0-9_.-], optionally prefixed by a namespace such as user:, admin: or private:.';
   }
   return undefined;
 }

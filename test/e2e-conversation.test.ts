@@ -5,7 +5,10 @@
  * none of it, not even as frames.
  */
 import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { TYPING_EXPIRY_MS, type Member, type ServerEvent } from '../protocol';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { loadTemplate, resourcesOfType } from '../local/emulator/template';
+import { CDK_OUT } from '../local/paths';
+import { TYPING_EXPIRY_MS, type Member, type MessageDeletedEvent, type MessageUpdatedEvent, type ServerEvent } from '../protocol';
 import { startTestSystem, waitUntil, type TestClient, type TestSystem } from './support/system';
 
 let t: TestSystem;
@@ -25,6 +28,21 @@ function frames(c: TestClient): ServerEvent[] {
   return seen;
 }
 const names = (users: Member[]) => users.map((u) => u.name).sort();
+const management = () =>
+  new ApiGatewayManagementApiClient({ endpoint: t.system.urls.connections, region: t.system.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+
+/** Every item of the table, as stored. */
+async function everything(): Promise<string> {
+  const [tableName] = resourcesOfType(loadTemplate(CDK_OUT, 'Gatehouse'), 'AWS::DynamoDB::Table')[0];
+  const items: unknown[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await t.system.dynamo.doc.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return JSON.stringify(items, (_k, v) => (v instanceof Set ? [...v] : v));
+}
 
 describe('display names', () => {
   it('names every sender by the name the user pool holds, never by what the client says', async () => {
@@ -131,8 +149,7 @@ describe('presence', () => {
     await alice.client.join(room);
     await bob.client.join(room);
     await waitUntil(() => alice.client.presenceOf(room).length === 2, 3000, 'alice to see bob');
-    const management = new ApiGatewayManagementApiClient({ endpoint: t.system.urls.connections, region: t.system.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-    await management.send(new DeleteConnectionCommand({ ConnectionId: (await bob.client.whoami()).connectionId }));
+    await management().send(new DeleteConnectionCommand({ ConnectionId: (await bob.client.whoami()).connectionId }));
     await waitUntil(() => alice.client.presenceOf(room).length === 1, 3000, 'bob to leave');
     await alice.client.close();
   });
@@ -183,15 +200,135 @@ describe('tenant isolation', () => {
     await alice.client.join(room);
     await bob.client.join(room);
     await bob.client.request({ action: 'typing', room });
-    await alice.client.send(room, 'acme only');
+    const sent = await alice.client.send(room, 'acme only');
     await bob.waitFor(1);
+    await bob.client.read(room, sent.seq);
+    await alice.client.edit(room, sent.seq, 'still acme only');
     await bob.client.close();
     await waitUntil(() => alice.client.presenceOf(room).length === 1, 3000, 'bob to leave');
 
     expect(carolFrames.filter((e) => e.type !== 'pong' && e.type !== 'whoami' && e.type !== 'joined')).toEqual([]);
     expect(names(carol.client.presenceOf(room))).toEqual(['Carol Danvers']);
     expect((await carol.client.history(room)).messages).toEqual([]);
+    expect(await carol.client.receipts(room)).toEqual([]);
+    await expect(carol.client.edit(room, sent.seq, 'from globex')).rejects.toMatchObject({ code: 'not_found' });
     expect(names(await carol.client.refreshPresence(room))).toEqual(['Carol Danvers']);
     await Promise.all([alice.client.close(), carol.client.close()]);
+  });
+});
+
+describe('edit and delete', () => {
+  it('applies an edit and a deletion in order at every member, and replays both to a socket that was away', async () => {
+    const room = fresh('edits');
+    const alice = await t.connect('alice@acme.test');
+    const bob = await t.connect('bob@acme.test', { reconnect: { initialDelayMs: 1500, jitter: 0 } });
+    const changes: Array<MessageUpdatedEvent | MessageDeletedEvent> = [];
+    bob.client.on('changed', (c) => changes.push(c));
+    await alice.client.join(room);
+    await bob.client.join(room);
+    const one = await alice.client.send(room, { text: 'first draft' });
+    const two = await alice.client.send(room, { text: 'a secret' });
+    await bob.waitFor(2);
+
+    // Bob's socket goes; while he is away, Alice edits one message and deletes the other.
+    await management().send(new DeleteConnectionCommand({ ConnectionId: (await bob.client.whoami()).connectionId }));
+    await waitUntil(() => bob.client.state === 'reconnecting', 2000, 'bob to be away');
+    const edited = await alice.client.edit(room, one.seq, { text: 'final text' });
+    const deleted = await alice.client.delete(room, two.seq);
+    expect([edited.target, deleted.target]).toEqual([one.seq, two.seq]);
+    await waitUntil(() => changes.length === 2, 8000, 'bob to replay the edit and the deletion');
+    expect(changes.map((c) => [c.type, c.target, c.seq])).toEqual([
+      ['message.updated', one.seq, edited.seq],
+      ['message.deleted', two.seq, deleted.seq],
+    ]);
+    expect((changes[0] as MessageUpdatedEvent).data).toEqual({ text: 'final text' });
+    expect(changes[0].by).toMatchObject({ name: 'Alice Liddell' });
+
+    // History shows the current content: the edit applied, the deletion without content.
+    const page = await bob.client.history(room);
+    expect(page.messages.map((m) => [m.seq, m.data, !!m.edited, !!m.deleted])).toEqual([
+      [one.seq, { text: 'final text' }, true, false],
+      [two.seq, null, false, true],
+    ]);
+    // The deleted content is gone from storage (message item and all), the edited one only as its last version.
+    const stored = await everything();
+    expect(stored).not.toContain('a secret');
+    expect(stored).not.toContain('first draft');
+    await Promise.all([alice.client.close(), bob.client.close()]);
+  }, 20_000);
+
+  it('lets only the author edit, the author or a tenant admin delete, and nobody edit a deleted message', async () => {
+    const room = fresh('authz');
+    const alice = await t.connect('alice@acme.test');
+    const bob = await t.connect('bob@acme.test');
+    const dana = await t.connect('dana@acme.test'); // the admin group
+    for (const c of [alice, bob, dana]) await c.client.join(room);
+    const sent = await alice.client.send(room, 'mine');
+    await expect(bob.client.edit(room, sent.seq, 'hijacked')).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(dana.client.edit(room, sent.seq, 'admins do not edit')).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(bob.client.delete(room, sent.seq)).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(alice.client.edit(room, 9999, 'nothing there')).rejects.toMatchObject({ code: 'not_found' });
+    expect(t.logs.some((l) => l.includes('edit_refused'))).toBe(true);
+
+    const deleted = await dana.client.delete(room, sent.seq);
+    expect(deleted.target).toBe(sent.seq);
+    await expect(alice.client.edit(room, sent.seq, 'too late')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(alice.client.delete(room, sent.seq)).rejects.toMatchObject({ code: 'not_found' });
+    // Edits and deletions of messages of a room the socket has not joined are refused.
+    await alice.client.leave(room);
+    await expect(alice.client.edit(room, sent.seq, 'x')).rejects.toMatchObject({ code: 'not_member' });
+    await Promise.all([alice.client.close(), bob.client.close(), dana.client.close()]);
+  });
+});
+
+describe('receipts, delivery status and unread counts', () => {
+  it('tells the sender delivered and read: a receipt when a cursor passes the message, "seen by" from cursors', async () => {
+    const room = fresh('receipts');
+    const alice = await t.connect('alice@acme.test');
+    await alice.client.join(room);
+    const alone = await alice.client.send(room, 'anyone?');
+    expect(alone.delivered).toBe(0); // stored (seq), but no other user's socket got it
+
+    const bob = await t.connect('bob@acme.test');
+    await bob.client.join(room);
+    const m1 = await alice.client.send(room, 'one');
+    const m2 = await alice.client.send(room, 'two');
+    expect(m1.delivered).toBe(1);
+    await bob.waitFor(2);
+    expect(await bob.client.read(room, m1.seq)).toBe(m1.seq);
+    await waitUntil(() => alice.client.seenBy(room, m1.seq).length === 1, 3000, 'the receipt');
+    expect(alice.client.seenBy(room, m1.seq)).toEqual([{ userId: (await bob.client.whoami()).userId, name: 'Bob Marley' }]);
+    expect(alice.client.seenBy(room, m2.seq)).toEqual([]);
+    // A cursor only moves forward.
+    expect(await bob.client.read(room, 1)).toBe(m1.seq);
+    // And cannot pass what exists.
+    expect(await bob.client.read(room, 10_000)).toBe(m2.seq);
+    const cursors = await alice.client.receipts(room);
+    expect(cursors.find((c) => c.name === 'Bob Marley')?.seq).toBe(m2.seq);
+    await Promise.all([alice.client.close(), bob.client.close()]);
+  });
+
+  it('counts unread messages per room on connect and live, never the user\'s own', async () => {
+    const room = fresh('unread');
+    const bob = await t.connect('bob@acme.test');
+    await bob.client.join(room);
+    await bob.client.close();
+
+    const alice = await t.connect('alice@acme.test');
+    await alice.client.join(room);
+    await alice.client.send(room, 'a');
+    await alice.client.send(room, 'b');
+    expect((await alice.client.unread()).get(room)).toBe(0);
+
+    const again = await t.connect('bob@acme.test');
+    const counts = await again.client.unread();
+    expect(counts.get(room)).toBe(2);
+    await again.client.join(room);
+    await alice.client.send(room, 'c');
+    await waitUntil(() => again.client.unreadIn(room) === 3, 3000, 'the live count');
+    await again.client.read(room);
+    expect(again.client.unreadIn(room)).toBe(0);
+    expect((await again.client.unread()).get(room)).toBe(0);
+    await Promise.all([alice.client.close(), again.client.close()]);
   });
 });

@@ -17,6 +17,8 @@ export interface BroadcastDeps {
 
 export interface BroadcastResult {
   delivered: number;
+  /** Of those delivered, to connections `options.others` counts (other users' sockets). */
+  others?: number;
   gone: number;
   failed: number;
 }
@@ -39,15 +41,16 @@ export async function broadcast(
   recipients: AsyncIterable<string[]> | Iterable<string[]>,
   payload: string,
   deps: BroadcastDeps,
-  options: { protect?: string } = {},
+  options: { protect?: string; others?: (connectionId: string) => boolean } = {},
 ): Promise<BroadcastResult> {
-  const result: BroadcastResult = { delivered: 0, gone: 0, failed: 0 };
+  const result: BroadcastResult = { delivered: 0, gone: 0, failed: 0, ...(options.others ? { others: 0 } : {}) };
   const inFlight = new Set<Promise<void>>();
 
   const deliver = async (connectionId: string): Promise<void> => {
     try {
       await postToConnection(deps.api, connectionId, payload);
       result.delivered++;
+      if (options.others?.(connectionId)) result.others!++;
     } catch (err) {
       if (isGone(err) && connectionId !== options.protect) {
         result.gone++;

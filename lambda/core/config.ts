@@ -25,6 +25,7 @@ export const ENV = {
   maxReplayBytes: 'MAX_REPLAY_BYTES',
   maxConnectionsPerUser: 'MAX_CONNECTIONS_PER_USER',
   signalMaxMembers: 'SIGNAL_MAX_MEMBERS',
+  receiptSignalMaxMembers: 'RECEIPT_SIGNAL_MAX_MEMBERS',
   logLevel: 'LOG_LEVEL',
 } as const;
 
@@ -56,6 +57,8 @@ export interface RealtimeConfig {
   maxConnectionsPerUser: number;
   /** Rooms with more connections than this get no presence or typing signals (one read of this many keys decides). */
   signalMaxMembers: number;
+  /** Rooms with more connections than this get no live read receipts. */
+  receiptSignalMaxMembers: number;
 }
 
 export function realtimeConfig(env: Env): RealtimeConfig {
@@ -82,6 +85,7 @@ export function realtimeConfig(env: Env): RealtimeConfig {
     },
     maxConnectionsPerUser: envNumber(env, ENV.maxConnectionsPerUser, D.maxConnectionsPerUser),
     signalMaxMembers: envNumber(env, ENV.signalMaxMembers, D.signalMaxMembers),
+    receiptSignalMaxMembers: envNumber(env, ENV.receiptSignalMaxMembers, D.receiptSignalMaxMembers),
   };
 }
 

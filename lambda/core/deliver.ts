@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
-import { byteLength, type Json, type JoinedEvent, type MessageEvent, type Sender } from '../../protocol';
+import { byteLength, type Json, type JoinedEvent, type MessageEvent, type RoomEvent, type Sender } from '../../protocol';
 import { broadcast, isGone, postToConnection, type BroadcastResult } from './broadcast';
 import type { RealtimeConfig } from './config';
 import { departConnection } from './presence';
@@ -24,17 +24,18 @@ export interface DeliverDeps {
   newId?: () => string;
 }
 
-/** A message's identity in its room: its sequence number, id and server time. */
+/** A message's identity in its room: its sequence number, id and server time; `n`: messages up to it. */
 export interface Numbered {
   seq: number;
   messageId: string;
   ts: number;
+  n?: number;
 }
 
 /** Takes the room's next sequence number for a new message. */
 export async function numberMessage(tenantId: string, room: string, deps: Pick<DeliverDeps, 'store' | 'now' | 'newId'>): Promise<Numbered> {
-  const seq = await deps.store.nextSeq(tenantId, room);
-  return { seq, messageId: (deps.newId ?? randomUUID)(), ts: (deps.now ?? Date.now)() };
+  const { seq, n } = await deps.store.nextNumber(tenantId, room, true);
+  return { seq, n, messageId: (deps.newId ?? randomUUID)(), ts: (deps.now ?? Date.now)() };
 }
 
 /**
@@ -48,8 +49,7 @@ export async function deliverToRoom(
   deps: DeliverDeps,
   options: { protect?: string; numbered?: Numbered } = {},
 ): Promise<{ event: MessageEvent; result: BroadcastResult }> {
-  const { store } = deps;
-  const { seq, messageId, ts } = options.numbered ?? (await numberMessage(tenantId, room, deps));
+  const { seq, messageId, ts, n } = options.numbered ?? (await numberMessage(tenantId, room, deps));
   const event: MessageEvent = {
     type: 'message',
     room,
@@ -60,10 +60,37 @@ export async function deliverToRoom(
     ...(content.kind === undefined ? {} : { kind: content.kind }),
     data: content.data,
   };
+  const sender = 'userId' in content.sender ? content.sender.userId : undefined;
+  const result = await deliverRoomEvent(tenantId, room, event, deps, { ...options, ...(n === undefined ? {} : { n }), ...(sender ? { sender } : {}) });
+  return { event, result: result ?? { delivered: 0, gone: 0, failed: 0 } };
+}
+
+/**
+ * The one path of a room event (a message, an edit, a deletion) to its room: stored in history at its sequence
+ * number first, then posted to every member. `onlyNew`: not stored, and not sent, when its number already holds
+ * an event (undefined is returned). `sender`: whose sockets do not count as `others` in the result.
+ */
+export async function deliverRoomEvent(
+  tenantId: string,
+  room: string,
+  event: RoomEvent,
+  deps: DeliverDeps,
+  options: { protect?: string; n?: number; sender?: string; onlyNew?: boolean } = {},
+): Promise<BroadcastResult | undefined> {
+  const { store } = deps;
   const json = JSON.stringify(event);
-  await store.appendHistory(tenantId, room, seq, json, Math.floor(ts / 1000) + deps.config.historyRetentionSeconds);
-  const result = await broadcast(
-    store.roomMembers(tenantId, room),
+  const expiresAt = Math.floor(event.ts / 1000) + deps.config.historyRetentionSeconds;
+  const stored = await store.appendHistory(tenantId, room, event.seq, json, expiresAt, { ...(options.n === undefined ? {} : { n: options.n }), ...(options.onlyNew ? { onlyNew: true } : {}) });
+  if (!stored) return undefined;
+  const own = new Set<string>();
+  async function* members() {
+    for await (const page of store.roomMemberRefs(tenantId, room)) {
+      for (const m of page) if (options.sender !== undefined && m.userId === options.sender) own.add(m.connectionId);
+      yield page.map((m) => m.connectionId);
+    }
+  }
+  return broadcast(
+    members(),
     json,
     {
       api: deps.api,
@@ -72,9 +99,8 @@ export async function deliverToRoom(
       log: deps.log,
       concurrency: deps.config.broadcastConcurrency,
     },
-    options.protect ? { protect: options.protect } : {},
+    { ...(options.protect ? { protect: options.protect } : {}), ...(options.sender !== undefined ? { others: (id: string) => !own.has(id) } : {}) },
   );
-  return { event, result };
 }
 
 /** Replayed bytes one rate-limit token pays for: a replay costs as many tokens as it would take frames to send it. */

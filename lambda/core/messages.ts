@@ -25,7 +25,8 @@ import {
   type ServerEvent,
 } from '../../protocol';
 import type { RealtimeConfig } from './config';
-import { REPLAY_BYTES_PER_TOKEN, deliverToRoom, replayAfter } from './deliver';
+import { deleteMessage, editMessage, markRead, readOwn, receiptsOf } from './conversation';
+import { REPLAY_BYTES_PER_TOKEN, deliverToRoom, numberMessage, replayAfter } from './deliver';
 import { enterRoom, exitRoom, isLive, signalRoom, snapshotOf } from './presence';
 import { memberOf } from './profiles';
 import { signOut, signOutDeps } from './revoke';
@@ -155,6 +156,7 @@ const HANDLERS: Handlers = {
     if ('refused' in resume) return refuseForRate(connectionId, connection.userId, resume.refused, message.id, deps);
     if (resume.gap) log.info('resume_gap', { connectionId, room: message.room, ...resume.gap });
     const presence = await enterRoom(connection.tenantId, message.room, memberOf(connection), connection, deps);
+    await store.conversation.rememberRoom(connection.tenantId, connection.userId, message.room);
     return withId({ type: 'joined', room: message.room, ...resume, presence }, message.id);
   },
 
@@ -166,15 +168,18 @@ const HANDLERS: Handlers = {
 
   send: async (message, { connection, deps }) => {
     if (!connection.rooms.includes(message.room)) return errorEvent('not_member', `Join ${message.room} before sending to it.`, message.id);
+    const numbered = await numberMessage(connection.tenantId, message.room, deps);
     const { event, result } = await deliverToRoom(
       connection.tenantId,
       message.room,
       { sender: memberOf(connection), data: message.data },
       deps,
-      { protect: connection.connectionId },
+      { protect: connection.connectionId, numbered },
     );
+    // The author has read what they wrote: it is no unread message of theirs.
+    await readOwn(actorOf(connection), message.room, event.seq, numbered.n, deps);
     deps.log.info('message_sent', { connectionId: connection.connectionId, tenantId: connection.tenantId, room: message.room, ...result });
-    return withId({ type: 'sent', room: message.room, messageId: event.messageId, seq: event.seq }, message.id);
+    return withId({ type: 'sent', room: message.room, messageId: event.messageId, seq: event.seq, delivered: result.others ?? 0 }, message.id);
   },
 
   history: async (message, { connection, deps }) => {
@@ -206,6 +211,33 @@ const HANDLERS: Handlers = {
     const snapshot = await snapshotOf(connection.tenantId, message.room, await isLive(connection.tenantId, message.room, deps), deps);
     return withId({ type: 'presence_snapshot', room: message.room, ...snapshot }, message.id);
   },
+
+  read: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
+    return markRead(actorOf(connection), message.room, message.seq, deps, message.id);
+  },
+
+  unread: async (message, { connection, deps }) =>
+    withId({ type: 'unread', rooms: await deps.store.conversation.unread(connection.tenantId, connection.userId) }, message.id),
+
+  receipts: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
+    return withId({ type: 'receipts', room: message.room, ...(await receiptsOf(connection.tenantId, message.room, deps)) }, message.id);
+  },
+
+  edit: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
+    return editMessage(actorOf(connection), message.room, message.seq, message.data, deps, message.id);
+  },
+
+  delete: async (message, { connection, deps }) => {
+    if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
+    return deleteMessage(actorOf(connection), message.room, message.seq, deps, message.id);
+  },
+
+  create: async (message) => errorEvent('forbidden', 'Private rooms are not enabled.', message.id),
+  invite: async (message) => errorEvent('forbidden', 'Private rooms are not enabled.', message.id),
+  remove: async (message) => errorEvent('forbidden', 'Private rooms are not enabled.', message.id),
 
   refresh: async (message, { connection, deps }) => {
     const { log } = deps;
@@ -241,6 +273,8 @@ const HANDLERS: Handlers = {
     return withId({ type: 'signed_out', everywhere }, message.id);
   },
 };
+
+const actorOf = (connection: StoredConnection) => ({ ...connection, member: memberOf(connection) });
 
 function act(message: ClientMessage, connection: StoredConnection, now: number, deps: MessageDeps): Promise<ServerEvent> {
   const handler = HANDLERS[message.action] as (m: ClientMessage, ctx: Context) => Promise<ServerEvent>;

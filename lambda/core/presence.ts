@@ -7,7 +7,7 @@
  */
 import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
-import { PRESENCE_SNAPSHOT_MAX, REALTIME_DEFAULTS, type Member, type PresenceEvent, type PresenceSnapshot, type TypingEvent } from '../../protocol';
+import { PRESENCE_SNAPSHOT_MAX, REALTIME_DEFAULTS, type Member, type PresenceEvent, type PresenceSnapshot, type ReceiptEvent, type TypingEvent } from '../../protocol';
 import { broadcast, type BroadcastResult } from './broadcast';
 import type { RealtimeConfig } from './config';
 import type { ConnectionStore, Departure } from './store';
@@ -26,7 +26,7 @@ const maxMembers = (deps: SignalDeps) => deps.config?.signalMaxMembers ?? REALTI
 export async function signalRoom(
   tenantId: string,
   room: string,
-  event: PresenceEvent | TypingEvent,
+  event: PresenceEvent | TypingEvent | ReceiptEvent,
   deps: SignalDeps,
   except?: string,
 ): Promise<{ live: boolean; result?: BroadcastResult }> {

@@ -52,10 +52,10 @@ export async function handlePublish(
   }
   const { tenantId, room, type, payload } = parsed.request;
   try {
-    const { seq, messageId, ts } = claim.record;
+    const { seq, messageId, ts, n } = claim.record;
     const numbered =
       seq !== undefined && messageId !== undefined && ts !== undefined
-        ? { seq, messageId, ts }
+        ? { seq, messageId, ts, ...(n === undefined ? {} : { n }) }
         : await store.assignPublished(eventId, await numberMessage(tenantId, room, deps));
     const { result } = await deliverToRoom(tenantId, room, { sender: { service: event.source }, kind: type, data: payload }, deps, { numbered });
     await store.finishPublished(eventId, 'done');

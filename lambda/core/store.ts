@@ -25,6 +25,7 @@ import { isConditionFailed } from '../../common/dynamo-errors';
 import type { TokenSource } from '../../common/handshake';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Identity } from './identity';
+import { ConversationStore } from './conversation-store';
 import { PresenceStore } from './presence-store';
 
 export interface ConnectionRecord extends Identity {
@@ -68,6 +69,8 @@ export interface PublishedRecord {
   seq?: number;
   messageId?: string;
   ts?: number;
+  /** Messages of the room up to this one (see nextNumber). */
+  n?: number;
 }
 
 /** A user's last socket left a room (their presence there ended) when a connection was removed. */
@@ -91,6 +94,8 @@ export class ConnectionStore {
   private readonly pageSize: number;
   /** Who is in each room, per user (presence-store.ts). */
   readonly presence: PresenceStore;
+  /** Edits and deletions in history, read cursors, users' rooms (conversation-store.ts). */
+  readonly conversation: ConversationStore;
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -100,6 +105,7 @@ export class ConnectionStore {
     this.now = options.now ?? Date.now;
     this.pageSize = options.pageSize ?? 250;
     this.presence = new PresenceStore(db, tableName, this.now);
+    this.conversation = new ConversationStore(db, tableName, this.now);
   }
 
   private seconds(): number {
@@ -504,7 +510,7 @@ export class ConnectionStore {
    * connection already holds `maxRooms` other rooms, 'gone' when the connection no longer exists.
    */
   async join(
-    connection: Pick<StoredConnection, 'connectionId' | 'tenantId' | 'expiresAt' | 'tokenExpiresAt'>,
+    connection: Pick<StoredConnection, 'connectionId' | 'tenantId' | 'userId' | 'expiresAt' | 'tokenExpiresAt'>,
     room: string,
     maxRooms: number,
   ): Promise<'joined' | 'limit' | 'gone'> {
@@ -529,6 +535,7 @@ export class ConnectionStore {
         Item: {
           ...keys.member(connection.tenantId, room, connection.connectionId),
           connectionId: connection.connectionId,
+          userId: connection.userId,
           // Deliveries skip a member whose credential has expired (the sweeper closes it later).
           credExp: connection.tokenExpiresAt,
           [TABLE.ttlAttribute]: connection.expiresAt,
@@ -571,6 +578,11 @@ export class ConnectionStore {
 
   /** Connection ids in a room of a tenant, a page at a time, read strongly consistently. */
   async *roomMembers(tenantId: string, room: string): AsyncGenerator<string[]> {
+    for await (const page of this.roomMemberRefs(tenantId, room)) yield page.map((m) => m.connectionId);
+  }
+
+  /** roomMembers, with the user of each connection (memberships written before names were kept say none). */
+  async *roomMemberRefs(tenantId: string, room: string): AsyncGenerator<Array<{ connectionId: string; userId?: string }>> {
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.db.send(
@@ -579,7 +591,7 @@ export class ConnectionStore {
           KeyConditionExpression: '#pk = :pk',
           ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
           ExpressionAttributeValues: { ':pk': keys.roomPartition(tenantId, room) },
-          ProjectionExpression: '#id, #ttl, credExp',
+          ProjectionExpression: '#id, #ttl, credExp, userId',
           ConsistentRead: true,
           Limit: this.pageSize,
           ExclusiveStartKey: startKey,
@@ -587,10 +599,10 @@ export class ConnectionStore {
       );
       // A member whose credential expired gets nothing more, though the sweeper has not closed it yet.
       const now = this.now();
-      const ids = (page.Items ?? [])
+      const refs = (page.Items ?? [])
         .filter((item) => this.live(item) && (typeof item.credExp !== 'number' || item.credExp * 1000 > now))
-        .map((item) => item.connectionId as string);
-      if (ids.length > 0) yield ids;
+        .map((item) => ({ connectionId: item.connectionId as string, ...(typeof item.userId === 'string' ? { userId: item.userId } : {}) }));
+      if (refs.length > 0) yield refs;
       startKey = page.LastEvaluatedKey;
     } while (startKey);
   }
@@ -634,17 +646,25 @@ export class ConnectionStore {
    * follows as already seen. A counter written with a TTL by an earlier version loses it here.
    */
   async nextSeq(tenantId: string, room: string): Promise<number> {
+    return (await this.nextNumber(tenantId, room, false)).seq;
+  }
+
+  /**
+   * nextSeq, counting messages apart (`msgs`: edits and deletions take a sequence number but are no message):
+   * `n` is the number of messages up to and including this number, what unread counts subtract.
+   */
+  async nextNumber(tenantId: string, room: string, message: boolean): Promise<{ seq: number; n: number }> {
     const { Attributes } = await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: keys.counter(tenantId, room),
-        UpdateExpression: 'ADD #value :one REMOVE #ttl',
+        UpdateExpression: `ADD #value :one${message ? ', msgs :one' : ''} REMOVE #ttl`,
         ExpressionAttributeNames: { '#value': 'value', '#ttl': TABLE.ttlAttribute },
         ExpressionAttributeValues: { ':one': 1 },
-        ReturnValues: 'UPDATED_NEW',
+        ReturnValues: 'ALL_NEW',
       }),
     );
-    return Attributes?.value as number;
+    return { seq: Attributes?.value as number, n: Number(Attributes?.msgs ?? 0) };
   }
 
   /** The room's latest sequence number (0 for a room that never had a message). */
@@ -655,19 +675,30 @@ export class ConnectionStore {
     return (Item?.value as number | undefined) ?? 0;
   }
 
-  async appendHistory(tenantId: string, room: string, seq: number, event: string, expiresAt: number): Promise<void> {
-    await this.db.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          pk: keys.historyPartition(tenantId, room),
-          sk: keys.historySort(seq),
-          seq,
-          event,
-          [TABLE.ttlAttribute]: expiresAt,
-        },
-      }),
-    );
+  /**
+   * Stores a room event at its sequence number, with `n` (messages up to it). `onlyNew`: refused (false) when the
+   * number already holds one (a deletion's tombstone written first: see conversation.ts).
+   */
+  async appendHistory(tenantId: string, room: string, seq: number, event: string, expiresAt: number, extra: { n?: number; onlyNew?: boolean } = {}): Promise<boolean> {
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...keys.historyItem(tenantId, room, seq),
+            seq,
+            event,
+            ...(extra.n === undefined ? {} : { n: extra.n }),
+            [TABLE.ttlAttribute]: expiresAt,
+          },
+          ...(extra.onlyNew ? { ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': TABLE.partitionKey } } : {}),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (extra.onlyNew && isConditionFailed(err)) return false;
+      throw err;
+    }
   }
 
   /**
@@ -760,7 +791,7 @@ export class ConnectionStore {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return { claimed: true, record: { seq: Attributes?.seq, messageId: Attributes?.messageId, ts: Attributes?.ts } };
+      return { claimed: true, record: { seq: Attributes?.seq, messageId: Attributes?.messageId, ts: Attributes?.ts, ...(Attributes?.n === undefined ? {} : { n: Attributes.n }) } };
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
       const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.published(eventId), ConsistentRead: true }));
@@ -769,22 +800,22 @@ export class ConnectionStore {
   }
 
   /** Records the sequence number and content given to a claimed event (once: a second assignment is refused). */
-  async assignPublished(eventId: string, record: Required<PublishedRecord>): Promise<Required<PublishedRecord>> {
+  async assignPublished<R extends Required<Omit<PublishedRecord, 'n'>> & Pick<PublishedRecord, 'n'>>(eventId: string, record: R): Promise<Required<Omit<PublishedRecord, 'n'>> & Pick<PublishedRecord, 'n'>> {
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: keys.published(eventId),
-          UpdateExpression: 'SET seq = :seq, messageId = :id, ts = :ts',
+          UpdateExpression: `SET seq = :seq, messageId = :id, ts = :ts${record.n === undefined ? '' : ', n = :n'}`,
           ConditionExpression: 'attribute_not_exists(seq)',
-          ExpressionAttributeValues: { ':seq': record.seq, ':id': record.messageId, ':ts': record.ts },
+          ExpressionAttributeValues: { ':seq': record.seq, ':id': record.messageId, ':ts': record.ts, ...(record.n === undefined ? {} : { ':n': record.n }) },
         }),
       );
       return record;
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
       const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.published(eventId), ConsistentRead: true }));
-      return { seq: Item!.seq as number, messageId: Item!.messageId as string, ts: Item!.ts as number };
+      return { seq: Item!.seq as number, messageId: Item!.messageId as string, ts: Item!.ts as number, ...(Item!.n === undefined ? {} : { n: Item!.n as number }) };
     }
   }
 
