@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { broadcastBench } from './broadcast';
 import { coldStartBench } from './cold-start';
+import { conversationBench } from './conversation';
 import { loadBench } from './load';
 import { machine, type Bench, type Section } from './report';
 import { speechBench } from './speech';
@@ -22,6 +23,7 @@ export const BENCHES: Array<[string, Bench]> = [
   ['verify', verifyBench],
   ['cold-start', coldStartBench],
   ['broadcast', broadcastBench],
+  ['conversation', conversationBench],
   ['load', loadBench],
   ['speech', speechBench],
 ];
