@@ -256,4 +256,83 @@ describe('GatehouseClient', () => {
     await second;
     expect(s.client.state).toBe('open');
   });
+
+  it('ends in signed_out instead of knocking forever when a fresh credential is refused on reconnect', async () => {
+    const s = await connected();
+    const states: Array<{ state: string; reason?: string }> = [];
+    s.client.on('state', (e) => states.push({ state: e.state, ...(e.reason ? { reason: e.reason } : {}) }));
+    s.last().close(1006, '');
+    await tick(30);
+    s.last().onerror?.({ message: 'Unexpected server response: 403' });
+    s.last().close(1006, '');
+    await tick(100);
+    expect(s.client.state).toBe('signed_out');
+    expect(states[states.length - 1]).toEqual({ state: 'signed_out', reason: 'session_ended' });
+    const count = s.sockets.length;
+    await tick(100);
+    expect(s.sockets).toHaveLength(count); // no more attempts
+  });
+
+  it('asks stillSignedIn after a reconnect fails without a status (as in a browser), and stops when it says no', async () => {
+    let signedIn = true;
+    const s = setup({ stillSignedIn: async () => signedIn });
+    const connecting = s.client.connect();
+    await tick();
+    s.last().open();
+    await connecting;
+    s.last().close(1006, '');
+    await tick(30);
+    s.last().close(1006, ''); // refused, cause unknown: still signed in, so try again
+    await tick(40);
+    expect(s.client.state).toBe('reconnecting');
+    signedIn = false;
+    s.last().close(1006, '');
+    await tick(100);
+    expect(s.client.state).toBe('signed_out');
+  });
+
+  it('does not reconnect after a close the catalog marks final', async () => {
+    const s = await connected();
+    s.last().close(1008, 'policy');
+    await tick(50);
+    expect(s.client.state).toBe('closed');
+    expect(s.sockets).toHaveLength(1);
+  });
+
+  it('applies one user\'s presence changes by version, whatever order they arrive in', async () => {
+    const s = await connected();
+    const joining = s.client.join('r');
+    s.last().reply('join', { type: 'joined', room: 'r', seq: 0, presence: { users: [{ userId: 'a', name: 'A', v: 1 }], live: true } });
+    await joining;
+    s.last().push({ type: 'presence', room: 'r', change: 'left', user: { userId: 'b', name: 'B' }, v: 4 });
+    s.last().push({ type: 'presence', room: 'r', change: 'joined', user: { userId: 'b', name: 'B' }, v: 3 }); // older: ignored
+    expect(s.client.presenceOf('r').map((u) => u.userId)).toEqual(['a']);
+    s.last().push({ type: 'presence', room: 'r', change: 'joined', user: { userId: 'b', name: 'B' }, v: 5 });
+    expect(s.client.presenceOf('r').map((u) => u.userId)).toEqual(['a', 'b']);
+  });
+
+  it('shows a typing indicator until it expires or that user\'s message arrives', async () => {
+    const s = await connected();
+    await joined(s, 0);
+    s.last().push({ type: 'typing', room: 'r', user: { userId: 'u', name: 'U' }, expiresInMs: 40 });
+    expect(s.client.typingIn('r')).toEqual([{ userId: 'u', name: 'U' }]);
+    await tick(60);
+    expect(s.client.typingIn('r')).toEqual([]);
+    s.last().push({ type: 'typing', room: 'r', user: { userId: 'u', name: 'U' }, expiresInMs: 5000 });
+    s.last().push(msg(1));
+    expect(s.client.typingIn('r')).toEqual([]);
+  });
+
+  it('orders edits and deletions with the room\'s messages and counts unread messages from others', async () => {
+    const s = await connected();
+    await joined(s, 0);
+    const order: string[] = [];
+    s.client.on('message', (m) => order.push(`message ${m.seq}`));
+    s.client.on('changed', (c) => order.push(`${c.type} ${c.seq}->${c.target}`));
+    s.last().push({ type: 'message.deleted', room: 'r', seq: 3, ts: 0, target: 1, by: { userId: 'u', name: 'U' } });
+    s.last().push(msg(2));
+    s.last().push(msg(1));
+    expect(order).toEqual(['message 1', 'message 2', 'message.deleted 3->1']);
+    expect(s.client.unreadIn('r')).toBe(2);
+  });
 });
