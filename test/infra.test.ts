@@ -1,12 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { buildApp } from '../bin/app';
 import { ACTIONS } from '../protocol';
-import { GatehouseStack } from '../lib/gatehouse-stack';
+import { GatehouseStack, type RoomHookSettings } from '../lib/gatehouse-stack';
 import cdkJson from '../cdk.json';
 
 // Asset hashes change with handler code; the snapshot guards the infrastructure, not the bundles.
@@ -206,6 +206,34 @@ describe('Gatehouse stack', () => {
       expect(resourcesText).toContain('/live/POST/@connections/*');
       expect(resourcesText).toContain('/live/DELETE/@connections/*');
       expect(resourcesText).toContain('RealtimeApi');
+    }
+  });
+
+  it('lets the message function, and no other, invoke the room hook (the sample, from cdk.json) and tells it the settings', () => {
+    const functions = resources('AWS::Lambda::Function');
+    const [hookId, hook] = functions.find(([id]) => id.startsWith('RoomHook'))!;
+    expect(hook.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], Timeout: 5, LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/^RoomHookLogs/) } } });
+    // The hook's own role may write its log group and nothing else.
+    const hookRole = hook.Properties.Role['Fn::GetAtt'][0];
+    const hookPolicies = resources('AWS::IAM::Policy').filter(([, r]) => r.Properties.Roles.some((role: { Ref: string }) => role.Ref === hookRole));
+    expect(hookPolicies.flatMap(([, r]) => r.Properties.PolicyDocument.Statement.map((st: { Action: unknown }) => st.Action))).toEqual([['logs:CreateLogStream', 'logs:PutLogEvents']]);
+
+    const invokers = resources('AWS::IAM::Policy').flatMap(([id, r]) =>
+      (r.Properties.PolicyDocument.Statement as any[]).filter((st) => [st.Action].flat().some((a: string) => a.startsWith('lambda:'))).map((st) => ({ id, st })),
+    );
+    expect(invokers.map((i) => i.id)).toEqual([expect.stringMatching(/^RealtimeMessageRole/)]);
+    // Exactly the function: no version or alias wildcard.
+    expect(invokers[0].st).toEqual({ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [hookId, 'Arn'] } });
+
+    const env = (prefix: string) => functions.find(([id]) => id.startsWith(prefix))![1].Properties.Environment.Variables;
+    expect(env('RealtimeMessage')).toMatchObject({
+      ROOM_HOOK_FUNCTION: { 'Fn::GetAtt': [hookId, 'Arn'] },
+      ROOM_HOOK_NAMESPACES: 'run',
+      ROOM_HOOK_TIMEOUT_MS: '2000',
+      ROOM_HOOK_CACHE_TTL_MS: '30000',
+    });
+    for (const other of ['RealtimeConnect', 'RealtimeDisconnect', 'RealtimeAuthorizer', 'PublishingFanout', 'SweeperHandler', 'SessionsHandler', 'RoomHook']) {
+      expect(Object.keys(env(other)).filter((k) => k.startsWith('ROOM_HOOK'))).toEqual([]);
     }
   });
 
@@ -713,6 +741,42 @@ describe('deployer settings', () => {
         Principal: { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::444455556666:root']] } },
       }),
     });
+  });
+
+  it('asks an existing function named by ARN, with the given namespaces, time-out and cache TTL, and deploys no sample', () => {
+    const arn = 'arn:aws:lambda:eu-west-1:111122223333:function:run-access';
+    const t = Template.fromStack(
+      new GatehouseStack(new App({ context: cdkJson.context }), 'OwnHook', {
+        roomHook: { namespaces: ['run', 'job'], functionArn: arn, timeout: Duration.millis(750), cacheTtl: Duration.seconds(0) },
+      }),
+    );
+    expect(Object.keys(t.findResources('AWS::Lambda::Function')).filter((id) => id.startsWith('RoomHook'))).toEqual([]);
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ ROOM_HOOK_FUNCTION: arn, ROOM_HOOK_NAMESPACES: 'run,job', ROOM_HOOK_TIMEOUT_MS: '750', ROOM_HOOK_CACHE_TTL_MS: '0' }),
+      },
+    });
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([{ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: arn }]) },
+    });
+  });
+
+  it('refuses room hook settings that could not work: built-in or malformed namespaces, a time-out the message function outlives', () => {
+    const attempt = (roomHook: RoomHookSettings) => () =>
+      new GatehouseStack(new App({ context: cdkJson.context }), 'BadHook', { roomHook });
+    expect(attempt({ namespaces: ['private'], functionArn: 'arn:aws:lambda:eu-west-1:111122223333:function:f' })).toThrow('is built in');
+    expect(attempt({ namespaces: ['Run'], functionArn: 'arn:aws:lambda:eu-west-1:111122223333:function:f' })).toThrow('must be 1-16 characters');
+    expect(attempt({ namespaces: ['run'], functionArn: 'arn:aws:lambda:eu-west-1:111122223333:function:f', timeout: Duration.seconds(10) })).toThrow('must be shorter');
+  });
+
+  it('reads the room hook from context: sample, an ARN or none, with its namespaces', () => {
+    expect(() => synth({ roomHook: 'sample', roomHookNamespaces: '' })).toThrow('Context roomHook needs roomHookNamespaces');
+    expect(() => synth({ roomHook: 'my-function' })).toThrow('Context roomHook must be "sample", "none" or a Lambda function ARN');
+    const { template: t } = synth({ roomHook: 'none', stackName: 'NoHook' });
+    expect(Object.keys(t.findResources('AWS::Lambda::Function')).filter((id) => id.startsWith('RoomHook'))).toEqual([]);
+    expect(JSON.stringify(t.toJSON())).not.toContain('ROOM_HOOK');
+    const statements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((r) => r.Properties.PolicyDocument.Statement as Array<{ Action: unknown }>);
+    expect(statements.filter((st) => [st.Action].flat().includes('lambda:InvokeFunction'))).toEqual([]);
   });
 
   it('reads tenants, the query-token switch and the web sign-in mode from context', () => {

@@ -75,7 +75,10 @@ async function open(who: keyof typeof people, headers: Record<string, string> = 
   endpoint.live.add(connectionId);
   const send = (frame: unknown) =>
     handleMessage({ connectionId, body: typeof frame === 'string' ? frame : JSON.stringify(frame) }, deps);
-  return { connectionId, send, inbox: () => (endpoint.received.get(connectionId) ?? []) as ServerEvent[] };
+  // Room traffic only: presence, typing and receipt signals have tests of their own (conversation.test.ts).
+  const signals = new Set(['presence', 'typing', 'receipt']);
+  const inbox = () => ((endpoint.received.get(connectionId) ?? []) as ServerEvent[]).filter((e) => !signals.has(e.type));
+  return { connectionId, send, inbox };
 }
 
 async function tableItems() {
@@ -133,6 +136,7 @@ describe('message actions', () => {
     expect(await alice.send({ action: 'whoami' })).toEqual({
       type: 'whoami',
       userId: 'u-alice',
+      name: 'alice',
       tenantId: 'acme',
       groups: ['tenant:acme'],
       connectionId: alice.connectionId,
@@ -149,13 +153,14 @@ describe('message actions', () => {
     for (const c of [alice, bob, bobTab2, carol]) expect(await c.send({ action: 'join', room: 'townhall' })).toMatchObject({ type: 'joined' });
 
     const reply = await alice.send({ action: 'send', room: 'townhall', data: { text: 'hello' }, id: 's1' });
-    expect(reply).toEqual({ type: 'sent', room: 'townhall', messageId: expect.any(String), seq: 1, id: 's1' });
+    // Delivered to bob's two sockets; alice's own does not count.
+    expect(reply).toEqual({ type: 'sent', room: 'townhall', messageId: expect.any(String), seq: 1, delivered: 2, id: 's1' });
     const expected = {
       type: 'message',
       room: 'townhall',
       seq: 1,
       messageId: (reply as { messageId: string }).messageId,
-      sender: { userId: 'u-alice' },
+      sender: { userId: 'u-alice', name: 'alice' },
       ts: expect.any(Number),
       data: { text: 'hello' },
     };
@@ -285,19 +290,19 @@ describe('sequence numbers and resume', () => {
     await bob.send({ action: 'join', room: 'replay' });
     for (let i = 1; i <= 5; i++) await bob.send({ action: 'send', room: 'replay', data: i });
     const alice = await open('alice'); // a new connection that saw up to seq 2 on its previous one
-    expect(await alice.send({ action: 'join', room: 'replay', after: 2 })).toEqual({ type: 'joined', room: 'replay', seq: 5, replayed: 3 });
+    expect(await alice.send({ action: 'join', room: 'replay', after: 2 })).toEqual({ type: 'joined', room: 'replay', seq: 5, replayed: 3, presence: expect.any(Object) });
     expect(seqs(alice.inbox())).toEqual([3, 4, 5]);
     expect(alice.inbox().map((e) => e.type === 'message' && e.data)).toEqual([3, 4, 5]);
     // Up to date: nothing to replay.
     const again = await open('alice');
-    expect(await again.send({ action: 'join', room: 'replay', after: 5 })).toEqual({ type: 'joined', room: 'replay', seq: 5 });
+    expect(await again.send({ action: 'join', room: 'replay', after: 5 })).toEqual({ type: 'joined', room: 'replay', seq: 5, presence: expect.any(Object) });
     expect(again.inbox()).toEqual([]);
   });
 
   it('reports a gap when what was missed is older than the retention window', async () => {
     const bob = await open('bob');
     await bob.send({ action: 'join', room: 'expired' });
-    const past = { ...deps, now: () => Date.now() - 3_600_000 }; // history written an hour ago has expired
+    const past = { ...deps, now: () => Date.now() - (deps.config.historyRetentionSeconds + 60) * 1000 }; // written longer ago than the retention
     for (let i = 1; i <= 3; i++) await handleMessage({ connectionId: bob.connectionId, body: JSON.stringify({ action: 'send', room: 'expired', data: i }) }, past);
     await bob.send({ action: 'send', room: 'expired', data: 4 });
     const alice = await open('alice');
@@ -307,6 +312,7 @@ describe('sequence numbers and resume', () => {
       seq: 4,
       replayed: 1,
       gap: { from: 2, to: 3 },
+      presence: expect.any(Object),
     });
     expect(seqs(alice.inbox())).toEqual([4]);
   });
@@ -320,7 +326,7 @@ describe('sequence numbers and resume', () => {
       { connectionId: alice.connectionId, body: '{"action":"join","room":"backlog","after":0}' },
       { ...deps, config: { ...deps.config, maxReplay: 4 } },
     );
-    expect(reply).toEqual({ type: 'joined', room: 'backlog', seq: 6, replayed: 4, gap: { from: 1, to: 2 } });
+    expect(reply).toEqual({ type: 'joined', room: 'backlog', seq: 6, replayed: 4, gap: { from: 1, to: 2 }, presence: expect.any(Object) });
     expect(seqs(alice.inbox())).toEqual([3, 4, 5, 6]);
   });
 });

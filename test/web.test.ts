@@ -7,8 +7,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AdminCreateUserCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocket } from 'playwright-core';
+import { sessionTokenProvider } from '../client/auth';
+import { createNodeClient, type GatehouseClient } from '../client/node';
 import { writeWav } from '../client/wav';
+import type { LocalConfig } from '../local/config';
+import { PUBLISH_DETAIL_TYPE, type Json } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 
 jest.setTimeout(90_000);
@@ -32,10 +37,10 @@ interface Running {
   process: ChildProcess;
 }
 
-/** `npm start` with free ports and its own CLI config file; resolves once it prints its banner. */
-async function npmStart(mode: 'session' | 'token', dir: string): Promise<Running> {
+/** `npm start` with free ports (or the edge on `port`) and its own CLI config file; resolves once it prints its banner. */
+async function npmStart(mode: 'session' | 'token', dir: string, port = '0'): Promise<Running> {
   const configFile = path.join(dir, `local-${mode}.json`);
-  const args = ['local/start.ts', '--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet'];
+  const args = ['local/start.ts', '--port', port, '--cognito-port', '0', '--dynamo-port', '0', '--quiet'];
   args.push('--web-auth', mode, '--config', configFile, '--token-seconds', String(TOKEN_SECONDS));
   const child = spawn(TSX, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -101,6 +106,53 @@ async function shot(page: Page, name: string): Promise<void> {
 }
 
 const openSockets = (sockets: WebSocket[]) => sockets.filter((s) => !s.isClosed());
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const LOCAL_KEYS = { accessKeyId: 'local', secretAccessKey: 'local' };
+const localConfig = (running: Running) => JSON.parse(readFileSync(running.configFile, 'utf8')) as LocalConfig;
+
+/** Users outside the browser (the shared client in Node, as the CLI connects): closed after each test. */
+const nodeClients: Array<{ client: GatehouseClient; cognito: CognitoIdentityProviderClient }> = [];
+async function nodeUser(running: Running, email: string): Promise<GatehouseClient> {
+  const local = localConfig(running);
+  const cognito = new CognitoIdentityProviderClient({ endpoint: local.cognitoEndpoint, region: local.region, credentials: LOCAL_KEYS });
+  const client = createNodeClient({ url: local.websocketUrl, token: sessionTokenProvider(cognito, local.clientId, email, PASSWORD), reconnect: false });
+  nodeClients.push({ client, cognito });
+  await client.connect();
+  await client.whoami();
+  return client;
+}
+
+/** Publishes as a backend service does: an event on the bus. */
+async function publish(running: Running, room: string, type: string, payload: Json): Promise<void> {
+  const local = localConfig(running);
+  const events = new EventBridgeClient({ endpoint: local.eventsEndpoint, region: local.region, credentials: LOCAL_KEYS });
+  const detail = { tenantId: 'acme', room, type, payload };
+  const result = await events.send(new PutEventsCommand({ Entries: [{ EventBusName: local.eventBusName, Source: 'jobs.service', DetailType: PUBLISH_DETAIL_TYPE, Detail: JSON.stringify(detail) }] }));
+  events.destroy();
+  expect(result.FailedEntryCount ?? 0).toBe(0);
+}
+
+/** Resolves with the first message in `room` that `match` accepts. */
+const received = (client: GatehouseClient, room: string, match: (data: Json) => boolean) =>
+  new Promise<void>((resolve) => {
+    const off = client.on('message', (m) => {
+      if (m.room !== room || !match(m.data)) return;
+      off();
+      resolve();
+    });
+  });
+
+/** The text of an element, once `accept` holds for it. */
+async function textWhen(page: Page, selector: string, accept: (text: string) => boolean): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const text = (await page.locator(selector).first().textContent()) ?? '';
+    if (accept(text)) return text;
+    if (Date.now() > deadline) throw new Error(`${selector} never matched; last text: ${JSON.stringify(text)}`);
+    await sleep(100);
+  }
+}
 
 let browser: Browser;
 let dir: string;
@@ -147,6 +199,7 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
 
   afterEach(async () => {
     await Promise.all(contexts.splice(0).map((c) => c.close()));
+    await Promise.all(nodeClients.splice(0).map(({ client, cognito }) => client.close().finally(() => cognito.destroy())));
     expect(problems.splice(0)).toEqual([]);
   });
 
@@ -241,6 +294,10 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
     await bob.page.getByLabel('Join a room').fill('admin:ops');
     await bob.page.getByRole('button', { name: 'Join', exact: true }).click();
     await bob.page.getByRole('alert').filter({ hasText: 'Could not join admin:ops' }).waitFor();
+    // An error belongs to the room it happened in: another room starts clean.
+    await bob.page.locator('.room-list button', { hasText: '# random' }).click();
+    await bob.page.locator('.conversation h2', { hasText: '# random' }).waitFor();
+    expect(await bob.page.getByRole('alert').count()).toBe(0);
 
     // No token in page storage, in a readable cookie or in a socket URL.
     for (const { page, sockets } of [alice, bob, carol]) {
@@ -359,6 +416,195 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
     expect(speech.isClosed()).toBe(true);
     expect(await page.getByRole('alert').count()).toBe(0);
     // The realtime socket is unaffected.
+    expect(openSockets(sockets)).toHaveLength(1);
+  });
+
+  it('names senders, shows recent history on join with older pages, who is here and who is typing', async () => {
+    const room = `history-${mode}`;
+    // Alice (outside the browser) fills a room before Bob opens it: 35 messages, more than one page (30).
+    const alice = await nodeUser(gatehouse, 'alice@acme.test');
+    await alice.join(room);
+    for (let i = 1; i <= 35; i++) {
+      await alice.send(room, { text: `history ${i}` });
+      if (i > 15) await sleep(110); // within the per-connection rate limit (10/s after a burst of 20)
+    }
+    const aliceName = alice.identity!.name;
+    expect(aliceName).toMatch(/^Alice\b/);
+
+    const bob = await newPage(await context());
+    await signInWithKeyboard(bob.page, gatehouse.url, 'bob@acme.test');
+    await live(bob.page);
+    // Focus lands in the compose box once it can be used: a keyboard user types straight away.
+    await bob.page.waitForFunction(() => document.activeElement?.matches('.compose input') === true);
+    await bob.page.keyboard.type(`bob from the keyboard ${mode}`);
+    await bob.page.keyboard.press('Enter');
+    const mine = bob.page.locator('.messages li.mine', { hasText: `bob from the keyboard ${mode}` });
+    await mine.waitFor();
+    const bobName = (await mine.locator('.sender').textContent())!;
+    expect(bobName).toMatch(/^Bob\b/);
+
+    await bob.page.getByLabel('Join a room').fill(room);
+    await bob.page.getByRole('button', { name: 'Join', exact: true }).click();
+    const messages = bob.page.locator(`.messages[data-room="${room}"]`);
+    await messages.locator('li[data-seq="35"]').waitFor();
+    // The latest page, by name (never "User 1a2b3c4d"), and no false "No messages yet." at any point.
+    expect(await messages.locator('li[data-seq]').count()).toBe(30);
+    expect(await messages.locator('li[data-seq="35"] .sender').textContent()).toBe(aliceName);
+    expect(await messages.getByText('No messages yet.').count()).toBe(0);
+    expect(await bob.page.locator('.room-list li').allTextContents()).toEqual(['# general', '# random', `# ${room}`]);
+
+    // Older pages until there are none: each message once, in order.
+    await bob.page.getByRole('button', { name: 'Load older messages' }).click();
+    await messages.locator('li[data-seq="1"]').waitFor();
+    const seqs = await messages.locator('li[data-seq]').evaluateAll((items) => items.map((li) => Number(li.getAttribute('data-seq'))));
+    expect(seqs).toEqual(Array.from({ length: 35 }, (_, i) => i + 1));
+    expect(await bob.page.getByRole('button', { name: 'Load older messages' }).count()).toBe(0);
+
+    // Who is here: Bob (marked) and Alice; Dana comes and goes.
+    const presence = `.presence[data-room="${room}"]`;
+    await textWhen(bob.page, presence, (t) => t.includes(`${bobName} (you)`) && t.includes(aliceName));
+    const dana = await nodeUser(gatehouse, 'dana@acme.test');
+    const danaName = dana.identity!.name;
+    await dana.join(room);
+    await textWhen(bob.page, presence, (t) => t.includes(danaName) && t.includes('3 here'));
+
+    // Typing: one, then two at once; a message ends its sender's, and the rest expires.
+    const typing = '.conversation .typing';
+    await dana.typing(room);
+    await textWhen(bob.page, typing, (t) => t === `${danaName} is typing…`);
+    await alice.typing(room);
+    await textWhen(bob.page, typing, (t) => t.includes(' and ') && t.includes(aliceName) && t.includes(danaName) && t.endsWith('are typing…'));
+    await shot(bob.page, `${mode}-rooms-people`);
+    await dana.send(room, { text: 'done typing' });
+    await textWhen(bob.page, typing, (t) => t === `${aliceName} is typing…`);
+    await textWhen(bob.page, typing, (t) => t === '');
+    await dana.leave(room);
+    await textWhen(bob.page, presence, (t) => !t.includes(danaName) && t.includes('2 here'));
+
+    // And the other way: typing in the browser tells the room.
+    const bobTyping = new Promise<string>((resolve) => alice.on('typing', (t) => t.room === room && t.users.length > 0 && resolve(t.users[0].name)));
+    await bob.page.getByLabel(`Message to ${room}`).pressSequentially('hi');
+    await expect(bobTyping).resolves.toBe(bobName);
+  });
+
+  it('keeps each tenant\'s messages when switching tenants', async () => {
+    const { page, sockets } = await newPage(await context());
+    await signIn(page, gatehouse.url, 'erin@both.test');
+    await live(page);
+    const acme = page.locator('[data-tenant="acme"]');
+    const globex = page.locator('[data-tenant="globex"]');
+    const say = async (tenant: typeof acme, text: string) => {
+      await tenant.getByLabel('Message to general').fill(text);
+      await tenant.getByLabel('Message to general').press('Enter');
+      await tenant.locator('.messages li', { hasText: text }).waitFor();
+    };
+    await say(acme, `erin in acme ${mode}`);
+
+    await page.getByLabel('Tenant').selectOption('globex');
+    await live(page);
+    await say(globex, `erin in globex ${mode}`);
+    // Meanwhile in acme: the tenant not shown keeps its socket and takes this in.
+    const alice = await nodeUser(gatehouse, 'alice@acme.test');
+    await alice.join('general');
+    await alice.send('general', { text: `while erin is in globex ${mode}` });
+    await acme.locator('.messages li', { hasText: `while erin is in globex ${mode}` }).waitFor({ state: 'attached' });
+
+    await page.getByLabel('Tenant').selectOption('acme');
+    for (const text of [`erin in acme ${mode}`, `while erin is in globex ${mode}`]) expect(await acme.locator('.messages li', { hasText: text }).isVisible()).toBe(true);
+    expect(await acme.locator('.messages li', { hasText: `erin in globex ${mode}` }).count()).toBe(0);
+    // One socket per tenant, each named on its URL.
+    expect(openSockets(sockets).map((s) => new URL(s.url()).searchParams.get('tenant')).sort()).toEqual(['acme', 'globex']);
+    await page.getByLabel('Tenant').selectOption('globex');
+    expect(await globex.locator('.messages li', { hasText: `erin in globex ${mode}` }).isVisible()).toBe(true);
+  });
+
+  it('shows jobs published before the page opened, and a failed job as failed', async () => {
+    const watcher = await nodeUser(gatehouse, 'alice@acme.test');
+    await watcher.join('jobs');
+    const [early, failed] = [`export-${mode}`, `import-${mode}`];
+    const stored = received(watcher, 'jobs', (d) => (d as { job?: string }).job === failed && 'error' in (d as object));
+    await publish(gatehouse, 'jobs', 'job.progress', { job: early, percent: 30, label: 'Nightly export' });
+    await publish(gatehouse, 'jobs', 'job.progress', { job: failed, percent: 60, label: 'Customer import' });
+    await publish(gatehouse, 'jobs', 'job.failed', { job: failed, error: 'row 42 has no email address' });
+    await stored;
+
+    const { page } = await newPage(await context());
+    await signIn(page, gatehouse.url, 'dana@acme.test');
+    await live(page);
+    await page.getByRole('button', { name: 'Job progress' }).click();
+    const row = page.locator(`[data-job="${failed}"][data-status="failed"]`);
+    await row.waitFor();
+    expect(await row.locator('.job-head').textContent()).toBe('Customer importFailed');
+    expect(await row.getByRole('status').textContent()).toBe('Customer import failed: row 42 has no email address');
+    expect(await page.locator(`[data-job="${early}"] .job-head`).textContent()).toBe('Nightly export30%');
+    // Live updates still land on top of what history brought.
+    await publish(gatehouse, 'jobs', 'job.done', { job: early });
+    await page.locator(`[data-job="${early}"][data-status="done"]`).waitFor();
+    await shot(page, `${mode}-jobs-failed`);
+  });
+
+  if (mode === 'session') {
+    it('keeps the compose box in view on a phone-width screen, with the room list behind a toggle', async () => {
+      const room = 'phone';
+      const alice = await nodeUser(gatehouse, 'alice@acme.test');
+      await alice.join(room);
+      for (let i = 1; i <= 25; i++) {
+        await alice.send(room, { text: `a message long enough to wrap on a phone screen, number ${i}` });
+        if (i > 15) await sleep(110);
+      }
+      const c = await browser.newContext({ viewport: { width: 390, height: 844 } });
+      contexts.push(c);
+      const { page } = await newPage(c);
+      await signIn(page, gatehouse.url, 'bob@acme.test');
+      await live(page);
+      // The room list folds away; its toggle opens it, and choosing a room folds it again.
+      expect(await page.locator('.room-list').isVisible()).toBe(false);
+      const toggle = page.getByRole('button', { name: 'All rooms' });
+      await toggle.click();
+      await page.getByLabel('Join a room').fill(room);
+      await page.getByRole('button', { name: 'Join', exact: true }).click();
+      await page.locator(`.messages[data-room="${room}"] li[data-seq="25"]`).waitFor();
+      expect(await page.locator('.room-list').isVisible()).toBe(false);
+      expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+
+      // Nothing scrolls but the messages: the compose box and the newest message are on screen.
+      const layout = await page.evaluate(() => {
+        const box = document.querySelector('.compose input')!.getBoundingClientRect();
+        const newest = document.querySelector('.messages li[data-seq="25"]')!.getBoundingClientRect();
+        return { top: box.top, bottom: box.bottom, newest: newest.bottom, height: innerHeight, width: document.documentElement.scrollWidth, page: document.documentElement.scrollHeight };
+      });
+      expect(layout.top).toBeGreaterThan(0);
+      expect(layout.bottom).toBeLessThanOrEqual(layout.height);
+      expect(layout.newest).toBeLessThanOrEqual(layout.top);
+      expect(layout.page).toBeLessThanOrEqual(layout.height);
+      expect(layout.width).toBeLessThanOrEqual(390);
+      await page.getByLabel(`Message to ${room}`).fill('from a phone');
+      await page.getByLabel(`Message to ${room}`).press('Enter');
+      await page.locator('.messages li.mine', { hasText: 'from a phone' }).waitFor();
+      await shot(page, 'session-rooms-phone');
+    });
+  }
+
+  // Last: it restarts the local system.
+  it('ends in "Your session ended" when the server restarts with fresh state, instead of reconnecting forever', async () => {
+    const { page, sockets } = await newPage(await context());
+    await signIn(page, gatehouse.url, 'alice@acme.test');
+    await live(page);
+    // The same address, but nothing of the old state: no session, no sign-in, a new user pool client.
+    const port = new URL(gatehouse.url).port;
+    await stop(gatehouse);
+    await page.locator('.topbar [role="status"][data-state="reconnecting"]').waitFor();
+    gatehouse = await npmStart(mode, dir, port);
+    await page.getByText('Your session ended — sign in again.').waitFor({ timeout: 60_000 });
+    await page.getByLabel('Email').waitFor();
+    expect(openSockets(sockets)).toHaveLength(0);
+    await shot(page, `${mode}-session-ended`);
+    // And signing in again works, on the same page: the email is filled in, the password has the focus.
+    expect(await page.getByLabel('Email').inputValue()).toBe('alice@acme.test');
+    await page.waitForFunction(() => document.activeElement?.id === 'password');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    await live(page);
     expect(openSockets(sockets)).toHaveLength(1);
   });
 });

@@ -1,23 +1,38 @@
 /**
  * The emulated Cognito issues tokens and ends sign-ins as Cognito does: `origin_jti` kept across refreshes (a new
  * `jti` each time), RevokeToken and global sign-out that stop refreshes, revoked access tokens refused by Cognito's
- * own APIs, and the new-password challenge for an administrator-created user.
+ * own APIs, and the new-password challenge for an administrator-created user. Its IAM-authorized operations (Admin*,
+ * DescribeUserPoolClient, ListUsers, ...) need a signature and the caller's permission on the pool; the public and
+ * token-authorized ones do not.
  */
 import {
   AdminDeleteUserCommand,
   AdminDisableUserCommand,
   AdminEnableUserCommand,
+  AdminGetUserCommand,
   AdminInitiateAuthCommand,
   AdminUserGlobalSignOutCommand,
+  DescribeUserPoolClientCommand,
   GetUserCommand,
   GlobalSignOutCommand,
   InitiateAuthCommand,
+  ListUsersCommand,
   RevokeTokenCommand,
 } from '@aws-sdk/client-cognito-identity-provider';
 import { createPublicKey, verify } from 'node:crypto';
 import { startCognito, type LocalCognito } from '../../local/emulator/cognito';
-import { template } from './fixtures';
+import { Iam } from '../../local/emulator/iam';
+import { Resolver } from '../../local/emulator/template';
+import { role, template } from './fixtures';
 
+const ACCOUNT = '000000000000';
+const poolArn = { 'Fn::GetAtt': ['Pool', 'Arn'] };
+const ROLES = {
+  // What the stack grants its connect function, and its authorizer and session API.
+  Reader: role([{ Effect: 'Allow', Action: 'cognito-idp:AdminGetUser', Resource: poolArn }]),
+  Sessions: role([{ Effect: 'Allow', Action: ['cognito-idp:AdminInitiateAuth', 'cognito-idp:DescribeUserPoolClient', 'cognito-idp:AdminUserGlobalSignOut'], Resource: poolArn }]),
+  Nobody: role([{ Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: '*' }]),
+};
 const POOL = {
   Pool: { Type: 'AWS::Cognito::UserPool', Properties: { Policies: { PasswordPolicy: { MinimumLength: 8 } } } },
   Client: {
@@ -33,11 +48,15 @@ const POOL = {
 };
 const PASSWORD = 'Passw0rd!-long';
 let cognito: LocalCognito;
+/** Set once the pool exists (its ARN is in the policies), as the emulator sets it. */
+let iam: Iam | undefined;
 
 beforeAll(async () => {
   cognito = await startCognito({
-    template: template(POOL),
+    template: template({ ...POOL, ...ROLES }),
     region: 'eu-west-1',
+    accountId: ACCOUNT,
+    iam: () => iam,
     users: [
       { username: 'alice@example.test', password: PASSWORD, attributes: { email: 'alice@example.test' }, groups: ['tenant:a'] },
       { username: 'bob@example.test', password: PASSWORD, attributes: { email: 'bob@example.test' } },
@@ -47,6 +66,8 @@ beforeAll(async () => {
     ],
     log: () => undefined,
   });
+  const resolver = new Resolver({ Pool: { ref: cognito.userPoolId, attrs: { Arn: `arn:aws:cognito-idp:eu-west-1:${ACCOUNT}:userpool/${cognito.userPoolId}` } } }, {});
+  iam = new Iam({ template: template({ ...POOL, ...ROLES }), resolver, accountId: ACCOUNT });
 });
 afterAll(() => cognito.stop());
 
@@ -158,5 +179,64 @@ describe('disabled and deleted users', () => {
     const tokens = await cognito.signIn('gone@example.test', PASSWORD);
     await cognito.client.send(new AdminDeleteUserCommand({ UserPoolId: cognito.userPoolId, Username: 'gone@example.test' }));
     await expect(refresh(tokens.refreshToken)).rejects.toMatchObject({ name: 'NotAuthorizedException' });
+  });
+});
+
+describe('IAM', () => {
+  const as = (roleId: keyof typeof ROLES) => cognito.clientFor(iam!.credentialsOf(roleId));
+  const getUser = (username = 'alice@example.test', UserPoolId = cognito.userPoolId) => new AdminGetUserCommand({ UserPoolId, Username: username });
+  const unsigned = (operation: string, input: unknown) =>
+    fetch(cognito.endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `AWSCognitoIdentityProviderService.${operation}` },
+      body: JSON.stringify(input),
+    });
+
+  it('refuses an Admin operation to a role without its permission: 400 AccessDeniedException, in IAM\'s words', async () => {
+    const poolArnText = `arn:aws:cognito-idp:eu-west-1:${ACCOUNT}:userpool/${cognito.userPoolId}`;
+    await expect(as('Nobody').send(getUser())).rejects.toMatchObject({
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+      message: `User: arn:aws:iam::${ACCOUNT}:assumed-role/Nobody is not authorized to perform: cognito-idp:AdminGetUser on resource: ${poolArnText} because no identity-based policy allows the cognito-idp:AdminGetUser action`,
+    });
+  });
+
+  it('allows a role granted the operation on this pool, and only that operation on that pool', async () => {
+    await expect(as('Reader').send(getUser())).resolves.toMatchObject({ Username: expect.any(String) });
+    await expect(as('Reader').send(new AdminDeleteUserCommand({ UserPoolId: cognito.userPoolId, Username: 'alice@example.test' }))).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    await expect(as('Reader').send(getUser('alice@example.test', 'eu-west-1_Other'))).rejects.toMatchObject({ name: 'AccessDeniedException', message: expect.stringContaining('userpool/eu-west-1_Other') });
+    await expect(as('Reader').send(new ListUsersCommand({ UserPoolId: cognito.userPoolId }))).rejects.toMatchObject({ name: 'AccessDeniedException' });
+  });
+
+  it('authorizes the server-side sign-in a session service needs: DescribeUserPoolClient, AdminInitiateAuth, AdminUserGlobalSignOut', async () => {
+    const sessions = as('Sessions');
+    await expect(sessions.send(new DescribeUserPoolClientCommand({ UserPoolId: cognito.userPoolId, ClientId: cognito.clientId }))).resolves.toMatchObject({ UserPoolClient: { ClientId: cognito.clientId } });
+    const { AuthenticationResult } = await sessions.send(
+      new AdminInitiateAuthCommand({ UserPoolId: cognito.userPoolId, ClientId: cognito.clientId, AuthFlow: 'ADMIN_USER_PASSWORD_AUTH', AuthParameters: { USERNAME: 'bob@example.test', PASSWORD } }),
+    );
+    expect(AuthenticationResult?.AccessToken).toEqual(expect.any(String));
+    await expect(sessions.send(new AdminUserGlobalSignOutCommand({ UserPoolId: cognito.userPoolId, Username: 'bob@example.test' }))).resolves.toBeDefined();
+    await expect(as('Nobody').send(new DescribeUserPoolClientCommand({ UserPoolId: cognito.userPoolId, ClientId: cognito.clientId }))).rejects.toMatchObject({ name: 'AccessDeniedException' });
+  });
+
+  it('refuses an unsigned IAM-authorized request, and one signed with an unknown key', async () => {
+    const answer = await unsigned('AdminGetUser', { UserPoolId: cognito.userPoolId, Username: 'alice@example.test' });
+    expect(answer.status).toBe(400);
+    expect(await answer.json()).toMatchObject({ __type: 'MissingAuthenticationTokenException' });
+    await expect(cognito.clientFor({ accessKeyId: 'AKIAUNKNOWN', secretAccessKey: 'x' }).send(getUser())).rejects.toMatchObject({ name: 'UnrecognizedClientException' });
+    // An operation it does not know as public is IAM-authorized too.
+    expect(await (await unsigned('AdminFrobnicate', { UserPoolId: cognito.userPoolId })).json()).toMatchObject({ __type: 'MissingAuthenticationTokenException' });
+  });
+
+  it('leaves the public and token-authorized operations open, signed by anyone or not at all', async () => {
+    const signIn = { ClientId: cognito.clientId, AuthFlow: 'USER_PASSWORD_AUTH', AuthParameters: { USERNAME: 'alice@example.test', PASSWORD } };
+    const answer = await unsigned('InitiateAuth', signIn);
+    expect(answer.status).toBe(200);
+    const { AuthenticationResult } = (await answer.json()) as { AuthenticationResult: { AccessToken: string; RefreshToken: string } };
+    await expect(as('Nobody').send(new InitiateAuthCommand(signIn as never))).resolves.toMatchObject({ AuthenticationResult: expect.any(Object) });
+    expect((await unsigned('GetUser', { AccessToken: AuthenticationResult.AccessToken })).status).toBe(200);
+    expect((await unsigned('RevokeToken', { ClientId: cognito.clientId, Token: AuthenticationResult.RefreshToken })).status).toBe(200);
+    const other = await cognito.signIn('alice@example.test', PASSWORD);
+    expect((await unsigned('GlobalSignOut', { AccessToken: other.accessToken })).status).toBe(200);
   });
 });

@@ -64,7 +64,8 @@ describe('execution environments', () => {
 
   it('are discarded when an invocation times out; the next one starts a new environment', async () => {
     const f = fn(COUNTING, { timeoutMs: 200 });
-    await expect(f.invoke({ ms: 1000 })).rejects.toThrow('Task timed out after 0.20 seconds');
+    // Lambda's error type for a timeout, and its message ("Troubleshoot invocation issues in Lambda").
+    await expect(f.invoke({ ms: 1000 })).rejects.toMatchObject({ name: 'Sandbox.Timedout', message: expect.stringMatching(/^RequestId: \S+ Error: Task timed out after 0\.20 seconds$/) });
     const before = f.stats.coldStarts;
     await expect(f.invoke({ ms: 1 })).resolves.toMatchObject({ most: 1 });
     expect(f.stats.coldStarts).toBe(before + 1);
@@ -83,7 +84,7 @@ describe('execution environments', () => {
   it('bound the heap by the function\'s memory: an invocation that needs more fails, and its environment is replaced', async () => {
     const f = fn(`exports.handler = async ({ mb }) => { const keep = []; for (let i = 0; i < mb; i++) keep.push(new Array(131072).fill(i)); return keep.length; };`, { memoryMb: 128 });
     await expect(f.invoke({ mb: 16 })).resolves.toBe(16);
-    await expect(f.invoke({ mb: 400 })).rejects.toThrow(/memory|exited/i);
+    await expect(f.invoke({ mb: 400 })).rejects.toMatchObject({ name: 'Runtime.OutOfMemory', message: expect.stringMatching(/^RequestId: \S+ Error: Runtime exited with error/) });
     const before = f.stats.coldStarts;
     await expect(f.invoke({ mb: 1 })).resolves.toBe(1);
     expect(f.stats.coldStarts).toBe(before + 1);
