@@ -11,6 +11,7 @@
  *                (one item per user: a user with two tabs is one presence; `v` orders the user's changes)
  *   read cursor  pk=rcpt#<tenantId>#<room>       sk=<userId>   seq=<read up to>, n=<messages up to there>, name
  *   user's rooms pk=urooms#<tenantId>#<userId>   sk=rooms      rooms=<set of rooms joined> (unread counts)
+ *   profile      pk=prof#<userId>                sk=prof       name=<display name> (an hour: spares the user pool)
  *   room access  pk=acl#<tenantId>#<room>        sk=acl     owner, members=<set of user ids> (a private room's member list; never expires)
  *   published    pk=pub#<event id>               sk=pub     seq, messageId, ts of a published event (idempotency)
  *   session      pk=sess#<hash of the cookie value>   sk=sess    (cookie sign-in: the user's Cognito tokens)
@@ -48,6 +49,7 @@ export const keys = {
   cursorPartition: (tenantId: string, room: string) => `rcpt#${tenantId}#${room}`,
   cursor: (tenantId: string, room: string, userId: string) => ({ pk: `rcpt#${tenantId}#${room}`, sk: userId }),
   userRooms: (tenantId: string, userId: string) => ({ pk: `urooms#${tenantId}#${userId}`, sk: 'rooms' }),
+  profile: (userId: string) => ({ pk: `prof#${userId}`, sk: 'prof' }),
   presence: (tenantId: string, room: string, userId: string) => ({ pk: `pres#${tenantId}#${room}`, sk: userId }),
   roomAccess: (tenantId: string, room: string) => ({ pk: `acl#${tenantId}#${room}`, sk: 'acl' }),
   published: (eventId: string) => ({ pk: `pub#${eventId}`, sk: 'pub' }),

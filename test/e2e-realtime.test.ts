@@ -137,7 +137,7 @@ describe('rooms', () => {
       room: 'lobby',
       seq: sent.seq,
       messageId: sent.messageId,
-      sender: { userId: me.userId },
+      sender: { userId: me.userId, name: 'Alice Liddell' },
       ts: expect.any(Number),
       data: { text: 'hi bob' },
     });

@@ -28,13 +28,14 @@ export function realtimeRuntime(component: string, env: Record<string, string | 
   const cognito = new CognitoIdentityProviderClient({});
   const log = createLogger({ component }, { level: logLevel(env) });
   const auth = createAuth(authConfig(env, { allowQueryToken: true }), { db, cognito });
+  const store = new ConnectionStore(db, config.tableName);
   return {
     config,
-    store: new ConnectionStore(db, config.tableName),
+    store,
     api: new ApiGatewayManagementApiClient({ endpoint: config.connectionsUrl }),
     auth,
     cognito,
-    profiles: cognitoProfiles(cognito, auth.config.verifier.userPoolId, log),
+    profiles: cognitoProfiles(cognito, auth.config.verifier.userPoolId, log, { shared: store.profiles }),
     log,
   };
 }

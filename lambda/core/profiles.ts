@@ -23,11 +23,11 @@ export function displayNameOf(attributes: Record<string, string | undefined>, us
     (value ?? '')
       .replace(/[\p{Cc}\p{Cf}]/gu, '')
       .replace(/\s+/g, ' ')
-      .trim()
-      .slice(0, MAX_NAME)
       .trim();
+  // By code point: a cut through a surrogate pair would leave half a character.
+  const cap = (value: string) => Array.from(value).slice(0, MAX_NAME).join('').trim();
   const email = clean(attributes.email?.split('@')[0]);
-  return clean(attributes.name) || clean(attributes.preferred_username) || email || fallbackName(username);
+  return cap(clean(attributes.name) || clean(attributes.preferred_username) || email) || fallbackName(username);
 }
 
 /** Without a profile (lookup failed, or a record from before names): the username, or a short id for a UUID. */
@@ -41,31 +41,48 @@ export function memberOf(connection: { userId: string; username: string; name?: 
   return { userId: connection.userId, name: connection.name ?? fallbackName(connection.username) };
 }
 
-/** Names from the Cognito user pool (AdminGetUser), cached for `ttlMs`; a failed lookup falls back, logged. */
+/** Where looked-up names are kept between containers (the table: see ConnectionStore.profiles). */
+export interface NameCache {
+  get(userId: string): Promise<string | undefined>;
+  put(userId: string, name: string, ttlSeconds: number): Promise<void>;
+}
+
+/**
+ * Names from the Cognito user pool (AdminGetUser), cached in the container for `ttlMs` and in the table for
+ * `sharedTtlSeconds`, so a reconnect storm asks the user pool once per user, not once per socket: AdminGetUser has
+ * an account-wide quota that the rest of the account shares. A lookup that fails or takes over `timeoutMs` falls
+ * back to the username's name (logged); the connect goes on.
+ */
 export function cognitoProfiles(
   cognito: CognitoIdentityProviderClient,
   userPoolId: string,
   log: Logger,
-  options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
+  options: { shared?: NameCache; ttlMs?: number; sharedTtlSeconds?: number; timeoutMs?: number; maxEntries?: number; now?: () => number } = {},
 ): Profiles {
-  const { ttlMs = 5 * 60_000, maxEntries = 10_000, now = Date.now } = options;
+  const { shared, ttlMs = 5 * 60_000, sharedTtlSeconds = 3600, timeoutMs = 1000, maxEntries = 10_000, now = Date.now } = options;
   const cache = new Map<string, { name: string; until: number }>();
+  const remember = (userId: string, name: string) => {
+    if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
+    cache.set(userId, { name, until: now() + ttlMs });
+    return name;
+  };
   return {
     async displayName({ userId, username }) {
       const hit = cache.get(userId);
       if (hit && hit.until > now()) return hit.name;
+      const kept = await shared?.get(userId).catch(() => undefined);
+      if (kept) return remember(userId, kept);
       let name: string;
       try {
-        const user = await cognito.send(new AdminGetUserCommand({ UserPoolId: userPoolId, Username: username }));
+        const user = await cognito.send(new AdminGetUserCommand({ UserPoolId: userPoolId, Username: username }), { abortSignal: AbortSignal.timeout(timeoutMs) });
         const attributes = Object.fromEntries((user.UserAttributes ?? []).map((a) => [a.Name ?? '', a.Value]));
         name = displayNameOf(attributes, username);
       } catch (err) {
         log.warn('profile_lookup_failed', { userId, error: err as Error });
         return fallbackName(username);
       }
-      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
-      cache.set(userId, { name, until: now() + ttlMs });
-      return name;
+      await shared?.put(userId, name, sharedTtlSeconds).catch((err: Error) => log.warn('profile_cache_failed', { userId, error: err }));
+      return remember(userId, name);
     },
   };
 }

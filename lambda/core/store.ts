@@ -502,6 +502,17 @@ export class ConnectionStore {
     return { removed: deletes.length, departures };
   }
 
+  /** Display names looked up from the user pool, kept for a while (see profiles.ts). */
+  readonly profiles = {
+    get: async (userId: string): Promise<string | undefined> => {
+      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.profile(userId) }));
+      return this.live(Item) && typeof Item!.name === 'string' ? Item!.name : undefined;
+    },
+    put: async (userId: string, name: string, ttlSeconds: number): Promise<void> => {
+      await this.db.send(new PutCommand({ TableName: this.tableName, Item: { ...keys.profile(userId), name, [TABLE.ttlAttribute]: this.seconds() + ttlSeconds } }));
+    },
+  };
+
   // --- rooms --------------------------------------------------------------------------------------------------
 
   /**
