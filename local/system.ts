@@ -189,13 +189,16 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   const allowedOrigins = originsOf(emulator.origin);
   try {
     // The speech service, configured like its ECS task (the template's container environment) with the local
-    // provider, the local JWKS, and the task role's credentials for its table reads.
+    // provider and the local JWKS.
     const [, taskDefinition] = resourcesOfType(template, 'AWS::ECS::TaskDefinition')[0] ?? [];
     const containerEnv = ((taskDefinition?.Properties?.ContainerDefinitions?.[0]?.Environment ?? []) as Array<{ Name: string; Value: unknown }>).map(
       ({ Name, Value }) => [Name, String(emulator.resolver.resolve(Value))],
     );
     const taskRole = referencedIds(taskDefinition?.Properties?.TaskRoleArn)[0];
-    const db = emulator.iam && taskRole ? emulator.dynamo.docFor(emulator.iam.credentialsOf(taskRole)) : emulator.dynamo.doc;
+    // The task role's credentials for its table reads and its Cognito calls, so IAM holds it to its own grants.
+    const roleCredentials = emulator.iam && taskRole ? emulator.iam.credentialsOf(taskRole) : undefined;
+    const db = roleCredentials ? emulator.dynamo.docFor(roleCredentials) : emulator.dynamo.doc;
+    const cognito = roleCredentials ? emulator.cognito.clientFor(roleCredentials) : emulator.cognito.client;
     const speech = await runSpeechService(
       {
         ...Object.fromEntries(containerEnv),
@@ -206,7 +209,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
         ...options.speechEnv,
       },
       createLogger({ component: 'speech' }, { write: (line) => print('speech', line) }),
-      { host: '127.0.0.1', metrics: false, clients: { db, cognito: emulator.cognito.client } },
+      { host: '127.0.0.1', metrics: false, clients: { db, cognito } },
     );
     emulator.setVpcOrigin((req, socket, head) => speech.handleUpgrade(req, socket, head));
 

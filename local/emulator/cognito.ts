@@ -17,6 +17,16 @@
  *   Cognito does, instead of tokens; refreshes answer ExpiresIn; GetTokensFromRefreshToken (which Amplify calls and
  *   cognito-local lacks) is answered as InitiateAuth with REFRESH_TOKEN_AUTH.
  *
+ * - **IAM.** Cognito has three authorization models ("Authorization models for API and SDK authentication",
+ *   https://docs.aws.amazon.com/cognito/latest/developerguide/authentication-flows-public-server-side.html): public
+ *   operations (InitiateAuth, SignUp, ...) and token-authorized ones (GetUser, GlobalSignOut, ...) take no AWS
+ *   credentials; every other operation (the Admin* family, DescribeUserPoolClient, ListUsers, the pool's
+ *   configuration) is IAM-authorized: "Amazon Cognito evaluates IAM policies in requests for this API operation"
+ *   (the note on each such page of the API reference). With an `iam`, those must be SigV4-signed for `cognito-idp`
+ *   and the caller allowed `cognito-idp:<Operation>` on the pool's ARN (`arn:aws:cognito-idp:<region>:<account>:
+ *   userpool/<id>`; `*` for an operation on no pool), else 400 AccessDeniedException with IAM's message. An
+ *   operation this front end does not know as public needs IAM (stricter than reading it as public).
+ *
  * Tokens carry the real Cognito issuer form (`https://cognito-idp.<region>.amazonaws.com/<region>_<id>`), so a
  * production verifier accepts them unchanged; only the JWKS location differs (served over http here).
  */
@@ -38,7 +48,8 @@ import {
   UpdateUserPoolCommand,
   type AuthenticationResultType,
 } from '@aws-sdk/client-cognito-identity-provider';
-import { OPERATOR_CREDENTIALS } from './iam';
+import { OPERATOR_CREDENTIALS, type Credentials, type Iam } from './iam';
+import { verifySignature } from './sigv4';
 import { onlyResource, resourcesOfType, type Template } from './template';
 
 export interface CognitoUser {
@@ -66,7 +77,10 @@ export interface LocalCognito {
   /** Local client id of every app client in the template, by logical id. */
   clients: Record<string, string>;
   jwksUri: string;
+  /** The operator's client (the account's administrator). */
   client: CognitoIdentityProviderClient;
+  /** A client that signs with other credentials (a role's, to call Cognito as that role's code would). */
+  clientFor(credentials: Credentials): CognitoIdentityProviderClient;
   signIn(username: string, password: string): Promise<Tokens>;
   refresh(refreshToken: string): Promise<Tokens>;
   stop(): Promise<void>;
@@ -77,6 +91,10 @@ export interface CognitoOptions {
   /** Port of the front end; cognito-local itself listens on a free one. @default a free port */
   port?: number;
   region: string;
+  /** @default '000000000000' */
+  accountId?: string;
+  /** Require SigV4 and evaluate IAM on the IAM-authorized operations (read per request). @default any caller is allowed */
+  iam?: () => Iam | undefined;
   users: CognitoUser[];
   /** Groups to create besides the template's and the users'. @default none */
   groups?: string[];
@@ -91,6 +109,48 @@ const SEED_FILE = 'gatehouse-seed.json';
 const REVOCATIONS_FILE = 'emulator-revocations.json';
 const TARGET = 'AWSCognitoIdentityProviderService.';
 const COGNITO_LOCAL = path.dirname(require.resolve('cognito-local/package.json'));
+
+/**
+ * The operations Cognito authorizes without AWS credentials: the public ones and those a session or access token
+ * authorizes (the API reference's "Amazon Cognito doesn't evaluate AWS Identity and Access Management (IAM)
+ * policies in requests for this API operation"). Every other operation is IAM-authorized.
+ */
+export const UNAUTHENTICATED_OPERATIONS: ReadonlySet<string> = new Set([
+  // Public.
+  'SignUp',
+  'ConfirmSignUp',
+  'ResendConfirmationCode',
+  'ForgotPassword',
+  'ConfirmForgotPassword',
+  'InitiateAuth',
+  'RespondToAuthChallenge',
+  'RevokeToken',
+  'GetTokensFromRefreshToken',
+  'UpdateAuthEventFeedback',
+  // Session- or access-token-authorized.
+  'AssociateSoftwareToken',
+  'VerifySoftwareToken',
+  'GetUser',
+  'UpdateUserAttributes',
+  'DeleteUserAttributes',
+  'DeleteUser',
+  'ChangePassword',
+  'GlobalSignOut',
+  'GetUserAttributeVerificationCode',
+  'VerifyUserAttribute',
+  'SetUserMFAPreference',
+  'SetUserSettings',
+  'ConfirmDevice',
+  'ForgetDevice',
+  'GetDevice',
+  'ListDevices',
+  'UpdateDeviceStatus',
+  'GetUserAuthFactors',
+  'StartWebAuthnRegistration',
+  'CompleteWebAuthnRegistration',
+  'ListWebAuthnCredentials',
+  'DeleteWebAuthnCredential',
+]);
 
 /** The sign-ins the front end has seen: which origin each refresh token carries, and which are revoked. */
 interface Ledger {
@@ -139,6 +199,7 @@ function sign(claims: Record<string, unknown>, header: Record<string, unknown>, 
 
 export async function startCognito(options: CognitoOptions): Promise<LocalCognito> {
   const { region } = options;
+  const accountId = options.accountId ?? '000000000000';
   const dir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), 'gatehouse-cognito-'));
   const dbDir = path.join(dir, '.cognito', 'db');
   mkdirSync(dbDir, { recursive: true });
@@ -336,7 +397,20 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
       } catch {
         return cognitoError(res, 'SerializationException', 'Malformed request body');
       }
-      handle(target.slice(TARGET.length), input, body, req, res).catch((err: Error) => {
+      const operation = target.slice(TARGET.length);
+      const iam = options.iam?.();
+      if (iam && !UNAUTHENTICATED_OPERATIONS.has(operation)) {
+        const verified = verifySignature({ method: 'POST', url: req.url ?? '/', rawHeaders: req.rawHeaders, body }, { service: 'cognito-idp', region, secretOf: iam.secretOf });
+        if (!verified.ok) {
+          const type = { missing_authentication: 'MissingAuthenticationTokenException', unknown_access_key: 'UnrecognizedClientException', incomplete_signature: 'IncompleteSignatureException' }[verified.reason as string] ?? 'InvalidSignatureException';
+          return cognitoError(res, type, verified.message);
+        }
+        const action = `cognito-idp:${operation}`;
+        const resource = typeof input.UserPoolId === 'string' ? `arn:aws:cognito-idp:${region}:${accountId}:userpool/${input.UserPoolId}` : '*';
+        const decision = iam.authorize(verified.accessKeyId, action, resource);
+        if (!decision.allowed) return cognitoError(res, 'AccessDeniedException', iam.denialMessage(decision.principal, action, resource, decision.explicit));
+      }
+      handle(operation, input, body, req, res).catch((err: Error) => {
         if (!res.headersSent) respond(res, 500, { __type: 'InternalErrorException', message: err.message });
       });
     });
@@ -353,7 +427,8 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
     if (!options.stateDir) rmSync(dir, { recursive: true, force: true });
   };
 
-  const client = new CognitoIdentityProviderClient({ endpoint, region, credentials: OPERATOR_CREDENTIALS });
+  const clientFor = (credentials: Credentials) => new CognitoIdentityProviderClient({ endpoint, region, credentials });
+  const client = clientFor(OPERATOR_CREDENTIALS);
   try {
     const clients = seed?.clients ?? (await seedPool(client, userPoolId, options));
     if (!seed) writeFileSync(seedPath, JSON.stringify({ userPoolId, clients }));
@@ -370,6 +445,7 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
       clients,
       jwksUri: `${endpoint}/${userPoolId}/.well-known/jwks.json`,
       client,
+      clientFor,
       async signIn(username, password) {
         const { AuthenticationResult } = await client.send(new InitiateAuthCommand({ ClientId: clientId, AuthFlow: 'USER_PASSWORD_AUTH', AuthParameters: { USERNAME: username, PASSWORD: password } }));
         return tokens(AuthenticationResult);

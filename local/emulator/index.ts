@@ -4,7 +4,7 @@
  * the application it runs (a lint rule keeps it so): an app adds its own users, settings and side services.
  *
  * One HTTP server on loopback is the API Gateway WebSocket API (`/<stage>`), its `@connections` endpoint, the
- * EventBridge endpoint and the CloudFront distribution; DynamoDB and Cognito have their own ports. Functions run
+ * EventBridge endpoint, Lambda's Invoke API and the CloudFront distribution; DynamoDB and Cognito have their own ports. Functions run
  * their bundles from the cloud assembly with the template's environment, each with its role's credentials, and
  * every service endpoint checks SigV4 and that role's IAM policies.
  */
@@ -21,6 +21,7 @@ import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from '.
 import { LocalEventBus } from './eventbridge';
 import { Iam, OPERATOR_CREDENTIALS } from './iam';
 import { AccountConcurrency, LocalFunction, type FunctionSpec } from './lambda';
+import { LambdaApi } from './lambda-api';
 import { LocalQueues } from './sqs';
 import { assetDir, referencedIds, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
 
@@ -87,7 +88,7 @@ export interface Emulator {
   resolver: Resolver;
   iam?: Iam;
   clock: Clock;
-  /** The server's origin (`http://127.0.0.1:<port>`): gateway, EventBridge and distribution. */
+  /** The server's origin (`http://127.0.0.1:<port>`): gateway, EventBridge, Lambda's Invoke API and distribution. */
   origin: string;
   /** API Gateway's own WebSocket stage URL. */
   websocketUrl: string;
@@ -99,6 +100,8 @@ export interface Emulator {
   gateway: WebSocketGateway;
   httpApi: LocalHttpApi;
   events: LocalEventBus;
+  /** Lambda's Invoke API, on the server's origin. */
+  lambdaApi: LambdaApi;
   queues: LocalQueues;
   edge: LocalEdge;
   /** Sets the VPC origin once the service behind it runs (it may need the emulator's endpoints first). */
@@ -177,10 +180,15 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     );
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+    // Cognito's IAM-authorized operations are checked with the emulator's Iam, which needs the resolver, which needs
+    // the pool Cognito creates: it is read when a request arrives, by then set.
+    const cognitoIam: { current?: Iam } = {};
     const cognito = await startCognito({
       template,
       ...(options.cognitoPort ? { port: options.cognitoPort } : {}),
       region,
+      accountId,
+      iam: () => cognitoIam.current,
       users: options.users ?? [],
       ...(options.groups ? { groups: options.groups } : {}),
       ...(options.stateDir ? { stateDir: path.join(options.stateDir, 'cognito') } : {}),
@@ -198,6 +206,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       { 'AWS::Region': region, 'AWS::AccountId': accountId, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com', 'AWS::StackName': 'local', 'AWS::NoValue': '' },
     );
     const iam = options.iam === false ? undefined : new Iam({ template, resolver, accountId });
+    cognitoIam.current = iam;
 
     const dynamo = await startDynamo({
       port: options.dynamoPort ?? 0,
@@ -237,6 +246,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
         AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
         AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: cognito.endpoint,
         AWS_ENDPOINT_URL_EVENTBRIDGE: origin,
+        AWS_ENDPOINT_URL_LAMBDA: origin,
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       };
       const spec: FunctionSpec = {
@@ -303,6 +313,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       ...(iam ? { iam } : {}),
       ...(options.scheduleIntervalMs ? { scheduleIntervalMs: options.scheduleIntervalMs } : {}),
     });
+    const lambdaApi = new LambdaApi({ functions, region, accountId, log: emit('lambda'), ...(iam ? { iam } : {}) });
     const httpApi = new LocalHttpApi(template, functions, emit('apigateway-http'));
     // Sockets close (delivering $disconnect) and queued events finish before the functions and the store go away.
     started.push(async () => {
@@ -338,7 +349,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     });
     server.on('request', (req, res) => {
       if (options.intercept?.(req, res)) return;
-      if (gateway.handleRequest(req, res) || events.handleRequest(req, res) || edge.handleRequest(req, res)) return;
+      if (gateway.handleRequest(req, res) || events.handleRequest(req, res) || lambdaApi.handleRequest(req, res) || edge.handleRequest(req, res)) return;
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Not Found' }));
     });
 
@@ -358,6 +369,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       gateway,
       httpApi,
       events,
+      lambdaApi,
       queues,
       edge,
       setVpcOrigin: (upgrade) => {

@@ -76,7 +76,8 @@ parentPort.on('message', async ({ id, event, deadline }) => {
     if (initError) throw initError;
     parentPort.postMessage({ id, result: await handler(event, context) });
   } catch (err) {
-    parentPort.postMessage({ id, error: { name: (err && err.name) || 'Error', message: String((err && err.message) || err) } });
+    const stack = err && typeof err.stack === 'string' ? err.stack.split('\\n') : [];
+    parentPort.postMessage({ id, error: { name: (err && err.name) || 'Error', message: String((err && err.message) || err), trace: stack } });
   }
 });
 `;
@@ -86,6 +87,8 @@ export class FunctionError extends Error {
     readonly functionName: string,
     name: string,
     message: string,
+    /** The stack as the Node.js runtime reports it (`trace` of the error payload), when the handler threw. */
+    readonly trace: string[] = [],
   ) {
     super(message);
     this.name = name;
@@ -188,16 +191,21 @@ export class LocalFunction {
         for (const line of lines) if (line.trim()) this.log(this.spec.name, line);
       });
     }
-    worker.on('message', (msg: { id: string; result?: unknown; error?: { name: string; message: string } }) => {
+    worker.on('message', (msg: { id: string; result?: unknown; error?: { name: string; message: string; trace?: string[] } }) => {
       const call = env.call;
       if (!call || call.id !== msg.id) return;
       this.release(env);
       clearTimeout(call.timer);
-      if (msg.error) call.reject(new FunctionError(this.spec.name, msg.error.name, msg.error.message));
+      if (msg.error) call.reject(new FunctionError(this.spec.name, msg.error.name, msg.error.message, msg.error.trace));
       else call.resolve(msg.result);
     });
-    worker.on('error', (err) => this.discard(env, err));
-    worker.on('exit', (code) => this.discard(env, new Error(`${this.spec.name} exited with code ${code}`)));
+    // The error types Lambda reports when the environment itself fails ("Troubleshoot invocation issues in Lambda",
+    // https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html): the heap exhausted is
+    // Runtime.OutOfMemory, any other death of the runtime Runtime.ExitError, each "RequestId: <id> Error: ...".
+    worker.on('error', (err: Error & { code?: string }) =>
+      err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? this.discard(env, named('Runtime.OutOfMemory', `Runtime exited with error: ${err.message}`), true) : this.discard(env, err),
+    );
+    worker.on('exit', (code) => this.discard(env, named('Runtime.ExitError', `Runtime exited with error: exit status ${code}`), true));
     worker.unref();
     this.environments.add(env);
     return env;
@@ -210,15 +218,18 @@ export class LocalFunction {
     this.waiting.shift()?.();
   }
 
-  /** The environment died (timeout, crash): its invocation fails, and it is never used again. */
-  private discard(env: Environment, err: Error): void {
+  /**
+   * The environment died (timeout, crash): its invocation fails, and it is never used again. `withRequestId` prefixes
+   * the message as Lambda does for the runtime's own errors ("RequestId: <id> Error: ...").
+   */
+  private discard(env: Environment, err: Error, withRequestId = false): void {
     if (!this.environments.has(env)) return;
     this.environments.delete(env);
     const call = env.call;
     this.release(env);
     if (call) {
       clearTimeout(call.timer);
-      call.reject(new FunctionError(this.spec.name, err.name, err.message));
+      call.reject(new FunctionError(this.spec.name, err.name, withRequestId ? `RequestId: ${call.id} Error: ${err.message}` : err.message));
     }
     void env.worker.terminate();
   }
@@ -243,8 +254,9 @@ export class LocalFunction {
     const id = randomUUID();
     const deadline = Date.now() + this.spec.timeoutMs;
     return await new Promise((resolve, reject) => {
+      // A timeout is a function error of type Sandbox.Timedout ("Troubleshoot invocation issues in Lambda", timeouts).
       const timer = setTimeout(
-        () => this.discard(chosen, new Error(`Task timed out after ${(this.spec.timeoutMs / 1000).toFixed(2)} seconds`)),
+        () => this.discard(chosen, named('Sandbox.Timedout', `Task timed out after ${(this.spec.timeoutMs / 1000).toFixed(2)} seconds`), true),
         this.spec.timeoutMs,
       );
       chosen.call = { id, resolve, reject, timer };
@@ -319,6 +331,10 @@ export class LocalFunction {
     }
     await Promise.all(environments.map((e) => e.worker.terminate()));
   }
+}
+
+function named(name: string, message: string): Error {
+  return Object.assign(new Error(message), { name });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
