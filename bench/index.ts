@@ -6,9 +6,10 @@
  *   npm run bench                     the quick set (a few minutes on 2 cores)
  *   npm run bench -- --full           longer runs and larger populations
  *   npm run bench -- --only verify    some sections only (comma-separated ids); prints, leaves the file alone
+ *   npm run bench -- --only x --write those sections measured anew in docs/BENCHMARKS.md, the others kept
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { broadcastBench } from './broadcast';
@@ -52,18 +53,40 @@ carries over is how the costs compare and how they grow.
 
 ${sections.map((s) => `- **${s.title}**: ${s.headline}`).join('\n')}
 
-${sections
-  .map(
-    (s) => `## ${s.title}
+${sections.map((s) => renderSection(s, info.full)).join('\n')}`;
+}
+
+function renderSection(s: Section, full: boolean): string {
+  return `## ${s.title}
 
 ${s.method}
 
-Command: \`npm run bench -- --only ${s.id}${info.full ? ' --full' : ''}\`
+Command: \`npm run bench -- --only ${s.id}${full ? ' --full' : ''}\`
 
 ${table(s.head, s.rows)}
-${s.notes?.length ? `\n${s.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`,
-  )
-  .join('\n')}`;
+${s.notes?.length ? `\n${s.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`;
+}
+
+/**
+ * The report with some sections measured anew (`--only x --write`): each replaces its namesake (or is added), with
+ * its summary line; the rest stay as they were, and the header says which sections are newer than the full run.
+ */
+export function merge(existing: string, fresh: Section[], info: { full: boolean; date: string }): string {
+  const [head, ...blocks] = existing.split(/^(?=## )/m);
+  const summary = blocks.find((b) => b.startsWith('## Summary')) ?? '## Summary\n\n';
+  let sections = blocks.filter((b) => !b.startsWith('## Summary'));
+  let bullets = summary.split('\n').filter((l) => l.startsWith('- **'));
+  for (const s of fresh) {
+    const block = `${renderSection(s, info.full)}\n`;
+    const at = sections.findIndex((b) => b.startsWith(`## ${s.title}\n`));
+    sections = at >= 0 ? sections.map((b, i) => (i === at ? block : b)) : [...sections, block];
+    const bullet = `- **${s.title}**: ${s.headline}`;
+    const bAt = bullets.findIndex((l) => l.startsWith(`- **${s.title}**:`));
+    bullets = bAt >= 0 ? bullets.map((l, i) => (i === bAt ? bullet : l)) : [...bullets, bullet];
+  }
+  const note = `Re-run on ${info.date}, apart from the rest: ${fresh.map((s) => s.id).join(', ')}.`;
+  const header = head.replace(/\n*$/, '\n\n').replace(/^Re-run on .*\n\n/m, '') + `${note}\n\n`;
+  return `${header}## Summary\n\n${bullets.join('\n')}\n\n${sections.join('')}`.replace(/\n{3,}/g, '\n\n');
 }
 
 /** Marks the line of a section's output that carries its report (anything else it prints is passed over). */
@@ -89,7 +112,9 @@ function runSection(id: string, full: boolean): Promise<Section> {
 
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { values } = parseArgs({ options: { full: { type: 'boolean', default: false }, only: { type: 'string' }, section: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { full: { type: 'boolean', default: false }, only: { type: 'string' }, section: { type: 'string' }, write: { type: 'boolean', default: false } },
+  });
   if (values.section) {
     const bench = BENCHES.find(([name]) => name === values.section)?.[1];
     if (!bench) throw new Error(`Unknown benchmark ${values.section}`);
@@ -112,6 +137,11 @@ async function main(): Promise<void> {
     process.stderr.write(`   ${section.headline} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
   }
   const markdown = render(sections, { full: values.full, seconds: (Date.now() - started) / 1000, date: new Date().toISOString().slice(0, 10) });
+  if (only && values.write) {
+    writeFileSync(REPORT, merge(readFileSync(REPORT, 'utf8'), sections, { full: values.full, date: new Date().toISOString().slice(0, 10) }));
+    process.stderr.write(`\nUpdated ${only.join(', ')} in ${path.relative(process.cwd(), REPORT)}.\n`);
+    return;
+  }
   if (only) {
     process.stdout.write(markdown);
     return;
