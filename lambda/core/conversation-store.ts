@@ -7,10 +7,11 @@
  * - the set of rooms each user has joined in a tenant, so unread counts can be listed without a scan.
  * Every read a decision rests on is strongly consistent; every cursor write only ever moves it forward.
  */
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../common/dynamo-errors';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Member, ReadCursor } from '../../protocol';
+import { batchGetAll, firstOf, isLive, partitionPages } from './dynamo-read';
 
 export interface StoredRoomEvent {
   seq: number;
@@ -37,8 +38,7 @@ export class ConversationStore {
   ) {}
 
   private live(item: Record<string, unknown> | undefined): boolean {
-    const expiresAt = item?.[TABLE.ttlAttribute];
-    return !!item && (typeof expiresAt !== 'number' || expiresAt * 1000 > this.now());
+    return isLive(item, this.now());
   }
 
   async roomEvent(tenantId: string, room: string, seq: number): Promise<StoredRoomEvent | undefined> {
@@ -166,28 +166,9 @@ export class ConversationStore {
 
   /** Read cursors of the room's users, at most `max` (most rooms are far smaller). */
   async cursors(tenantId: string, room: string, max: number): Promise<{ cursors: ReadCursor[]; more: boolean }> {
-    const cursors: ReadCursor[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
-          ExpressionAttributeValues: { ':pk': keys.cursorPartition(tenantId, room) },
-          ConsistentRead: true,
-          Limit: max + 1 - cursors.length,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        if (!this.live(item)) continue;
-        if (cursors.length === max) return { cursors, more: true };
-        cursors.push({ userId: String(item[TABLE.sortKey]), name: String(item.name), seq: Number(item.seq) });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return { cursors, more: false };
+    const pages = partitionPages(this.db, this.tableName, keys.cursorPartition(tenantId, room), { pageSize: max + 1, now: this.now });
+    const { items, more } = await firstOf(pages, max, (item) => ({ userId: String(item[TABLE.sortKey]), name: String(item.name), seq: Number(item.seq) }));
+    return { cursors: items, more };
   }
 
   /** Remembers that the user joined the room (for unread counts), up to MAX_TRACKED_ROOMS rooms. */
@@ -217,19 +198,10 @@ export class ConversationStore {
     const counters = new Map<string, Record<string, unknown>>();
     const cursors = new Map<string, Record<string, unknown>>();
     const wanted = rooms.flatMap((room) => [keys.counter(tenantId, room), keys.cursor(tenantId, room, userId)]);
-    for (let i = 0; i < wanted.length; i += 100) {
-      let request: Record<string, unknown>[] = wanted.slice(i, i + 100);
-      for (let attempt = 0; request.length > 0; attempt++) {
-        if (attempt > 6) throw new Error('BatchGet left keys unprocessed');
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)));
-        const result = await this.db.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: request, ConsistentRead: true } } }));
-        for (const item of result.Responses?.[this.tableName] ?? []) {
-          const pk = String(item[TABLE.partitionKey]);
-          if (pk.startsWith('seq#')) counters.set(pk.slice(`seq#${tenantId}#`.length), item);
-          else if (this.live(item)) cursors.set(pk.slice(`rcpt#${tenantId}#`.length), item);
-        }
-        request = (result.UnprocessedKeys?.[this.tableName]?.Keys ?? []) as Record<string, unknown>[];
-      }
+    for (const item of await batchGetAll(this.db, this.tableName, wanted)) {
+      const pk = String(item[TABLE.partitionKey]);
+      if (pk.startsWith('seq#')) counters.set(pk.slice(`seq#${tenantId}#`.length), item);
+      else if (this.live(item)) cursors.set(pk.slice(`rcpt#${tenantId}#`.length), item);
     }
     return rooms.map((room) => {
       const counter = counters.get(room);

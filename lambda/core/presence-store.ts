@@ -6,10 +6,11 @@
  * the item took them, whatever order the events arrive in. An item outlives its last connection (with its TTL)
  * so that the version keeps counting up.
  */
-import { DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../common/dynamo-errors';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Member } from '../../protocol';
+import { firstOf, partitionPages } from './dynamo-read';
 
 export interface PresenceChange {
   /** The user's presence changed: their first socket entered, or their last one left. */
@@ -76,31 +77,15 @@ export class PresenceStore {
 
   /** Users present in the room (strongly consistent), at most `max`; `more` when there are others. */
   async snapshot(tenantId: string, room: string, max: number): Promise<{ users: Array<Member & { v: number }>; more: boolean }> {
-    const users: Array<Member & { v: number }> = [];
-    let startKey: Record<string, unknown> | undefined;
-    const now = this.now();
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk',
-          FilterExpression: 'attribute_exists(conns)',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey, '#name': 'name', '#ttl': TABLE.ttlAttribute },
-          ExpressionAttributeValues: { ':pk': keys.presencePartition(tenantId, room) },
-          ProjectionExpression: '#sk, #name, v, #ttl',
-          ConsistentRead: true,
-          Limit: max + 1,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        if (Number(item[TABLE.ttlAttribute]) * 1000 <= now) continue;
-        if (users.length === max) return { users, more: true };
-        users.push({ userId: String(item[TABLE.sortKey]), name: String(item.name), v: Number(item.v) });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return { users, more: false };
+    const pages = partitionPages(this.db, this.tableName, keys.presencePartition(tenantId, room), {
+      pageSize: max + 1,
+      now: this.now,
+      filter: 'attribute_exists(conns)',
+      projection: '#sk, #name, v, #ttl',
+      names: { '#sk': TABLE.sortKey, '#name': 'name', '#ttl': TABLE.ttlAttribute },
+    });
+    const { items, more } = await firstOf(pages, max, (item) => ({ userId: String(item[TABLE.sortKey]), name: String(item.name), v: Number(item.v) }));
+    return { users: items, more };
   }
 
   /**

@@ -12,7 +12,6 @@
  *   DynamoDB deletes expired items lazily (days later).
  */
 import {
-  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -22,6 +21,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../common/dynamo-errors';
+import { batchGetAll, firstOf, isLive, partitionPages } from './dynamo-read';
 import type { TokenSource } from '../../common/handshake';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Identity } from './identity';
@@ -113,9 +113,7 @@ export class ConnectionStore {
   }
 
   private live(item: Record<string, unknown> | undefined): boolean {
-    if (!item) return false;
-    const expiresAt = item[TABLE.ttlAttribute];
-    return typeof expiresAt !== 'number' || expiresAt * 1000 > this.now();
+    return isLive(item, this.now());
   }
 
   // --- connections and the per-user cap ---------------------------------------------------------------------
@@ -593,60 +591,33 @@ export class ConnectionStore {
   }
 
   /** roomMembers, with the user of each connection (memberships written before names were kept say none). */
-  async *roomMemberRefs(tenantId: string, room: string): AsyncGenerator<Array<{ connectionId: string; userId?: string }>> {
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
-          ExpressionAttributeValues: { ':pk': keys.roomPartition(tenantId, room) },
-          ProjectionExpression: '#id, #ttl, credExp, userId',
-          ConsistentRead: true,
-          Limit: this.pageSize,
-          ExclusiveStartKey: startKey,
-        }),
-      );
+  async *roomMemberRefs(tenantId: string, room: string, pageSize = this.pageSize): AsyncGenerator<Array<{ connectionId: string; userId?: string }>> {
+    const pages = partitionPages(this.db, this.tableName, keys.roomPartition(tenantId, room), {
+      pageSize,
+      now: this.now,
+      projection: '#id, #ttl, credExp, userId',
+      names: { '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
+    });
+    for await (const page of pages) {
       // A member whose credential expired gets nothing more, though the sweeper has not closed it yet.
       const now = this.now();
-      const refs = (page.Items ?? [])
-        .filter((item) => this.live(item) && (typeof item.credExp !== 'number' || item.credExp * 1000 > now))
+      const refs = page
+        .filter((item) => typeof item.credExp !== 'number' || item.credExp * 1000 > now)
         .map((item) => ({ connectionId: item.connectionId as string, ...(typeof item.userId === 'string' ? { userId: item.userId } : {}) }));
       if (refs.length > 0) yield refs;
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    }
   }
 
   /**
-   * The room's members when there are at most `max` of them (one strongly consistent read of up to `max + 1`);
+   * The room's members when there are at most `max` of them (a strongly consistent read of about `max + 1`);
    * undefined for a bigger room. Room signals (presence, typing) go only to rooms this small.
    */
   async roomMembersUpTo(tenantId: string, room: string, max: number): Promise<string[] | undefined> {
-    const ids: string[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    const now = this.now();
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
-          ExpressionAttributeValues: { ':pk': keys.roomPartition(tenantId, room) },
-          ProjectionExpression: '#id, #ttl, credExp',
-          ConsistentRead: true,
-          Limit: max + 1 - ids.length,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        if (!this.live(item) || (typeof item.credExp === 'number' && item.credExp * 1000 <= now)) continue;
-        if (ids.length === max) return undefined;
-        ids.push(item.connectionId as string);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return ids;
+    const pages = (async function* (refs: AsyncIterable<Array<{ connectionId: string }>>) {
+      for await (const page of refs) yield page as Array<Record<string, unknown>>;
+    })(this.roomMemberRefs(tenantId, room, max + 1));
+    const { items, more } = await firstOf(pages, max, (m) => m.connectionId as string);
+    return more ? undefined : items;
   }
 
   // --- sequence numbers and history ---------------------------------------------------------------------------
@@ -846,29 +817,8 @@ export class ConnectionStore {
 
   // --- batches ------------------------------------------------------------------------------------------------
 
-  /** Strongly consistent batched reads, unprocessed keys retried. */
-  private async batchGet(keyList: Array<Record<string, string>>, projection: string): Promise<Record<string, unknown>[]> {
-    const found: Record<string, unknown>[] = [];
-    for (let i = 0; i < keyList.length; i += 100) {
-      let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean; ProjectionExpression: string; ExpressionAttributeNames?: Record<string, string> }> | undefined = {
-        [this.tableName]: {
-          Keys: keyList.slice(i, i + 100),
-          ConsistentRead: true,
-          ProjectionExpression: projection,
-          ...(projection.includes('#ttl') ? { ExpressionAttributeNames: { '#ttl': TABLE.ttlAttribute } } : {}),
-        },
-      };
-      for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
-        if (attempt > 0) {
-          if (attempt > 6) throw new Error('BatchGet left keys unprocessed');
-          await sleep(Math.min(1000, 25 * 2 ** attempt));
-        }
-        const result = await this.db.send(new BatchGetCommand({ RequestItems: request }));
-        found.push(...(result.Responses?.[this.tableName] ?? []));
-        request = result.UnprocessedKeys as typeof request;
-      }
-    }
-    return found;
+  private batchGet(keyList: Array<Record<string, string>>, projection: string): Promise<Record<string, unknown>[]> {
+    return batchGetAll(this.db, this.tableName, keyList, projection);
   }
 
   private async batchDelete(keyList: Record<string, unknown>[]): Promise<void> {
