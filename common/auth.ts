@@ -19,6 +19,7 @@ import {
   type RefreshResult,
 } from './handshake';
 import { createAccessTokenVerifier, type TokenVerifier, type VerifierConfig } from './token';
+import { GROUP_DEFAULTS } from '../protocol';
 
 export const AUTH_ENV = {
   userPoolId: 'USER_POOL_ID',
@@ -90,7 +91,7 @@ export function authConfig(env: Env, defaults: { allowQueryToken: boolean }): Au
       ...(jwksUri ? { jwksUri } : {}),
     },
     allowQueryToken: envBool(env, AUTH_ENV.allowQueryToken, defaults.allowQueryToken),
-    tenantGroupPrefix: env[AUTH_ENV.tenantGroupPrefix] || 'tenant:',
+    tenantGroupPrefix: env[AUTH_ENV.tenantGroupPrefix] || GROUP_DEFAULTS.tenantGroupPrefix,
     allowedOrigins: (env[AUTH_ENV.allowedOrigins] ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     ...(sessionClientId ? { sessionClientId } : {}),
     sessionLifetimeSeconds: envNumber(env, AUTH_ENV.sessionLifetimeSeconds, 12 * 3600),

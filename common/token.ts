@@ -26,7 +26,7 @@ import {
 } from 'aws-jwt-verify/error';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { Fetcher } from 'aws-jwt-verify/https';
-import { TENANT_ID_PATTERN, type DenyReason } from '../protocol';
+import { GROUP_DEFAULTS, TENANT_ID_PATTERN, type DenyReason } from '../protocol';
 
 export type { DenyReason } from '../protocol';
 
@@ -207,7 +207,7 @@ export type TenantResult =
  * The tenant of a connection comes from the verified token's groups (`tenant:<id>`), never from the client. A
  * client may only choose among its own tenants, and must choose when it has several.
  */
-export function resolveTenant(groups: string[], requested: string | undefined, prefix = 'tenant:'): TenantResult {
+export function resolveTenant(groups: string[], requested: string | undefined, prefix: string = GROUP_DEFAULTS.tenantGroupPrefix): TenantResult {
   const tenants = groups
     .filter((g) => g.startsWith(prefix))
     .map((g) => g.slice(prefix.length))

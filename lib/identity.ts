@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
 import { Construct } from 'constructs';
+import { GROUP_DEFAULTS } from '../protocol';
 
 export interface IdentityProps {
   /** Let anyone create an account. Off: users are created by an administrator. @default false */
@@ -43,8 +44,8 @@ export class Identity extends Construct {
   constructor(scope: Construct, id: string, props: IdentityProps = {}) {
     super(scope, id);
     this.accessTokenValidity = props.accessTokenValidity ?? Duration.minutes(15);
-    this.adminGroupName = props.adminGroupName ?? 'admin';
-    this.tenantGroupPrefix = props.tenantGroupPrefix ?? 'tenant:';
+    this.adminGroupName = props.adminGroupName ?? GROUP_DEFAULTS.adminGroup;
+    this.tenantGroupPrefix = props.tenantGroupPrefix ?? GROUP_DEFAULTS.tenantGroupPrefix;
     const threatProtection = props.threatProtection ?? false;
     const retain = (props.removalPolicy ?? RemovalPolicy.RETAIN) === RemovalPolicy.RETAIN;
 

@@ -16,7 +16,7 @@ import { startEmulator, type Emulator } from './emulator/index';
 import type { FunctionSpec } from './emulator/lambda';
 import { loadTemplate, referencedIds, resourcesOfType } from './emulator/template';
 import { CDK_OUT } from './paths';
-import { SOCKET_PATHS, WEB_CONFIG_PATH, type WebConfig } from '../protocol';
+import { GROUP_DEFAULTS, SOCKET_PATHS, WEB_CONFIG_PATH, type WebConfig } from '../protocol';
 
 export interface LocalSystemOptions {
   stackName?: string;
@@ -122,8 +122,8 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   // Group names the deployed functions use, read from their own environment in the template.
   const envs = resourcesOfType(template, 'AWS::Lambda::Function').map(([, f]) => (f.Properties?.Environment?.Variables ?? {}) as Record<string, unknown>);
   const fromEnv = (name: string, fallback: string) => String(envs.find((e) => typeof e[name] === 'string')?.[name] ?? fallback);
-  const adminGroup = fromEnv('ADMIN_GROUP', 'admin');
-  const tenantPrefix = fromEnv('TENANT_GROUP_PREFIX', 'tenant:');
+  const adminGroup = fromEnv('ADMIN_GROUP', GROUP_DEFAULTS.adminGroup);
+  const tenantPrefix = fromEnv('TENANT_GROUP_PREFIX', GROUP_DEFAULTS.tenantGroupPrefix);
   const cognitoUser = (u: DemoUser, mustChangePassword = false) => ({
     username: u.email,
     password: u.password,

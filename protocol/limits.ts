@@ -21,6 +21,9 @@ export const DEFAULT_LIMITS: Limits = { maxFrameBytes: 32 * 1024, maxDataBytes: 
 /** The rate limits' defaults: frames per second and burst, per connection and per user; refusals before a close. */
 export const DEFAULT_RATE_LIMIT = { rate: 10, burst: 20, strikes: 20, userRate: 20, userBurst: 40 } as const;
 
+/** The user pool's group conventions: `tenant:<id>` puts a user in a tenant; `admin` may moderate its rooms. */
+export const GROUP_DEFAULTS = { tenantGroupPrefix: 'tenant:', adminGroup: 'admin' } as const;
+
 /**
  * The realtime service's defaults, read by its runtime configuration (lambda/core/config.ts) and by the construct
  * that sets them (lib/realtime-api.ts), so a deployment and a handler started without the variable agree.
@@ -39,7 +42,7 @@ export const REALTIME_DEFAULTS = {
   maxReplay: 500,
   /** Most bytes one join replays before it says `more`. */
   maxReplayBytes: 128 * 1024,
-  adminGroup: 'admin',
+  adminGroup: GROUP_DEFAULTS.adminGroup,
   /** Rooms with more connections than this get no live presence or typing signals (see lambda/core/presence.ts). */
   signalMaxMembers: 250,
   /** Rooms with more connections than this get no live read receipts (ask with `receipts`): N readers x N sockets. */
