@@ -1,7 +1,22 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { LEGACY_INDEXES } from '../common/table-schema';
-import { GatehouseStack, type GatehouseStackProps } from '../lib/gatehouse-stack';
+import { GatehouseStack, type GatehouseStackProps, type RoomHookSettings } from '../lib/gatehouse-stack';
+
+/**
+ * Context `roomHook`: `sample` (the sample hook, deployed with the stack), the ARN of an existing function, or
+ * `none`/empty (no hook); `roomHookNamespaces` names the namespaces it decides (required with a hook).
+ */
+function roomHookFromContext(hook: string | undefined, namespaces: string[] | undefined): RoomHookSettings | undefined {
+  const value = hook?.trim();
+  if (!value || value === 'none') return undefined;
+  if (!namespaces?.length) throw new Error('Context roomHook needs roomHookNamespaces (comma-separated, e.g. "run").');
+  if (value === 'sample') return { namespaces };
+  if (!/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+$/.test(value)) {
+    throw new Error(`Context roomHook must be "sample", "none" or a Lambda function ARN (unqualified), not "${value}".`);
+  }
+  return { namespaces, functionArn: value };
+}
 
 /**
  * Composes the app from context (`cdk.json`, or `-c key=value` on the command line) and applies the cdk-nag
@@ -35,6 +50,7 @@ export function buildApp(app: App): GatehouseStack {
       publisherArns: list('publishers'),
     },
   };
+  const roomHook = roomHookFromContext(ctx('roomHook'), list('roomHookNamespaces'));
   const webAuthMode = ctx('webAuthMode');
   if (webAuthMode !== undefined && webAuthMode !== 'session' && webAuthMode !== 'token') {
     throw new Error(`Context webAuthMode must be "session" or "token", not "${webAuthMode}".`);
@@ -42,6 +58,7 @@ export function buildApp(app: App): GatehouseStack {
   const stack = new GatehouseStack(app, ctx('stackName') ?? 'Gatehouse', {
     ...props,
     ...(webAuthMode ? { webAuthMode } : {}),
+    ...(roomHook ? { roomHook } : {}),
     description: 'Gatehouse: authenticated WebSockets on API Gateway with Cognito and DynamoDB',
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

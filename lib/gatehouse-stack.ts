@@ -1,4 +1,5 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { ConnectionTable, type ConnectionTableProps } from './connection-table';
 import { Edge, type EdgeProps } from './edge';
@@ -8,14 +9,32 @@ import { Identity, type IdentityProps } from './identity';
 import { ConnectionSweeper } from './connection-sweeper';
 import { Publishing, type PublishingProps } from './publishing';
 import { SessionApi, type SessionApiProps } from './session-api';
-import { RealtimeApi, type RealtimeApiProps } from './realtime-api';
+import { handlerFunction } from './handler-function';
+import { RealtimeApi, type RealtimeApiProps, type RoomAuthorizerProps } from './realtime-api';
 import { SpeechService, type SpeechServiceProps } from './speech-service';
 
 /** Realtime API settings a deployer may change; the wiring (table, pool, client) is the stack's job. */
 export type RealtimeSettings = Omit<
   RealtimeApiProps,
-  'table' | 'userPool' | 'userPoolClient' | 'sessionClient' | 'sessionLifetime' | 'maxTokenLifetime' | 'tenantGroupPrefix' | 'adminGroupName'
+  | 'table'
+  | 'userPool'
+  | 'userPoolClient'
+  | 'sessionClient'
+  | 'sessionLifetime'
+  | 'maxTokenLifetime'
+  | 'tenantGroupPrefix'
+  | 'adminGroupName'
+  | 'roomAuthorizer'
 >;
+
+/** A room authorization hook for the namespaces a deployer names (see RoomAuthorizerProps). */
+export interface RoomHookSettings extends Omit<RoomAuthorizerProps, 'function'> {
+  /**
+   * ARN of an existing function to ask. @default the sample hook, lambda/samples/room-hook.ts (`run:<id>` for the
+   * groups `runs:<id>` and `run-viewers`), deployed with the stack
+   */
+  readonly functionArn?: string;
+}
 
 export interface GatehouseStackProps extends StackProps {
   readonly identity?: IdentityProps;
@@ -31,6 +50,8 @@ export interface GatehouseStackProps extends StackProps {
    * in with Amplify in the browser and opens sockets with one-time tickets. @default 'session'
    */
   readonly webAuthMode?: 'session' | 'token';
+  /** Rooms of these namespaces are joined only when the hook allows it. @default none: only built-in namespaces */
+  readonly roomHook?: RoomHookSettings;
 }
 
 /** Gatehouse: identity, connection store, realtime API, publishing, the speech service and the edge, composed. */
@@ -50,6 +71,7 @@ export class GatehouseStack extends Stack {
     this.connections = new ConnectionTable(this, 'Connections', props.connections);
     this.realtime = new RealtimeApi(this, 'Realtime', {
       ...props.realtime,
+      ...(props.roomHook ? { roomAuthorizer: this.roomAuthorizer(props.roomHook, props.realtime?.logRetention) } : {}),
       table: this.connections.table,
       userPool: this.identity.userPool,
       userPoolClient: this.identity.webClient,
@@ -107,5 +129,19 @@ export class GatehouseStack extends Stack {
     new CfnOutput(this, 'EventBusName', { value: this.publishing.bus.eventBusName });
     new CfnOutput(this, 'FailedInvocationsQueueUrl', { value: this.failedInvocations.queue.queueUrl });
     new CfnOutput(this, 'Region', { value: this.region });
+  }
+
+  /** The hook's function: an existing one by ARN, or the sample deployed here. */
+  private roomAuthorizer(settings: RoomHookSettings, logRetention: RealtimeSettings['logRetention']): RoomAuthorizerProps {
+    const { functionArn, ...rest } = settings;
+    const fn = functionArn
+      ? lambda.Function.fromFunctionArn(this, 'RoomHook', functionArn)
+      : handlerFunction(this, 'RoomHook', {
+          entry: 'samples/room-hook.ts',
+          environment: {},
+          logRetention: logRetention ?? RealtimeApi.DEFAULT_LOG_RETENTION,
+          timeout: Duration.seconds(5),
+        });
+    return { ...rest, function: fn };
   }
 }

@@ -11,8 +11,9 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ACTIONS, DEFAULT_RATE_LIMIT, REALTIME_DEFAULTS } from '../protocol';
+import { ACTIONS, DEFAULT_RATE_LIMIT, GROUP_DEFAULTS, REALTIME_DEFAULTS } from '../protocol';
 import { ENV } from '../lambda/core/config';
+import { ROOM_ACCESS_DEFAULTS, ROOM_ACCESS_ENV, hookNamespaceProblem } from '../lambda/core/room-access';
 import { handlerFunction } from './handler-function';
 
 export interface RealtimeApiProps {
@@ -68,6 +69,28 @@ export interface RealtimeApiProps {
    * the role (`-c configureAccountLogging=false`). @default true
    */
   readonly configureAccountLogging?: boolean;
+  /**
+   * Rooms of the namespaces named here (`run` for `run:<id>`) are joined only when this hook allows it. Without
+   * it, every namespace but the built-in ones (user, admin, private) is refused. @default none
+   */
+  readonly roomAuthorizer?: RoomAuthorizerProps;
+}
+
+/**
+ * A deployer's authorization hook for room namespaces. At a join of such a room, the message function invokes the
+ * function synchronously with `{ "identity": { "userId", "tenantId", "groups" }, "room" }` (the connection's
+ * verified identity, never client input) and expects `{ "allow": true | false }`; an error, a malformed answer or
+ * no answer within `timeout` refuses. Answers are reused for `cacheTtl` per user, groups and room, per container.
+ */
+export interface RoomAuthorizerProps {
+  /** Namespaces the hook decides: 1-16 characters of [a-z0-9] starting with a letter, none of user, admin, private. */
+  readonly namespaces: string[];
+  /** The hook. The message function gets lambda:InvokeFunction on it and nothing else of Lambda. */
+  readonly function: lambda.IFunction;
+  /** A hook that has not answered by then refuses (less than the message function's 10 s). @default 2 seconds */
+  readonly timeout?: Duration;
+  /** How long an answer is reused in a container (0: ask at every join). @default 30 seconds */
+  readonly cacheTtl?: Duration;
 }
 
 /** What API Gateway itself enforces on every WebSocket connection; the handlers and README follow these. */
@@ -83,6 +106,8 @@ export const API_GATEWAY_LIMITS = {
  * message function behind every action route and $default, and a throttled stage with JSON access logs.
  */
 export class RealtimeApi extends Construct {
+  /** Retention of function and access logs unless `logRetention` says otherwise. */
+  static readonly DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_MONTH;
   readonly api: apigwv2.WebSocketApi;
   readonly stage: apigwv2.WebSocketStage;
   readonly authorizerFunction: NodejsFunction;
@@ -101,7 +126,7 @@ export class RealtimeApi extends Construct {
 
   constructor(scope: Construct, id: string, props: RealtimeApiProps) {
     super(scope, id);
-    this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.logRetention = props.logRetention ?? RealtimeApi.DEFAULT_LOG_RETENTION;
     const stageName = props.stageName ?? 'live';
     this.stageName = stageName;
     const logLevel = props.logLevel ?? 'info';
@@ -116,7 +141,7 @@ export class RealtimeApi extends Construct {
       [ENV.maxTokenLifetimeSeconds]: String(props.maxTokenLifetime.toSeconds()),
       [ENV.jwksTimeoutMs]: String((props.jwksTimeout ?? Duration.seconds(2)).toMilliseconds()),
       [ENV.allowQueryToken]: String(props.allowTokenInQueryString ?? true),
-      [ENV.tenantGroupPrefix]: props.tenantGroupPrefix ?? 'tenant:',
+      [ENV.tenantGroupPrefix]: props.tenantGroupPrefix ?? GROUP_DEFAULTS.tenantGroupPrefix,
       [ENV.sessionClientId]: props.sessionClient.userPoolClientId,
       [ENV.sessionLifetimeSeconds]: String(props.sessionLifetime.toSeconds()),
       [ENV.tableName]: props.table.tableName,
@@ -246,6 +271,26 @@ export class RealtimeApi extends Construct {
     this.connectFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['cognito-idp:AdminGetUser'], resources: [props.userPool.userPoolArn] }));
     // The authorizer consumes tickets, refreshes cookie sessions and reads revocations; sign-out (message) too.
     for (const fn of [this.authorizerFunction, this.messageFunction]) this.grantAuthentication(fn, props.table);
+    if (props.roomAuthorizer) this.useRoomAuthorizer(props.roomAuthorizer);
+  }
+
+  /** The message function asks the hook about joins of its namespaces: its settings, and invoke on it only. */
+  private useRoomAuthorizer(hook: RoomAuthorizerProps): void {
+    const problem = hook.namespaces.length === 0 ? 'roomAuthorizer.namespaces is empty.' : hook.namespaces.map(hookNamespaceProblem).find(Boolean);
+    if (problem) throw new Error(problem);
+    const timeout = hook.timeout ?? Duration.millis(ROOM_ACCESS_DEFAULTS.hookTimeoutMs);
+    if (timeout.toMilliseconds() < 1 || timeout.toMilliseconds() >= this.messageFunction.timeout!.toMilliseconds()) {
+      throw new Error(`roomAuthorizer.timeout must be shorter than the message function's ${this.messageFunction.timeout!.toSeconds()} s.`);
+    }
+    const environment = {
+      [ROOM_ACCESS_ENV.hookFunction]: hook.function.functionArn,
+      [ROOM_ACCESS_ENV.hookNamespaces]: hook.namespaces.join(','),
+      [ROOM_ACCESS_ENV.hookTimeoutMs]: String(timeout.toMilliseconds()),
+      [ROOM_ACCESS_ENV.hookCacheTtlMs]: String((hook.cacheTtl ?? Duration.millis(ROOM_ACCESS_DEFAULTS.hookCacheTtlMs)).toMilliseconds()),
+    };
+    for (const [key, value] of Object.entries(environment)) this.messageFunction.addEnvironment(key, value);
+    // The function itself only: no alias or version wildcard, and no other function.
+    this.messageFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [hook.function.functionArn] }));
   }
 
   /** Adds page origins allowed to open sockets and call the session API (exact `scheme://host[:port]`). */

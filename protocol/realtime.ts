@@ -422,7 +422,9 @@ export function parseBoundedJson(text: string, maxDepth: number = MAX_JSON_DEPTH
  * decided by its authorization hook (e.g. `run:<id>`). Any other namespace is refused. Names are short and plain
  * so they are safe inside keys and logs.
  */
-export const ROOM_PATTERN = /^(?:[a-z][a-z0-9]{0,15}:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A room namespace: 1-16 characters of [a-z0-9], a letter first. */
+export const NAMESPACE_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
+export const ROOM_PATTERN = new RegExp(`^(?:${NAMESPACE_PATTERN.source.slice(1, -1)}:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`);
 /** The namespaces Gatehouse itself decides access to. */
 export const BUILT_IN_NAMESPACES = ['user', 'admin', 'private'] as const;
 /** The namespace of a room name (`run` of `run:42`), or undefined for a plain room. */

@@ -196,6 +196,7 @@ describe('Gatehouse stack', () => {
     );
     expect(manage.map((m) => m.id).sort()).toEqual([
       expect.stringMatching(/^PublishingFanoutRole/), // publishing
+      expect.stringMatching(/^RealtimeDisconnectRole/), // presence "left" to the rooms a socket leaves
       expect.stringMatching(/^RealtimeMessageRole/), // messages, sign-out
       expect.stringMatching(/^SessionsHandlerRole/), // sign-out from the session API
       expect.stringMatching(/^SweeperHandlerRole/), // closing expired connections
@@ -636,11 +637,15 @@ describe('session security', () => {
     );
     expect(cognito.map((c) => c.id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'RealtimeAuthorizerRoleDefaultPolicy',
+      'RealtimeConnectRoleDefaultPolicy',
       'RealtimeMessageRoleDefaultPolicy',
       'SessionsHandlerRoleDefaultPolicy',
       'SpeechTaskRoleDefaultPolicy',
     ]);
     for (const { s } of cognito) expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/IdentityUserPool/), 'Arn'] });
+    // $connect only reads display names.
+    const connect = cognito.filter((c) => c.id.startsWith('RealtimeConnectRole'));
+    expect(connect.map((c) => c.s.Action)).toEqual(['cognito-idp:AdminGetUser']);
   });
 
   it('has no dependency cycle (CloudFormation would refuse it; synth does not check)', () => {

@@ -5,7 +5,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LambdaClient } from '@aws-sdk/client-lambda';
 import { authConfig, createAuth } from '../common/auth';
 import { connect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
@@ -412,12 +411,11 @@ describe('the authorization hook', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const client = new LambdaClient({
+      const invoke = lambdaHookInvoker('arn:aws:lambda:eu-west-1:111122223333:function:hook', {
         endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
         region: 'eu-west-1',
         credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' },
       });
-      const invoke = lambdaHookInvoker('arn:aws:lambda:eu-west-1:111122223333:function:hook', client);
       expect(await invoke('{"room":"run:1"}', new AbortController().signal)).toEqual({ payload: '{"allow":true}' });
       expect(requests).toEqual([{ path: `/2015-03-31/functions/${encodeURIComponent('arn:aws:lambda:eu-west-1:111122223333:function:hook')}/invocations`, body: '{"room":"run:1"}', type: 'RequestResponse' }]);
 

@@ -10,6 +10,7 @@ import { authConfig, createAuth, type Auth } from '../../common/auth';
 import { createLogger, type Logger } from '../../common/log';
 import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
 import { cognitoProfiles, type Profiles } from './profiles';
+import { createRoomAccess, type RoomAccess } from './room-access';
 import { ConnectionStore } from './store';
 
 export interface RealtimeRuntime {
@@ -19,6 +20,8 @@ export interface RealtimeRuntime {
   auth: Auth;
   cognito: CognitoIdentityProviderClient;
   profiles: Profiles;
+  /** Private rooms and the deployment's room hook (room-access.ts). */
+  roomAccess: RoomAccess;
   log: Logger;
 }
 
@@ -36,6 +39,7 @@ export function realtimeRuntime(component: string, env: Record<string, string | 
     auth,
     cognito,
     profiles: cognitoProfiles(cognito, auth.config.verifier.userPoolId, log, { shared: store.profiles }),
+    roomAccess: createRoomAccess(db, config.tableName, env),
     log,
   };
 }

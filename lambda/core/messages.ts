@@ -30,7 +30,7 @@ import { REPLAY_BYTES_PER_TOKEN, deliverToRoom, numberMessage, replayAfter } fro
 import { enterRoom, exitRoom, isLive, signalRoom, snapshotOf } from './presence';
 import { memberOf } from './profiles';
 import { signOut, signOutDeps } from './revoke';
-import { roomRefusal } from './rooms';
+import { accessHandlers, authorizeJoin, confirmJoin, type RoomAccess } from './room-access';
 import type { ConnectionStore, StoredConnection } from './store';
 
 export interface MessageDeps {
@@ -42,6 +42,8 @@ export interface MessageDeps {
   log: Logger;
   now?: () => number;
   newId?: () => string;
+  /** Private rooms' member lists and the deployment's room hook (room-access.ts). Absent: those rooms are refused. */
+  roomAccess?: RoomAccess;
 }
 
 export interface IncomingFrame {
@@ -122,6 +124,7 @@ const notRegistered = (id?: string) => errorEvent('unauthorized', 'This connecti
 const notJoined = (room: string, id?: string) => errorEvent('not_member', `Join ${room} first.`, id);
 
 const HANDLERS: Handlers = {
+  ...accessHandlers,
   ping: async (message, { now }) => withId({ type: 'pong', ts: now }, message.id),
 
   whoami: async (message, { connection }) =>
@@ -141,14 +144,15 @@ const HANDLERS: Handlers = {
   join: async (message, { connection, deps }) => {
     const { store, config, log } = deps;
     const { connectionId } = connection;
-    const refusal = roomRefusal(connection, message.room, config.adminGroup);
-    if (refusal) {
-      log.info('join_refused', { connectionId, userId: connection.userId, room: message.room });
-      return errorEvent('forbidden', refusal, message.id);
-    }
+    // Writes its own audit event (join_refused, with a reason) when it refuses.
+    const refusal = await authorizeJoin(connection, message.room, deps);
+    if (refusal) return errorEvent('forbidden', refusal, message.id);
     const joined = await store.join(connection, message.room, config.maxRoomsPerConnection);
     if (joined === 'limit') return errorEvent('room_limit', `A connection may join at most ${config.maxRoomsPerConnection} rooms.`, message.id);
     if (joined === 'gone') return notRegistered(message.id);
+    // A private room's list is read again now the membership is written: a removal that raced this join wins.
+    const revoked = await confirmJoin(connection, message.room, deps);
+    if (revoked) return errorEvent('forbidden', revoked, message.id);
     // Membership first, history second: whatever the replay misses arrives live (see deliver.ts).
     const resume = await replayAfter(connection.tenantId, message.room, connectionId, message.after, deps, (tokens) =>
       store.takeToken(connection, config.rateLimit, tokens),
@@ -234,10 +238,6 @@ const HANDLERS: Handlers = {
     if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);
     return deleteMessage(actorOf(connection), message.room, message.seq, deps, message.id);
   },
-
-  create: async (message) => errorEvent('forbidden', 'Private rooms are not enabled.', message.id),
-  invite: async (message) => errorEvent('forbidden', 'Private rooms are not enabled.', message.id),
-  remove: async (message) => errorEvent('forbidden', 'Private rooms are not enabled.', message.id),
 
   refresh: async (message, { connection, deps }) => {
     const { log } = deps;

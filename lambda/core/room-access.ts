@@ -23,6 +23,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { envNumber } from '../../common/auth';
 import {
   BUILT_IN_NAMESPACES,
+  NAMESPACE_PATTERN,
   byteLength,
   errorEvent,
   namespaceOf,
@@ -68,7 +69,7 @@ export const ROOM_ACCESS_DEFAULTS = {
 
 /** Namespaces a hook may be given: the protocol's namespace form, and none Gatehouse decides itself. */
 export function hookNamespaceProblem(namespace: string): string | undefined {
-  if (!/^[a-z][a-z0-9]{0,15}$/.test(namespace)) return `Room namespace "${namespace}" must be 1-16 characters of [a-z0-9], starting with a letter.`;
+  if (!NAMESPACE_PATTERN.test(namespace)) return `Room namespace "${namespace}" must be 1-16 characters of [a-z0-9], starting with a letter.`;
   if ((BUILT_IN_NAMESPACES as readonly string[]).includes(namespace)) return `Room namespace "${namespace}" is built in; a hook cannot decide it.`;
   return undefined;
 }

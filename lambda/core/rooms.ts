@@ -45,12 +45,3 @@ export function roomRule(identity: Pick<Identity, 'userId' | 'groups'>, room: st
   }
 }
 
-/**
- * Why `identity` may not join `room`, decided without the store or a hook: rooms those decide (private rooms,
- * hook namespaces) are refused here. room-access.ts's authorizeJoin is the complete check.
- */
-export function roomRefusal(identity: Identity, room: string, adminGroup: string): string | undefined {
-  const rule = roomRule(identity, room, adminGroup);
-  if (rule.kind === 'open') return undefined;
-  return rule.kind === 'refused' ? rule.message : 'This room needs an access check that is not configured here.';
-}
