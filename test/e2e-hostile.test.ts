@@ -77,7 +77,8 @@ it('answers 1,000 malformed or schema-invalid frames with an error each, stores 
   expect(answers).toHaveLength(1000);
   expect(answers.filter((r) => r.type !== 'error')).toEqual([]);
   const codes = new Set(answers.map((r) => r.code));
-  expect([...codes].sort()).toEqual(['invalid_message', 'malformed_json', 'too_large', 'unknown_action']);
+  // forbidden: a well-formed room in a namespace nobody decides (tenant:other), refused before anything is written.
+  expect([...codes].sort()).toEqual(['forbidden', 'invalid_message', 'malformed_json', 'too_large', 'unknown_action']);
   expect(await storedItems()).toEqual(before);
   expect(t.logs.some((l) => /integration_failed|message_failed|exited with code/.test(l))).toBe(false);
 
