@@ -6,13 +6,12 @@
  * cheap (no signals past signalMaxMembers, no live receipts past receiptSignalMaxMembers).
  */
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { authConfig, createAuth } from '../common/auth';
 import { connect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
 import { handleMessage, type MessageDeps } from '../lambda/core/messages';
 import type { ServerEvent } from '../protocol';
 import { startConnectionsEndpoint, type ConnectionsEndpoint } from './support/connections-endpoint';
-import { coreConfig } from './support/core';
+import { coreDeps } from './support/core';
 import { memoryLogger } from './support/log';
 import { startStore, type StoreFixture } from './support/store';
 
@@ -38,15 +37,7 @@ const person = (userId: string, groups: string[] = ['tenant:acme']): Identity =>
   issuedAt: 1_700_000_000,
 });
 
-function deps(overrides: Record<string, string> = {}): MessageDeps {
-  return {
-    store: fx.store,
-    api: endpoint.client,
-    log: memoryLogger().log,
-    config: coreConfig(fx.tableName, endpoint.url, { MAX_ROOMS_PER_CONNECTION: '50', ...overrides }),
-    auth: createAuth(authConfig({ USER_POOL_ID: 'eu-west-1_TestPool1', USER_POOL_CLIENT_ID: 'test', TABLE_NAME: fx.tableName }, { allowQueryToken: false }), { db: fx.dynamo.doc }),
-  };
-}
+const deps = (overrides: Record<string, string> = {}): MessageDeps => coreDeps(fx, endpoint, memoryLogger().log, overrides);
 
 let seq = 0;
 async function open(who: Identity, d = deps()) {

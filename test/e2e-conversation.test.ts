@@ -8,8 +8,8 @@ import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { loadTemplate, resourcesOfType } from '../local/emulator/template';
 import { CDK_OUT } from '../local/paths';
-import { TYPING_EXPIRY_MS, type Member, type MessageDeletedEvent, type MessageUpdatedEvent, type ServerEvent } from '../protocol';
-import { startTestSystem, waitUntil, type TestClient, type TestSystem } from './support/system';
+import { TYPING_EXPIRY_MS, type Member, type MessageDeletedEvent, type MessageUpdatedEvent } from '../protocol';
+import { framesOf, freshRoom, startTestSystem, waitUntil, type TestSystem } from './support/system';
 
 let t: TestSystem;
 beforeAll(async () => {
@@ -17,16 +17,9 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-let rooms = 0;
-/** A room name of its own for each test: rooms and their presence outlive a test's sockets. */
-const fresh = (what: string) => `${what}-${++rooms}-${Date.now().toString(36)}`;
+const fresh = freshRoom;
 
-/** Every frame a client received. */
-function frames(c: TestClient): ServerEvent[] {
-  const seen: ServerEvent[] = [];
-  c.client.on('event', (e) => seen.push(e));
-  return seen;
-}
+const frames = framesOf;
 const names = (users: Member[]) => users.map((u) => u.name).sort();
 const management = () =>
   new ApiGatewayManagementApiClient({ endpoint: t.system.urls.connections, region: t.system.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });

@@ -5,8 +5,7 @@
  * with IAM enforced: allow, deny, error, time-out and garbage, each but allow refusing, and its answers cached.
  */
 import { AdminAddUserToGroupCommand, CreateGroupCommand } from '@aws-sdk/client-cognito-identity-provider';
-import type { ServerEvent } from '../protocol';
-import { startTestSystem, waitUntil, type TestClient, type TestSystem } from './support/system';
+import { framesOf, freshRoom, startTestSystem, waitUntil, type TestClient, type TestSystem } from './support/system';
 
 let t: TestSystem;
 beforeAll(async () => {
@@ -19,16 +18,9 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-let rooms = 0;
-/** A room name of its own for each test: a private room's list outlives a test's sockets. */
-const fresh = (what: string) => `${what}-${++rooms}-${Date.now().toString(36)}`;
+const fresh = freshRoom;
 
-/** Every frame a client receives from now on. */
-function frames(c: TestClient): ServerEvent[] {
-  const seen: ServerEvent[] = [];
-  c.client.on('event', (e) => seen.push(e));
-  return seen;
-}
+const frames = framesOf;
 const userIdOf = async (c: TestClient) => (await c.client.whoami()).userId;
 const create = (c: TestClient, room: string) => c.client.request({ action: 'create', room });
 const invite = (c: TestClient, room: string, userId: string) => c.client.request({ action: 'invite', room, userId });

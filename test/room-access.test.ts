@@ -5,7 +5,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { authConfig, createAuth } from '../common/auth';
 import { connect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
 import type { MessageDeps } from '../lambda/core/messages';
@@ -26,7 +25,7 @@ import {
 import { allows } from '../lambda/samples/room-hook';
 import type { ServerEvent } from '../protocol';
 import { startConnectionsEndpoint, type ConnectionsEndpoint } from './support/connections-endpoint';
-import { coreConfig } from './support/core';
+import { coreDeps } from './support/core';
 import { memoryLogger } from './support/log';
 import { startStore, type StoreFixture } from './support/store';
 
@@ -92,11 +91,7 @@ beforeEach(() => {
   logger = memoryLogger();
   endpoint.received.clear();
   deps = {
-    store: fx.store,
-    api: endpoint.client,
-    log: logger.log,
-    config: coreConfig(fx.tableName, endpoint.url),
-    auth: createAuth(authConfig({ USER_POOL_ID: 'eu-west-1_TestPool1', USER_POOL_CLIENT_ID: 'test', TABLE_NAME: fx.tableName }, { allowQueryToken: false }), { db: fx.dynamo.doc }),
+    ...coreDeps(fx, endpoint, logger.log),
     roomAccess: accessWith(),
   };
 });

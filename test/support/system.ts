@@ -4,11 +4,22 @@
  */
 import { sessionTokenProvider } from '../../client/auth';
 import { createNodeClient, type ClientOptions, type GatehouseClient, type Transport } from '../../client/node';
-import type { MessageEvent } from '../../protocol';
+import type { MessageEvent, ServerEvent } from '../../protocol';
 import { startLocalSystem, type LocalSystem, type LocalSystemOptions } from '../../local/system';
 import { waitUntil } from './wait';
 
 export { waitUntil };
+
+let rooms = 0;
+/** A room name of its own for each test: rooms, their presence and member lists outlive a test's sockets. */
+export const freshRoom = (what: string) => `${what}-${++rooms}-${Date.now().toString(36)}`;
+
+/** Every frame a client receives from now on. */
+export function framesOf(c: TestClient): ServerEvent[] {
+  const seen: ServerEvent[] = [];
+  c.client.on('event', (e) => seen.push(e));
+  return seen;
+}
 
 export interface TestSystem {
   system: LocalSystem;
