@@ -688,7 +688,31 @@ export class ConnectionStore {
    * its size); expired ones are skipped. Reads stop at the budget, in small pages, so a capped replay also costs
    * only what it returns. `more`: messages beyond the budget remain.
    */
-  async historyAfter(tenantId: string, room: string, after: number, limit: number, maxBytes = Infinity): Promise<{ items: HistoryItem[]; more: boolean }> {
+  historyAfter(tenantId: string, room: string, after: number, limit: number, maxBytes = Infinity): Promise<{ items: HistoryItem[]; more: boolean }> {
+    return this.historyRange(tenantId, room, { after }, limit, maxBytes);
+  }
+
+  /**
+   * A page of the room's history before `before` (exclusive; the newest page without it), read newest first and
+   * returned oldest first: at most `limit` items and `maxBytes` (the first always). `next` is the cursor of the page
+   * older than this one, when there may be one.
+   */
+  async historyBefore(tenantId: string, room: string, before: number | undefined, limit: number, maxBytes: number): Promise<{ items: HistoryItem[]; next?: number }> {
+    const { items, more } = await this.historyRange(tenantId, room, { before }, limit, maxBytes);
+    const oldest = items[items.length - 1]?.seq;
+    return { items: items.reverse(), ...(more && oldest !== undefined ? { next: oldest } : {}) };
+  }
+
+  /** History items after `after` (oldest first) or before `before` (newest first), within the budget. */
+  private async historyRange(
+    tenantId: string,
+    room: string,
+    range: { after: number } | { before: number | undefined },
+    limit: number,
+    maxBytes: number,
+  ): Promise<{ items: HistoryItem[]; more: boolean }> {
+    const forward = 'after' in range;
+    const bound = forward ? range.after : range.before;
     const items: HistoryItem[] = [];
     let bytes = 0;
     let startKey: Record<string, unknown> | undefined;
@@ -696,11 +720,13 @@ export class ConnectionStore {
       const page = await this.db.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk AND #sk > :after',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey },
-          ExpressionAttributeValues: { ':pk': keys.historyPartition(tenantId, room), ':after': keys.historySort(after) },
+          KeyConditionExpression: bound === undefined ? '#pk = :pk' : `#pk = :pk AND #sk ${forward ? '>' : '<'} :bound`,
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, ...(bound === undefined ? {} : { '#sk': TABLE.sortKey }) },
+          ExpressionAttributeValues: { ':pk': keys.historyPartition(tenantId, room), ...(bound === undefined ? {} : { ':bound': keys.historySort(bound) }) },
+          ScanIndexForward: forward,
           ConsistentRead: true,
-          Limit: Math.min(limit - items.length, maxBytes === Infinity ? this.pageSize : 25),
+          // One more than the budget when it is a count, to know whether more remain; small pages under a byte budget.
+          Limit: Math.min(limit - items.length + 1, maxBytes === Infinity ? this.pageSize : 25),
           ExclusiveStartKey: startKey,
         }),
       );
@@ -711,46 +737,9 @@ export class ConnectionStore {
         items.push({ seq: item.seq as number, event: item.event as string });
         bytes += size;
       }
-      startKey = items.length < limit ? page.LastEvaluatedKey : undefined;
-    } while (startKey);
-    return { items, more: false };
-  }
-
-  /**
-   * A page of the room's history before `before` (exclusive; the newest page without it), newest first while
-   * reading, returned oldest first: at most `limit` items and `maxBytes` (the first always). `next` is the cursor
-   * of the page older than this one, when there may be one.
-   */
-  async historyBefore(tenantId: string, room: string, before: number | undefined, limit: number, maxBytes: number): Promise<{ items: HistoryItem[]; next?: number }> {
-    const items: HistoryItem[] = [];
-    let bytes = 0;
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: before === undefined ? '#pk = :pk' : '#pk = :pk AND #sk < :before',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, ...(before === undefined ? {} : { '#sk': TABLE.sortKey }) },
-          ExpressionAttributeValues: { ':pk': keys.historyPartition(tenantId, room), ...(before === undefined ? {} : { ':before': keys.historySort(before) }) },
-          ScanIndexForward: false,
-          ConsistentRead: true,
-          Limit: Math.min(limit - items.length + 1, 25),
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        if (!this.live(item)) continue;
-        const size = Buffer.byteLength(item.event as string);
-        if (items.length >= limit || (items.length > 0 && bytes + size > maxBytes)) {
-          const oldest = items[items.length - 1].seq;
-          return { items: items.reverse(), next: oldest };
-        }
-        items.push({ seq: item.seq as number, event: item.event as string });
-        bytes += size;
-      }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return { items: items.reverse() };
+    return { items, more: false };
   }
 
   // --- published events: one event id, one sequence number --------------------------------------------------
