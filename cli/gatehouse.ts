@@ -19,7 +19,7 @@ import { createNodeClient, GatehouseClient, nodeSocket, type Transport } from '.
 import { SpeechClient } from '../client/speech';
 import { parseWav, writeWav } from '../client/wav';
 import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../protocol';
-import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type MessageEvent } from '../protocol';
+import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type Member, type MessageEvent } from '../protocol';
 import { LOCAL_CONFIG, readLocalConfig } from '../local/config';
 
 const USAGE = `Usage: npm run gatehouse -- <command> [options]
@@ -29,7 +29,7 @@ Commands
            Sign in and print the access token.
   connect  --user <email> [--password <pw>] [--room <room>] [--tenant <id>] [--transport header|subprotocol]
            Interactive session. Type a line to send it to the current room; /join <room>, /leave <room>,
-           /room <room> (switch), /whoami, /quit.
+           /room <room> (switch), /who (who is in the room), /whoami, /quit.
   publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
            Publish to a tenant's room through the event bus, as a backend service would.
   speak    --user <email> [--password <pw>] --wav <file> [--out <file>]
@@ -94,10 +94,21 @@ function credentials(values: Values, t: Target): { user: string; password: strin
 }
 
 function describe(message: MessageEvent): string {
-  const who = 'userId' in message.sender ? message.sender.userId.slice(0, 8) : `service:${message.sender.service}`;
+  // Messages stored before senders carried names have none: fall back to the id rather than print nothing.
+  const who = 'userId' in message.sender ? message.sender.name || message.sender.userId.slice(0, 8) : `service:${message.sender.service}`;
   const kind = message.kind ? ` ${message.kind}` : '';
   return `[${message.room} #${message.seq}] ${who}${kind}: ${JSON.stringify(message.data)}`;
 }
+
+/** "Alice Liddell (you), Bob Marley": this user first, then by name (the web app lists people the same way). */
+function people(users: Member[], me: string | undefined): string {
+  const mine = users.filter((u) => u.userId === me).map((u) => `${u.name} (you)`);
+  const others = users.filter((u) => u.userId !== me).map((u) => u.name).sort((a, b) => a.localeCompare(b));
+  return [...mine, ...others].join(', ') || 'nobody';
+}
+
+const COMMANDS = `Commands: /join <room>, /leave <room>, /room <room> (send to it), /who (who is in the current room), /whoami, /quit.
+Any other line is sent to the current room.`;
 
 async function token(values: Values): Promise<void> {
   const t = target(values);
@@ -148,31 +159,66 @@ async function connect(values: Values): Promise<void> {
   client.on('message', (m) => say(describe(m)));
   client.on('gap', (g) => say(`* ${g.room}: messages ${g.from}-${g.to} are older than the replay window`));
   client.on('error', (e) => say(`! ${e.message}`));
+
+  // Presence events carry the whole list; what changed is the difference from the last one. A room's first list
+  // (the join's snapshot) is printed by the join itself.
+  const present = new Map<string, Map<string, string>>();
+  client.on('presence', ({ room: name, users }) => {
+    const before = present.get(name);
+    present.set(name, new Map(users.map((u) => [u.userId, u.name])));
+    if (!before) return;
+    const me = client.identity?.userId;
+    for (const u of users) if (!before.has(u.userId) && u.userId !== me) say(`* ${u.name} joined ${name}`);
+    for (const [userId, gone] of before) if (!users.some((u) => u.userId === userId) && userId !== me) say(`* ${gone} left ${name}`);
+  });
+  // Only who starts typing is printed (a line each time would drown the conversation); the client clears the rest.
+  const typing = new Map<string, Set<string>>();
+  client.on('typing', ({ room: name, users }) => {
+    const before = typing.get(name) ?? new Set<string>();
+    for (const u of users) if (!before.has(u.userId)) say(`* ${u.name} is typing in ${name}…`);
+    typing.set(name, new Set(users.map((u) => u.userId)));
+  });
+  const joined = async (name: string) => {
+    await client.join(name);
+    say(`* joined ${name} (here: ${people(client.presenceOf(name), client.identity?.userId)})`);
+  };
+
   await client.connect();
   const me = await client.whoami();
-  say(`* signed in as ${user} (user ${me.userId}, tenant ${me.tenantId}, connection ${me.connectionId})`);
+  say(`* signed in as ${me.name} <${user}> (user ${me.userId}, tenant ${me.tenantId}, connection ${me.connectionId})`);
   let room = typeof values.room === 'string' ? values.room : undefined;
-  if (room) say(`* joined ${(await client.join(room)).room}`);
+  if (room) await joined(room);
 
   const rl = readline.createInterface({ input: process.stdin, terminal: false });
   for await (const line of rl) {
-    const [command, arg] = line.trim().split(/\s+/, 2);
+    const text = line.trim();
+    const [command, arg] = text.split(/\s+/, 2);
     try {
       if (command === '/quit') break;
       if (command === '/join' && arg) {
-        say(`* joined ${(await client.join(arg)).room}`);
+        await joined(arg);
         room = arg;
       } else if (command === '/leave' && arg) {
         await client.leave(arg);
+        present.delete(arg);
+        typing.delete(arg);
         say(`* left ${arg}`);
+        if (room === arg) room = undefined;
       } else if (command === '/room' && arg) {
         room = arg;
         say(`* sending to ${arg}`);
+      } else if (command === '/who') {
+        if (!room) say('! join a room first: /join <room>');
+        else say(`* in ${room}: ${people(await client.refreshPresence(room), client.identity?.userId)}`);
       } else if (command === '/whoami') {
         say(JSON.stringify(await client.whoami()));
-      } else if (line.trim() && room) {
-        await client.send(room, { text: line.trim() });
-      } else if (line.trim()) {
+      } else if (text.startsWith('/')) {
+        // A mistyped command is not a message for everyone in the room.
+        say(['/join', '/leave', '/room'].includes(command) ? `! ${command} needs a room: ${command} <room>` : `! unknown command ${command}`);
+        say(COMMANDS);
+      } else if (text && room) {
+        await client.send(room, { text });
+      } else if (text) {
         say('! join a room first: /join <room>');
       }
     } catch (err) {
@@ -180,6 +226,8 @@ async function connect(values: Values): Promise<void> {
     }
   }
   await client.close();
+  // /quit before the input ends (a terminal, a pipe still open): an open stdin would keep the process alive.
+  process.stdin.destroy();
 }
 
 async function speak(values: Values): Promise<void> {

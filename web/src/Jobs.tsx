@@ -1,41 +1,70 @@
 import { useEffect, useState } from 'react';
 import type { GatehouseClient } from '../../client/index';
+import { HISTORY_PAGE_MAX, type MessageEvent } from '../../protocol';
+
+const JOBS_ROOM = 'jobs';
 
 interface Job {
   job: string;
   percent: number;
   label?: string;
-  done: boolean;
-  updated: number;
+  status: 'running' | 'done' | 'failed';
+  /** Why it failed, when the service said. */
+  reason?: string;
+  /** Seq of the update shown: history and live updates interleave, and an older one must not undo a newer. */
+  seq: number;
+  /** Seq of the first update seen: the list's order, which then never changes. */
+  first: number;
+}
+
+const text = (v: unknown) => (typeof v === 'string' && v.trim() ? v : undefined);
+
+/** The job list with one published update applied (anything that is not a service's job update changes nothing). */
+export function applyJobUpdate(jobs: Record<string, Job>, m: MessageEvent): Record<string, Job> {
+  // Only services publish progress (the server sets the sender); a user's message in the room is not a job.
+  if (m.room !== JOBS_ROOM || !('service' in m.sender)) return jobs;
+  const data = (m.data ?? {}) as { job?: unknown; percent?: unknown; label?: unknown; error?: unknown; message?: unknown; reason?: unknown };
+  if (typeof data.job !== 'string' && typeof data.job !== 'number') return jobs;
+  const id = String(data.job);
+  const known = jobs[id];
+  if (known && known.seq >= m.seq) return jobs;
+  const status = m.kind === 'job.done' ? 'done' : m.kind === 'job.failed' ? 'failed' : 'running';
+  const given = Math.max(0, Math.min(100, Number(data.percent) || 0));
+  // A failure keeps the progress it reached unless it says otherwise.
+  const percent = status === 'done' ? 100 : status === 'failed' && data.percent === undefined ? (known?.percent ?? 0) : given;
+  const label = text(data.label) ?? known?.label;
+  const reason = status === 'failed' ? (text(data.error) ?? text(data.message) ?? text(data.reason)) : undefined;
+  return {
+    ...jobs,
+    [id]: { job: id, percent, status, seq: m.seq, first: known?.first ?? m.seq, ...(label ? { label } : {}), ...(reason ? { reason } : {}) },
+  };
 }
 
 /**
  * Tenant-wide job progress, fed by server-side publishing to the `jobs` room
- * (`npm run gatehouse -- publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'`).
+ * (`npm run gatehouse -- publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'`;
+ * `job.done` completes a job, `job.failed` fails it, with an optional `error`). What was published before this page
+ * opened comes from the room's history.
  */
 export function Jobs({ client, live }: { client: GatehouseClient; live: boolean }) {
   const [jobs, setJobs] = useState<Record<string, Job>>({});
 
-  useEffect(
-    () =>
-      client.on('message', (m) => {
-        // Only services publish progress (the server sets the sender); a user's message in the room is not a job.
-        if (m.room !== 'jobs' || !('service' in m.sender)) return;
-        const data = (m.data ?? {}) as { job?: unknown; percent?: unknown; label?: unknown };
-        if (typeof data.job !== 'string' && typeof data.job !== 'number') return;
-        const id = String(data.job);
-        const done = m.kind === 'job.done';
-        const percent = done ? 100 : Math.max(0, Math.min(100, Number(data.percent) || 0));
-        setJobs((all) => ({ ...all, [id]: { job: id, percent, done, updated: m.ts, ...(typeof data.label === 'string' ? { label: data.label } : {}) } }));
-      }),
-    [client],
-  );
-
   useEffect(() => {
-    if (live && !client.joinedRooms.includes('jobs')) void client.join('jobs').catch(() => undefined);
+    const reload = () =>
+      client.history(JOBS_ROOM, { limit: HISTORY_PAGE_MAX }).then(
+        (page) => setJobs((all) => page.messages.reduce(applyJobUpdate, all)),
+        () => undefined,
+      );
+    const off = [
+      client.on('message', (m) => setJobs((all) => applyJobUpdate(all, m))),
+      // Updates missed while offline that the replay could not bring: the history may still have them.
+      client.on('gap', (g) => g.room === JOBS_ROOM && void reload()),
+    ];
+    if (live && !client.joinedRooms.includes(JOBS_ROOM)) void client.join(JOBS_ROOM).then(reload, () => undefined);
+    return () => off.forEach((f) => f());
   }, [live, client]);
 
-  const list = Object.values(jobs).sort((a, b) => b.updated - a.updated);
+  const list = Object.values(jobs).sort((a, b) => b.first - a.first);
   return (
     <div className="jobs">
       <h2>Job progress</h2>
@@ -44,12 +73,17 @@ export function Jobs({ client, live }: { client: GatehouseClient; live: boolean 
       ) : (
         <ul className="job-list">
           {list.map((j) => (
-            <li key={j.job} data-job={j.job}>
+            <li key={j.job} data-job={j.job} data-status={j.status} className={j.status}>
               <div className="job-head">
                 <span>{j.label ?? `Job ${j.job}`}</span>
-                <span>{j.done ? 'Done' : `${j.percent}%`}</span>
+                <span>{j.status === 'done' ? 'Done' : j.status === 'failed' ? 'Failed' : `${j.percent}%`}</span>
               </div>
               <progress max={100} value={j.percent} aria-label={`Job ${j.job} progress`} />
+              {j.status === 'failed' && (
+                <p className="error small" role="status">
+                  {j.label ?? `Job ${j.job}`} failed{j.reason ? `: ${j.reason}` : '.'}
+                </p>
+              )}
             </li>
           ))}
         </ul>

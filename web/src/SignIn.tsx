@@ -1,13 +1,27 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { AuthError, type Auth, type User } from './auth';
 
-export function SignIn({ auth, notice, local, onSignedIn }: { auth: Auth; notice?: string; local: boolean; onSignedIn: (user: User) => void }) {
-  const [email, setEmail] = useState('');
+export function SignIn({
+  auth,
+  notice,
+  email: known,
+  local,
+  onSignedIn,
+}: {
+  auth: Auth;
+  notice?: string;
+  /** Who is signing in again (their session ended): only the password is left to type. */
+  email?: string;
+  local: boolean;
+  onSignedIn: (user: User) => void;
+}) {
+  const [email, setEmail] = useState(known ?? '');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   const emailInput = useRef<HTMLInputElement>(null);
-  useEffect(() => emailInput.current?.focus(), []);
+  const passwordInput = useRef<HTMLInputElement>(null);
+  useEffect(() => (known ? passwordInput : emailInput).current?.focus(), [known]);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
@@ -34,7 +48,7 @@ export function SignIn({ auth, notice, local, onSignedIn }: { auth: Auth; notice
         <label htmlFor="email">Email</label>
         <input id="email" ref={emailInput} type="email" autoComplete="username" required value={email} onChange={(e) => setEmail(e.target.value)} />
         <label htmlFor="password">Password</label>
-        <input id="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+        <input id="password" ref={passwordInput} type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
         {error && (
           <p className="error" role="alert" id="sign-in-error">
             {error}

@@ -11,8 +11,6 @@ import { Rooms } from './Rooms';
 import { Speech } from './Speech';
 import type { Connection, Tab } from './Workspace';
 
-const SESSION_ENDED_NOTICE = 'Your session ended — sign in again.';
-
 export function Tenant({
   tenant,
   pick,
@@ -24,6 +22,7 @@ export function Tenant({
   onClient,
   onConnection,
   onSignedOut,
+  onSessionEnded,
 }: {
   tenant: string | undefined;
   /** Name the tenant on the socket (a user of several must). */
@@ -36,6 +35,7 @@ export function Tenant({
   onClient: (tenant: string | undefined, client: GatehouseClient | undefined) => void;
   onConnection: (tenant: string | undefined, connection: Connection) => void;
   onSignedOut: (notice?: string) => void;
+  onSessionEnded: () => void;
 }) {
   const [connection, setConnection] = useState<Connection>({ state: 'idle' });
   const [problem, setProblem] = useState<string>();
@@ -55,12 +55,17 @@ export function Tenant({
   }, [auth, config.realtimeUrl, named]);
 
   useEffect(() => {
-    // The sign-in is gone for good: stop, forget this tab's tokens (token mode) and say so on the sign-in page.
+    // The sign-in is gone for good: stop knocking, and let the app say so (it also forgets this tab's tokens).
     const ended = () => {
       void client.close();
-      if (auth.mode === 'token') void auth.signOut(false).catch(() => undefined);
-      onSignedOut(SESSION_ENDED_NOTICE);
+      onSessionEnded();
     };
+    // A connection that failed for good: the sign-in may be what ended it (a browser cannot see why).
+    const failed = (problem: string) =>
+      auth.sockets(named).stillSignedIn().then(
+        (signedIn) => (signedIn ? setProblem(problem) : ended()),
+        () => setProblem(problem),
+      );
     onClient(tenant, client);
     const off = [
       client.on('state', (s) => {
@@ -68,7 +73,7 @@ export function Tenant({
         setConnection(next);
         onConnection(tenant, next);
         if (s.state === 'open') setProblem(undefined);
-        if (s.state === 'closed' && s.reason === 'closed_by_server') setProblem('The server closed the connection.');
+        if (s.state === 'closed' && s.reason === 'closed_by_server') void failed('The server closed the connection.');
         if (s.state === 'signed_out') {
           if (s.reason === 'session_ended') ended();
           else onSignedOut('You were signed out.');
@@ -77,20 +82,14 @@ export function Tenant({
       // Token mode learns of the end from its credential: the ticket or Amplify's refresh was refused.
       client.on('error', (err) => err instanceof AuthError && err.code === SESSION_ENDED && ended()),
     ];
-    client.connect().catch((err: Error) => {
-      if (err instanceof AuthError && err.code === SESSION_ENDED) return ended();
-      // The first attempt does not retry by itself; the sign-in may be what failed.
-      return auth.sockets(named).stillSignedIn().then(
-        (signedIn) => (signedIn ? setProblem(`Could not connect: ${err.message}`) : ended()),
-        () => setProblem(`Could not connect: ${err.message}`),
-      );
-    });
+    // The first attempt does not retry by itself.
+    client.connect().catch((err: Error) => (err instanceof AuthError && err.code === SESSION_ENDED ? ended() : failed(`Could not connect: ${err.message}`)));
     return () => {
       off.forEach((f) => f());
       onClient(tenant, undefined);
       void client.close();
     };
-  }, [client, auth, named, tenant, onClient, onConnection, onSignedOut]);
+  }, [client, auth, named, tenant, onClient, onConnection, onSignedOut, onSessionEnded]);
 
   const isLive = connection.state === 'open';
   return (

@@ -28,11 +28,14 @@ export function Workspace({
   auth,
   user,
   onSignedOut,
+  onSessionEnded,
 }: {
   config: { realtimeUrl: string; speechUrl: string };
   auth: Auth;
   user: User;
   onSignedOut: (notice?: string) => void;
+  /** The sign-in is gone (the server refused it on a reconnect): not a sign-out anyone asked for. */
+  onSessionEnded: () => void;
 }) {
   const [tenant, setTenant] = useState(user.tenants[0]);
   // Tenants opened so far, in the order opened: each stays mounted (socket and messages) until sign-out.
@@ -119,6 +122,7 @@ export function Workspace({
             onClient={onClient}
             onConnection={onConnection}
             onSignedOut={onSignedOut}
+            onSessionEnded={onSessionEnded}
           />
         ))}
       </main>

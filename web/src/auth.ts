@@ -6,7 +6,7 @@
  *   live in sessionStorage (never localStorage) and sockets are opened with one-time tickets.
  */
 import type { SocketFactory, SocketLike } from '../../client/index';
-import { SESSION_ROUTES, parseSessionUser, type SessionApiErrorCode } from '../../protocol';
+import { GROUP_DEFAULTS, SESSION_ROUTES, parseSessionUser, type SessionApiErrorCode } from '../../protocol';
 import { withQuery, type AppConfig } from './config';
 
 export interface User {
@@ -69,12 +69,21 @@ function asUser(body: Record<string, unknown>): User | undefined {
   return user && { userId: user.userId, email: user.email, groups: user.groups, tenants: user.tenants };
 }
 
+/** A request the session API has not answered in this long has failed (and a reconnect may try again). */
+const API_TIMEOUT_MS = 10_000;
+
 /**
  * A JSON answer of the session API. Anything that is not JSON (an HTML page from a misconfigured edge, a proxy's
- * error page) is a failure, never a user: the app would otherwise take a 200 page for a sign-in.
+ * error page) is a failure, never a user: the app would otherwise take a 200 page for a sign-in. A request left
+ * unanswered (a server going down with it) fails after API_TIMEOUT_MS: the reconnect loop waits on these.
  */
 async function apiJson(path: string, init?: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(path, { credentials: 'same-origin', ...init, headers: { 'content-type': 'application/json', ...init?.headers } });
+  const response = await fetch(path, {
+    credentials: 'same-origin',
+    signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    ...init,
+    headers: { 'content-type': 'application/json', ...init?.headers },
+  });
   const type = response.headers.get('content-type') ?? '';
   const body = type.includes('application/json') ? ((await response.json().catch(() => undefined)) as unknown) : undefined;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AuthError('unexpected_response', UNEXPECTED);
@@ -151,7 +160,7 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
       userId: String(token.payload.sub),
       email: signInDetails?.loginId ?? '',
       groups,
-      tenants: groups.filter((g) => g.startsWith('tenant:')).map((g) => g.slice('tenant:'.length)),
+      tenants: groups.filter((g) => g.startsWith(GROUP_DEFAULTS.tenantGroupPrefix)).map((g) => g.slice(GROUP_DEFAULTS.tenantGroupPrefix.length)),
     };
   };
   const ticket = async (tenant?: string) => {
