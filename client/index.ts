@@ -87,6 +87,8 @@ export interface ClientOptions {
   renewToken?: () => string | Promise<string>;
   /** Renew this long before the credential expires. @default 60 s */
   renewMarginMs?: number;
+  /** A connection attempt (the token provider, then the handshake) that takes longer fails. @default 15 s */
+  connectTimeoutMs?: number;
   /**
    * Asked after a reconnect attempt fails where the cause cannot be seen (a browser never sees the handshake's
    * status): resolve false when the sign-in is gone (e.g. the session API answers 401), and the client stops in
@@ -150,6 +152,14 @@ interface RoomState {
 
 const OPEN = 1;
 
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new GatehouseError('timeout', `No answer for ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class GatehouseClient extends Emitter<ClientEvents> {
   private socket?: SocketLike;
   private stateValue: ConnectionState = 'idle';
@@ -176,6 +186,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
       renewMarginMs: 60_000,
       requestTimeoutMs: 10_000,
       gapRepairMs: 1000,
+      connectTimeoutMs: 15_000,
       ...options,
       reconnect: options.reconnect ?? {},
     };
@@ -212,7 +223,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     const generation = this.generation;
     let token: string;
     try {
-      token = await this.opts.token();
+      // A provider that never answers must not stall the client: it counts as a failed attempt.
+      token = await withTimeout(Promise.resolve(this.opts.token()), this.opts.connectTimeoutMs, 'the credential');
     } catch (err) {
       if (state === 'connecting') this.setState('closed');
       throw err;
@@ -223,7 +235,15 @@ export class GatehouseClient extends Emitter<ClientEvents> {
       this.socket = socket;
       let opened = false;
       let failure: GatehouseError | undefined;
+      // Nor may a handshake that never completes: close it, and the close below decides what comes next.
+      const handshakeTimer = setTimeout(() => {
+        failure = new GatehouseError('timeout', `No handshake within ${this.opts.connectTimeoutMs} ms`);
+        socket.close();
+        // A socket that never opened may never report its close either.
+        socket.onclose?.({ code: 1006, reason: 'handshake timeout' });
+      }, this.opts.connectTimeoutMs);
       socket.onopen = () => {
+        clearTimeout(handshakeTimer);
         opened = true;
         this.attempt = 0;
         this.setState('open');
@@ -240,6 +260,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
         failure = new GatehouseError('handshake', message, status ? Number(status) : undefined);
       };
       socket.onclose = (event) => {
+        clearTimeout(handshakeTimer);
         if (this.socket !== socket) return;
         this.socket = undefined;
         this.stopHeartbeat();
@@ -295,8 +316,9 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.open('reconnecting').catch((err: Error) => {
+        // The provider could not give a credential: the same question as a refused handshake, is the sign-in gone?
         this.emit('error', err);
-        this.scheduleReconnect();
+        void this.afterFailedReconnect(err instanceof GatehouseError ? err : new GatehouseError('handshake', err.message));
       });
     }, delay);
   }

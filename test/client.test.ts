@@ -335,4 +335,40 @@ describe('GatehouseClient', () => {
     expect(order).toEqual(['message 1', 'message 2', 'message.deleted 3->1']);
     expect(s.client.unreadIn('r')).toBe(2);
   });
+
+  it('asks stillSignedIn when the token provider fails on a reconnect, and stops when the sign-in is gone', async () => {
+    let fail = false;
+    const s = setup({ token: () => (fail ? Promise.reject(new Error('session gone')) : 'token'), stillSignedIn: async () => !fail });
+    const connecting = s.client.connect();
+    await tick();
+    s.last().open();
+    await connecting;
+    fail = true;
+    s.last().close(1006, '');
+    await tick(100);
+    expect(s.client.state).toBe('signed_out');
+    expect(s.sockets).toHaveLength(1);
+  });
+
+  it('gives up on a token provider or a handshake that never answers, and tries again', async () => {
+    let hang = false;
+    const s = setup({ token: () => (hang ? new Promise<string>(() => undefined) : 'token'), connectTimeoutMs: 40 });
+    const connecting = s.client.connect();
+    await tick();
+    s.last().open();
+    await connecting;
+    hang = true;
+    s.last().close(1006, '');
+    await tick(120); // the provider hung: the attempt failed by its time-out, and the next one is scheduled
+    expect(s.client.state).toBe('reconnecting');
+    hang = false;
+    await tick(150);
+    const stuck = s.last(); // a handshake that never completes
+    await tick(100);
+    expect(stuck.readyState).toBe(3);
+    expect(s.sockets.length).toBeGreaterThan(2);
+    s.last().open();
+    await tick();
+    expect(s.client.state).toBe('open');
+  });
 });
