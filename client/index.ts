@@ -412,6 +412,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
       const state = this.rooms.get(event.room);
       if (state?.repair) clearTimeout(state.repair);
       this.rooms.delete(event.room);
+      this.setUnread(event.room, 0);
+      this.unreadCounts.delete(event.room);
       this.emit('removed', { room: event.room });
       return;
     }

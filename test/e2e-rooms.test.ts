@@ -90,6 +90,8 @@ describe('private rooms', () => {
     expect(bobTab1.messages.map((m) => m.data)).toEqual([{ text: 'before' }]);
     await expect(bobTab1.client.send(room, { text: 'still here?' })).rejects.toMatchObject({ code: 'not_member' });
     await expect(bobTab2.client.join(room)).rejects.toMatchObject({ code: 'forbidden' });
+    // Not even how busy it is: the room is gone from his unread counts.
+    expect((await bobTab1.client.request({ action: 'unread' })).rooms.map((r) => r.room)).not.toContain(room);
     await Promise.all([alice, bobTab1, bobTab2].map((c) => c.client.close()));
   });
 

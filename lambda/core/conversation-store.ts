@@ -188,6 +188,23 @@ export class ConversationStore {
     }
   }
 
+  /** Forgets a room of the user's (they were removed from it): no unread counts of it any more. */
+  async forgetRoom(tenantId: string, userId: string, room: string): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.userRooms(tenantId, userId),
+          UpdateExpression: 'DELETE rooms :room',
+          ConditionExpression: 'contains(rooms, :name)',
+          ExpressionAttributeValues: { ':room': new Set([room]), ':name': room },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err;
+    }
+  }
+
   /**
    * Unread counts of every room the user joined: messages after their cursor (the room's message count minus
    * the cursor's). One read of the user's rooms, then batched reads of each room's counter and cursor.

@@ -356,6 +356,8 @@ function auditForbidden(action: AccessAction, connection: StoredConnection, room
  */
 async function evict(tenantId: string, room: string, userId: string, deps: AccessDeps): Promise<number> {
   const event: RemovedEvent = { type: 'removed', room };
+  // No unread counts of a room they may no longer read (the count alone would tell them it is busy).
+  await deps.store.conversation.forgetRoom(tenantId, userId, room);
   const ids = await deps.store.userConnectionIds(userId);
   const left = await Promise.all(
     ids.map(async (connectionId) => {
