@@ -16,6 +16,7 @@ import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { sessionTokenProvider, signInWithPassword } from '../client/auth';
 import { createNodeClient, GatehouseClient, nodeSocket, type Transport } from '../client/node';
+import { changeError, presenceNames } from '../client/format';
 import { SpeechClient } from '../client/speech';
 import { parseWav, writeWav } from '../client/wav';
 import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../protocol';
@@ -29,7 +30,8 @@ Commands
            Sign in and print the access token.
   connect  --user <email> [--password <pw>] [--room <room>] [--tenant <id>] [--transport header|subprotocol]
            Interactive session. Type a line to send it to the current room; /join <room>, /leave <room>,
-           /room <room> (switch), /who (who is in the room), /whoami, /quit.
+           /room <room> (switch), /who (who is in the room), /edit <seq> <text>, /delete <seq>, /whoami,
+           /help, /quit.
   publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
            Publish to a tenant's room through the event bus, as a backend service would.
   speak    --user <email> [--password <pw>] --wav <file> [--out <file>]
@@ -97,17 +99,30 @@ function describe(message: MessageEvent): string {
   // Messages stored before senders carried names have none: fall back to the id rather than print nothing.
   const who = 'userId' in message.sender ? message.sender.name || message.sender.userId.slice(0, 8) : `service:${message.sender.service}`;
   const kind = message.kind ? ` ${message.kind}` : '';
-  return `[${message.room} #${message.seq}] ${who}${kind}: ${JSON.stringify(message.data)}`;
+  return `[${message.room} #${message.seq}] ${who}${kind}: ${content(message.data)}`;
+}
+
+/** A user's text message prints as its text; anything else (published payloads) as JSON. */
+function content(data: Json): string {
+  const text = data && typeof data === 'object' && !Array.isArray(data) ? data.text : undefined;
+  return typeof text === 'string' && Object.keys(data as object).length === 1 ? text : JSON.stringify(data);
 }
 
 /** "Alice Liddell (you), Bob Marley": this user first, then by name (the web app lists people the same way). */
 function people(users: Member[], me: string | undefined): string {
-  const mine = users.filter((u) => u.userId === me).map((u) => `${u.name} (you)`);
-  const others = users.filter((u) => u.userId !== me).map((u) => u.name).sort((a, b) => a.localeCompare(b));
-  return [...mine, ...others].join(', ') || 'nobody';
+  return presenceNames(users, me).join(', ') || 'nobody';
 }
 
-const COMMANDS = `Commands: /join <room>, /leave <room>, /room <room> (send to it), /who (who is in the current room), /whoami, /quit.
+const COMMANDS = `Commands:
+  /join <room>          join a room (and send to it)
+  /leave <room>         leave a room
+  /room <room>          send to another joined room
+  /who                  who is in the current room
+  /edit <seq> <text>    replace the text of your message #<seq> in the current room
+  /delete <seq>         delete message #<seq> in the current room (yours; anyone's for an admin)
+  /whoami               who you are signed in as
+  /help                 this list
+  /quit                 disconnect
 Any other line is sent to the current room.`;
 
 async function token(values: Values): Promise<void> {
@@ -157,6 +172,9 @@ async function connect(values: Values): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   client.on('state', ({ state, retryInMs }) => say(`* ${state}${retryInMs === undefined ? '' : ` (retry in ${retryInMs} ms)`}`));
   client.on('message', (m) => say(describe(m)));
+  client.on('changed', (c) =>
+    say(c.type === 'message.updated' ? `* ${c.by.name} edited ${c.room} #${c.target}: ${content(c.data)}` : `* ${c.room} #${c.target} deleted by ${c.by.name}`),
+  );
   client.on('gap', (g) => say(`* ${g.room}: messages ${g.from}-${g.to} are older than the replay window`));
   client.on('error', (e) => say(`! ${e.message}`));
 
@@ -210,6 +228,22 @@ async function connect(values: Values): Promise<void> {
       } else if (command === '/who') {
         if (!room) say('! join a room first: /join <room>');
         else say(`* in ${room}: ${people(await client.refreshPresence(room), client.identity?.userId)}`);
+      } else if (command === '/edit' || command === '/delete') {
+        const match = command === '/edit' ? /^\/edit\s+#?(\d+)\s+(.+)$/.exec(text) : /^\/delete\s+#?(\d+)$/.exec(text);
+        if (!match) say(command === '/edit' ? '! usage: /edit <seq> <text>' : '! usage: /delete <seq>');
+        else if (!room) say('! join a room first: /join <room>');
+        else {
+          const seq = Number(match[1]);
+          // The change prints when it comes back as an event, like everyone else's.
+          try {
+            if (command === '/edit') await client.edit(room, seq, { text: match[2].trim() });
+            else await client.delete(room, seq);
+          } catch (err) {
+            say(`! ${changeError(command === '/edit' ? 'edit' : 'delete', err)}`);
+          }
+        }
+      } else if (command === '/help') {
+        say(COMMANDS);
       } else if (command === '/whoami') {
         say(JSON.stringify(await client.whoami()));
       } else if (text.startsWith('/')) {

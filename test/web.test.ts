@@ -487,6 +487,113 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
     await expect(bobTyping).resolves.toBe(bobName);
   });
 
+  it('edits and deletes own messages at everyone, shows delivery and who has seen it, and offers Delete on others\' messages to admins only', async () => {
+    const room = `edits-${mode}`;
+    const [alice, bob] = [await newPage(await context()), await newPage(await context())];
+    await Promise.all([signIn(alice.page, gatehouse.url, 'alice@acme.test'), signIn(bob.page, gatehouse.url, 'bob@acme.test')]);
+    await Promise.all([live(alice.page), live(bob.page)]);
+    for (const p of [bob.page, alice.page]) {
+      await p.getByLabel('Join a room').fill(room);
+      await p.getByRole('button', { name: 'Join', exact: true }).click();
+      await p.locator(`.messages[data-room="${room}"][aria-busy="false"]`).waitFor();
+    }
+    const atAlice = alice.page.locator(`.messages[data-room="${room}"]`);
+    const atBob = bob.page.locator(`.messages[data-room="${room}"]`);
+
+    // Sent, delivered to Bob's socket, then read: Bob has the room open, so his app moves his cursor.
+    const draft = `first draft ${mode}`;
+    await alice.page.getByLabel(`Message to ${room}`).fill(draft);
+    await alice.page.getByLabel(`Message to ${room}`).press('Enter');
+    const mine = atAlice.locator('li.mine', { hasText: draft });
+    await mine.waitFor();
+    const seq = Number(await mine.getAttribute('data-seq'));
+    await atBob.locator(`li[data-seq="${seq}"]`, { hasText: draft }).waitFor();
+    const bobName = (await bob.page.locator('.presence li', { hasText: '(you)' }).first().textContent())!.replace(' (you)', '');
+    await textWhen(alice.page, `.messages[data-room="${room}"] li[data-seq="${seq}"] .seen-by`, (t) => t === `Seen by ${bobName}`);
+    expect(await mine.locator('.status').getAttribute('data-status')).toBe('read');
+
+    // Bob may neither edit nor delete Alice's message (he is no admin); Alice may do both.
+    await atBob.locator(`li[data-seq="${seq}"]`).hover();
+    expect(await atBob.getByRole('button', { name: `Edit message ${seq}` }).count()).toBe(0);
+    expect(await atBob.getByRole('button', { name: `Delete message ${seq}` }).count()).toBe(0);
+
+    // Edit inline: Bob sees the new text, marked "(edited)".
+    await mine.hover();
+    await atAlice.getByRole('button', { name: `Edit message ${seq}` }).click();
+    const editBox = alice.page.getByLabel('Edit message');
+    expect(await editBox.inputValue()).toBe(draft);
+    await editBox.fill(`second draft ${mode}`);
+    await editBox.press('Enter');
+    await textWhen(bob.page, `.messages[data-room="${room}"] li[data-seq="${seq}"]`, (t) => t.includes(`second draft ${mode}`) && t.includes('(edited)'));
+    await textWhen(alice.page, `.messages[data-room="${room}"] li[data-seq="${seq}"] .text`, (t) => t === `second draft ${mode}`);
+    await shot(alice.page, `${mode}-rooms-edits`);
+
+    // Delete: the content is gone from both pages.
+    await atAlice.locator(`li[data-seq="${seq}"]`).hover();
+    await atAlice.getByRole('button', { name: `Delete message ${seq}` }).click();
+    for (const p of [bob.page, alice.page]) {
+      await textWhen(p, `.messages[data-room="${room}"] li[data-seq="${seq}"] .text`, (t) => t === 'Message deleted');
+      expect(await p.locator('.messages').first().textContent()).not.toContain('draft');
+      expect(await p.getByText(`second draft ${mode}`).count()).toBe(0);
+    }
+    expect(await atAlice.getByRole('button', { name: `Edit message ${seq}` }).count()).toBe(0);
+
+    if (mode === 'session') {
+      // Dana is in the admin group: she gets Delete on Bob's message (and no Edit), and her deletion reaches Bob.
+      await bob.page.getByLabel(`Message to ${room}`).fill('an admin will remove this');
+      await bob.page.getByLabel(`Message to ${room}`).press('Enter');
+      const bobs = atBob.locator('li.mine', { hasText: 'an admin will remove this' });
+      await bobs.waitFor();
+      const bobSeq = Number(await bobs.getAttribute('data-seq'));
+      const dana = await newPage(await context());
+      await signIn(dana.page, gatehouse.url, 'dana@acme.test');
+      await live(dana.page);
+      await dana.page.getByLabel('Join a room').fill(room);
+      await dana.page.getByRole('button', { name: 'Join', exact: true }).click();
+      const atDana = dana.page.locator(`.messages[data-room="${room}"]`);
+      await atDana.locator(`li[data-seq="${bobSeq}"]`).hover();
+      expect(await atDana.getByRole('button', { name: `Edit message ${bobSeq}` }).count()).toBe(0);
+      await atDana.getByRole('button', { name: `Delete message ${bobSeq}` }).click();
+      await textWhen(bob.page, `.messages[data-room="${room}"] li[data-seq="${bobSeq}"] .text`, (t) => t === 'Message deleted');
+      expect(await bob.page.getByText('an admin will remove this').count()).toBe(0);
+    }
+  });
+
+  it('badges rooms with unread messages from others, and clears the badge when the room is opened', async () => {
+    const room = `unread-${mode}`;
+    const bob = await newPage(await context());
+    await signIn(bob.page, gatehouse.url, 'bob@acme.test');
+    await live(bob.page);
+    await bob.page.getByLabel('Join a room').fill(room);
+    await bob.page.getByRole('button', { name: 'Join', exact: true }).click();
+    await bob.page.locator(`.messages[data-room="${room}"][aria-busy="false"]`).waitFor();
+    await bob.page.locator('.room-list button', { hasText: '# general' }).click();
+    await bob.page.locator('.conversation h2', { hasText: '# general' }).waitFor();
+
+    const alice = await nodeUser(gatehouse, 'alice@acme.test');
+    await alice.join(room);
+    const first = await alice.send(room, { text: `are you there? ${mode}` });
+    await alice.send(room, { text: `the release is out ${mode}` });
+    const badge = bob.page.locator(`.room-list .badge[data-room="${room}"]`);
+    await textWhen(bob.page, `.room-list .badge[data-room="${room}"]`, (t) => t === '2 unread');
+    await shot(bob.page, `${mode}-rooms-unread`);
+    // Nothing is read until it is shown: Alice's message has no reader yet.
+    await alice.receipts(room);
+    expect(alice.seenBy(room, first.seq)).toEqual([]);
+
+    // Opening the room clears the badge and marks it read, which Alice's "seen by" learns.
+    const seen = new Promise<void>((resolve) => alice.on('receipt', (r) => r.room === room && r.cursor.seq >= first.seq && resolve()));
+    await bob.page.locator('.room-list button', { hasText: `# ${room}` }).click();
+    await bob.page.locator(`.messages[data-room="${room}"] li`, { hasText: `the release is out ${mode}` }).waitFor();
+    await badge.waitFor({ state: 'detached' });
+    await seen;
+    expect(alice.seenBy(room, first.seq).map((m) => m.name)).toEqual([expect.stringMatching(/^Bob\b/)]);
+    // And it stays cleared after going back to another room.
+    await bob.page.locator('.room-list button', { hasText: '# general' }).click();
+    await sleep(500);
+    expect(await badge.count()).toBe(0);
+  });
+
   it('keeps each tenant\'s messages when switching tenants', async () => {
     const { page, sockets } = await newPage(await context());
     await signIn(page, gatehouse.url, 'erin@both.test');

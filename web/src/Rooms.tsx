@@ -3,8 +3,9 @@
  * sequence number), who is in it, who is typing, and the compose box.
  */
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
+import { changeError, presenceNames, seenByLine, typingLine } from '../../client/format';
 import type { GatehouseClient } from '../../client/index';
-import type { Member, MessageEvent } from '../../protocol';
+import type { Member, MessageDeletedEvent, MessageEvent, MessageUpdatedEvent } from '../../protocol';
 
 const DEFAULT_ROOMS = ['general', 'random'];
 /** The jobs room belongs to the Job progress section. */
@@ -28,9 +29,13 @@ interface Room {
   /** False in rooms too big for live presence: the list is a snapshot. */
   presenceLive: boolean;
   typing: Member[];
+  /** Other users' sockets each of this user's messages reached, by seq (from the `sent` reply). */
+  delivered: Record<number, number>;
+  /** Bumped when a read cursor moves: "seen by" is read from the client at render. */
+  receipts: number;
 }
 
-const emptyRoom = (): Room => ({ messages: [], joined: false, loaded: false, presence: [], presenceLive: true, typing: [] });
+const emptyRoom = (): Room => ({ messages: [], joined: false, loaded: false, presence: [], presenceLive: true, typing: [], delivered: {}, receipts: 0 });
 
 export function describeSender(message: MessageEvent): string {
   if ('service' in message.sender) return message.sender.service;
@@ -39,6 +44,7 @@ export function describeSender(message: MessageEvent): string {
 }
 
 export function messageText(message: MessageEvent): string {
+  if (message.deleted) return 'Message deleted';
   const data = message.data as { text?: unknown } | null;
   return data && typeof data === 'object' && typeof data.text === 'string' ? data.text : JSON.stringify(message.data);
 }
@@ -50,20 +56,13 @@ export function mergeMessages(messages: MessageEvent[], incoming: MessageEvent[]
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }
 
-/** "Bob is typing…", "Bob and Carol are typing…", "Bob, Carol and Dan are typing…", "5 people are typing…". */
-export function typingLine(users: Member[]): string {
-  const names = users.map((u) => u.name || 'Someone');
-  if (names.length === 0) return '';
-  if (names.length === 1) return `${names[0]} is typing…`;
-  if (names.length > 3) return `${names.length} people are typing…`;
-  return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} are typing…`;
-}
-
-/** This user first, marked, then everyone else by name: a list that does not jump around as people come and go. */
-function presenceList(users: Member[], me: string): string[] {
-  const mine = users.filter((u) => u.userId === me).map((u) => `${u.name} (you)`);
-  const others = users.filter((u) => u.userId !== me).map((u) => u.name).sort((a, b) => a.localeCompare(b));
-  return [...mine, ...others];
+/** An edit or deletion applied to the message it targets (history already shows messages this way). */
+export function applyChange(messages: MessageEvent[], change: MessageUpdatedEvent | MessageDeletedEvent): MessageEvent[] {
+  return messages.map((m) => {
+    if (m.seq !== change.target) return m;
+    if (change.type === 'message.deleted') return { ...m, data: null, deleted: true };
+    return m.deleted ? m : { ...m, data: change.data, edited: change.ts };
+  });
 }
 
 /**
@@ -75,6 +74,8 @@ function useRooms(client: GatehouseClient, live: boolean, onError: (message: str
   const [rooms, setRooms] = useState<Record<string, Room>>({});
   // Defaults first, then rooms in the order they were joined: the list never reorders by itself.
   const [order, setOrder] = useState<string[]>(DEFAULT_ROOMS);
+  /** Unread counts by room, from the server after connecting, then kept live by the client. */
+  const [unread, setUnread] = useState<Record<string, number>>({});
 
   /** Changes a room this view knows of (joined or joining); anything else (the jobs room) is not ours. */
   const update = (name: string, change: (room: Room) => Room) => setRooms((all) => (all[name] ? { ...all, [name]: change(all[name]) } : all));
@@ -113,6 +114,11 @@ function useRooms(client: GatehouseClient, live: boolean, onError: (message: str
     }
     update(name, (r) => ({ ...r, joined: true, presence: client.presenceOf(name) }));
     void loadHistory(name);
+    // Who has read what so far ("seen by"); small rooms then get cursor moves live.
+    void client.receipts(name).then(
+      () => update(name, (r) => ({ ...r, receipts: r.receipts + 1 })),
+      () => undefined,
+    );
     return true;
   }
 
@@ -126,6 +132,9 @@ function useRooms(client: GatehouseClient, live: boolean, onError: (message: str
           return { ...r, messages: kept, before: kept[0].seq };
         }),
       ),
+      client.on('changed', (c) => update(c.room, (r) => ({ ...r, messages: applyChange(r.messages, c) }))),
+      client.on('receipt', (e) => update(e.room, (r) => ({ ...r, receipts: r.receipts + 1 }))),
+      client.on('unread', (u) => setUnread((all) => ({ ...all, [u.room]: u.unread }))),
       client.on('presence', (p) => update(p.room, (r) => ({ ...r, presence: p.users, presenceLive: p.live }))),
       client.on('typing', (t) => update(t.room, (r) => ({ ...r, typing: t.users }))),
       client.on('gap', (g) => {
@@ -143,19 +152,36 @@ function useRooms(client: GatehouseClient, live: boolean, onError: (message: str
   useEffect(() => {
     if (!live) return;
     for (const name of DEFAULT_ROOMS.filter((n) => !client.joinedRooms.includes(n))) void join(name);
+    // The client tells this user's own messages and cursor from others' once it knows who it is.
+    (client.identity ? Promise.resolve(client.identity) : client.whoami())
+      .then(() => client.unread())
+      .then(
+        (counts) => setUnread(Object.fromEntries(counts)),
+        () => undefined,
+      );
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [live, client]);
 
-  return { rooms, order, join, loadOlder: (name: string) => loadHistory(name, rooms[name]?.before) };
+  /** Sends, and remembers how many other users' sockets the message reached (its delivery status). */
+  async function send(name: string, text: string) {
+    const sent = await client.send(name, { text });
+    update(name, (r) => ({ ...r, delivered: { ...r.delivered, [sent.seq]: sent.delivered } }));
+  }
+
+  return { rooms, order, unread, join, send, loadOlder: (name: string) => loadHistory(name, rooms[name]?.before) };
 }
 
 /** The rooms view. Long for its markup; the state lives in useRooms. */
-export function Rooms({ client, me, live, active }: { client: GatehouseClient; me: string; live: boolean; active: boolean }) {
+export function Rooms({ client, me, admin, live, active }: { client: GatehouseClient; me: string; admin: boolean; live: boolean; active: boolean }) {
   const [current, setCurrent] = useState(DEFAULT_ROOMS[0]);
   const [draft, setDraft] = useState('');
   const [newRoom, setNewRoom] = useState('');
   const [error, setError] = useState<string>();
-  const { rooms, order, join, loadOlder } = useRooms(client, live, setError);
+  const { rooms, order, unread, join, send: sendTo, loadOlder } = useRooms(client, live, setError);
+  /** The message being edited inline, and its draft. */
+  const [editing, setEditing] = useState<{ seq: number; text: string }>();
+  // The page is on screen (not a background tab): only then does showing a message mean it was read.
+  const [visible, setVisible] = useState(() => document.visibilityState === 'visible');
   // Phone width: the room list folds away behind a toggle so the conversation keeps the screen.
   const [listOpen, setListOpen] = useState(false);
   const list = useRef<HTMLOListElement>(null);
@@ -169,11 +195,31 @@ export function Rooms({ client, me, live, active }: { client: GatehouseClient; m
     // An error belongs to the room it happened in.
     setError(undefined);
     setListOpen(false);
+    setEditing(undefined);
   }
 
   const room = rooms[current];
   const canSend = live && room?.joined === true;
   const newest = room?.messages[room.messages.length - 1]?.seq;
+  const isMine = (m: MessageEvent) => 'userId' in m.sender && m.sender.userId === me;
+  const myLatest = room?.messages.filter(isMine).at(-1)?.seq;
+  // Reading one's own messages is implied by sending them: only others' move the cursor.
+  const newestOther = room?.messages.filter((m) => !isMine(m)).at(-1)?.seq;
+
+  useEffect(() => {
+    const seen = () => setVisible(document.visibilityState === 'visible');
+    document.addEventListener('visibilitychange', seen);
+    return () => document.removeEventListener('visibilitychange', seen);
+  }, []);
+
+  // Messages shown in the open room of the view on screen are read: move the cursor (which clears its unread count).
+  const readUpTo = useRef<Record<string, number>>({});
+  useEffect(() => {
+    if (!active || !visible || !live || !room?.joined || newestOther === undefined) return;
+    if ((readUpTo.current[current] ?? 0) >= newestOther && !unread[current]) return;
+    readUpTo.current[current] = newestOther;
+    void client.read(current).catch(() => undefined);
+  }, [active, visible, live, room?.joined, newestOther, current, unread, client]);
 
   // New messages (or another room) scroll to the end; a page of older ones does not move the view.
   useEffect(() => {
@@ -195,7 +241,7 @@ export function Rooms({ client, me, live, active }: { client: GatehouseClient; m
     if (!text) return;
     setError(undefined);
     try {
-      await client.send(current, { text });
+      await sendTo(current, text);
       setDraft('');
     } catch (err) {
       setError((err as Error).message);
@@ -216,7 +262,40 @@ export function Rooms({ client, me, live, active }: { client: GatehouseClient; m
     setNewRoom('');
   }
 
-  const people = room ? presenceList(room.presence, me) : [];
+  async function saveEdit(event: FormEvent) {
+    event.preventDefault();
+    if (!editing) return;
+    const text = editing.text.trim();
+    if (!text) return;
+    setError(undefined);
+    try {
+      await client.edit(current, editing.seq, { text });
+      setEditing(undefined);
+    } catch (err) {
+      setError(changeError('edit', err));
+    }
+  }
+
+  async function remove(seq: number) {
+    setError(undefined);
+    try {
+      await client.delete(current, seq);
+      if (editing?.seq === seq) setEditing(undefined);
+    } catch (err) {
+      setError(changeError('delete', err));
+    }
+  }
+
+  /** Other users who have read this room up to `seq`. */
+  const seenBy = (seq: number) => client.seenBy(current, seq).filter((u) => u.userId !== me);
+
+  /** Sent → Delivered (another user's socket got it) → Read (another user's cursor is past it). */
+  function status(m: MessageEvent): string {
+    if (seenBy(m.seq).length > 0) return 'Read';
+    return (room?.delivered[m.seq] ?? 0) > 0 ? 'Delivered' : 'Sent';
+  }
+
+  const people = room ? presenceNames(room.presence, me) : [];
   return (
     <div className={`rooms${listOpen ? ' list-open' : ''}`}>
       <aside className="room-list" id={`${id}-list`} aria-label="Your rooms">
@@ -228,6 +307,12 @@ export function Rooms({ client, me, live, active }: { client: GatehouseClient; m
               <li key={name}>
                 <button type="button" className={name === current ? 'active' : ''} aria-current={name === current ? 'true' : undefined} onClick={() => choose(name)}>
                   # {name}
+                  {name !== current && (unread[name] ?? 0) > 0 && (
+                    <span className="badge" data-room={name}>
+                      {unread[name]}
+                      <span className="visually-hidden"> unread</span>
+                    </span>
+                  )}
                 </button>
               </li>
             ))}
@@ -271,13 +356,57 @@ export function Rooms({ client, me, live, active }: { client: GatehouseClient; m
           </button>
         )}
         <ol className="messages" ref={list} aria-live="polite" aria-busy={!room?.loaded} aria-label={`Messages in ${current}`} data-room={current}>
-          {(room?.messages ?? []).map((m) => (
-            <li key={m.seq} data-seq={m.seq} className={'userId' in m.sender && m.sender.userId === me ? 'mine' : ''}>
-              <span className="sender">{describeSender(m)}</span>
-              <time dateTime={new Date(m.ts).toISOString()}>{new Date(m.ts).toLocaleTimeString()}</time>
-              <p className="text">{messageText(m)}</p>
-            </li>
-          ))}
+          {(room?.messages ?? []).map((m) => {
+            const mine = isMine(m);
+            const byUser = 'userId' in m.sender;
+            const canEdit = mine && !m.deleted;
+            const canDelete = byUser && !m.deleted && (mine || admin);
+            const seen = mine && m.seq === myLatest ? seenByLine(seenBy(m.seq)) : '';
+            return (
+              <li key={m.seq} data-seq={m.seq} className={[mine ? 'mine' : '', m.deleted ? 'deleted' : ''].filter(Boolean).join(' ')}>
+                <span className="sender">{describeSender(m)}</span>
+                <time dateTime={new Date(m.ts).toISOString()}>{new Date(m.ts).toLocaleTimeString()}</time>
+                {m.edited && !m.deleted && <span className="edited muted small"> (edited)</span>}
+                {editing?.seq === m.seq ? (
+                  <form className="edit-form row" onSubmit={saveEdit}>
+                    <label htmlFor={`${id}-edit`} className="visually-hidden">Edit message</label>
+                    <input
+                      id={`${id}-edit`}
+                      value={editing.text}
+                      autoFocus
+                      onChange={(e) => setEditing({ seq: m.seq, text: e.target.value })}
+                      onKeyDown={(e) => e.key === 'Escape' && setEditing(undefined)}
+                    />
+                    <button type="submit" className="small" disabled={!editing.text.trim()}>Save</button>
+                    <button type="button" className="secondary small" onClick={() => setEditing(undefined)}>Cancel</button>
+                  </form>
+                ) : (
+                  <p className="text">{messageText(m)}</p>
+                )}
+                {(canEdit || canDelete) && editing?.seq !== m.seq && (
+                  <span className="message-actions">
+                    {canEdit && (
+                      <button type="button" className="secondary small" aria-label={`Edit message ${m.seq}`} disabled={!canSend} onClick={() => setEditing({ seq: m.seq, text: messageText(m) })}>
+                        Edit
+                      </button>
+                    )}
+                    {canDelete && (
+                      <button type="button" className="secondary small" aria-label={`Delete message ${m.seq}`} disabled={!canSend} onClick={() => void remove(m.seq)}>
+                        Delete
+                      </button>
+                    )}
+                  </span>
+                )}
+                {mine && !m.deleted && (
+                  <span className="status muted small" data-status={status(m).toLowerCase()}>
+                    {status(m) === 'Read' ? '✓✓ ' : status(m) === 'Delivered' ? '✓ ' : ''}
+                    {status(m)}
+                  </span>
+                )}
+                {seen && <p className="seen-by muted small">{seen}</p>}
+              </li>
+            );
+          })}
           {!room?.loaded && <li className="empty">Loading messages…</li>}
           {room?.loaded && room.messages.length === 0 && <li className="empty">No messages yet.</li>}
         </ol>

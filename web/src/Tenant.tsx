@@ -4,6 +4,7 @@
  */
 import { useEffect, useMemo, useState } from 'react';
 import { GatehouseClient } from '../../client/index';
+import { GROUP_DEFAULTS } from '../../protocol';
 import { AuthError, SESSION_ENDED, type Auth, type User } from './auth';
 import { withQuery } from './config';
 import { Jobs } from './Jobs';
@@ -104,7 +105,7 @@ export function Tenant({
       )}
       {/* Rooms and jobs stay mounted so nothing is missed while another section (or tenant) is shown. */}
       <section hidden={tab !== 'rooms'} aria-label="Rooms">
-        <Rooms client={client} me={user.userId} live={isLive} active={active && tab === 'rooms'} />
+        <Rooms client={client} me={user.userId} admin={user.groups.includes(GROUP_DEFAULTS.adminGroup)} live={isLive} active={active && tab === 'rooms'} />
       </section>
       <section hidden={tab !== 'jobs'} aria-label="Job progress">
         <Jobs client={client} live={isLive} />
