@@ -411,6 +411,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     if (event.type === 'removed') {
       const state = this.rooms.get(event.room);
       if (state?.repair) clearTimeout(state.repair);
+      for (const t of state?.typing.values() ?? []) clearTimeout(t.timer);
       this.rooms.delete(event.room);
       this.setUnread(event.room, 0);
       this.unreadCounts.delete(event.room);

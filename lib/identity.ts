@@ -73,7 +73,11 @@ export class Identity extends Construct {
     });
 
     this.refreshTokenValidity = props.refreshTokenValidity ?? Duration.hours(12);
+    // Display names come from `name` and `preferred_username` (lambda/core/profiles.ts): only administrators may set
+    // them, or anyone could take another's name with UpdateUserAttributes. Users may write their email (sign-up).
+    const writeAttributes = new cognito.ClientAttributes().withStandardAttributes({ email: true });
     this.webClient = this.userPool.addClient('WebClient', {
+      writeAttributes,
       // A browser cannot keep a secret: public client, SRP for the web app, password flow for CLIs and tests.
       generateSecret: false,
       authFlows: { userSrp: true, userPassword: true },
@@ -89,6 +93,7 @@ export class Identity extends Construct {
     // Backend-for-frontend sign-in: the session API signs users in server-side (ADMIN_USER_PASSWORD_AUTH with the
     // client secret) and keeps their tokens; the page only ever holds an HttpOnly cookie.
     this.sessionClient = this.userPool.addClient('SessionClient', {
+      writeAttributes,
       generateSecret: true,
       authFlows: { adminUserPassword: true },
       disableOAuth: true,

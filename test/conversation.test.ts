@@ -148,6 +148,34 @@ describe('edits and deletions under concurrency', () => {
   });
 });
 
+describe('deletion that failed half-way', () => {
+  it('is finished by deleting again: the edit events that still carried the content are scrubbed', async () => {
+    const room = fresh('half-way');
+    const ivy = await open(person('u-ivy'));
+    await ivy.send({ action: 'join', room });
+    const sent = (await ivy.send({ action: 'send', room, data: 'draft-0' })) as Extract<ServerEvent, { type: 'sent' }>;
+    for (let i = 1; i <= 3; i++) await ivy.send({ action: 'edit', room, seq: sent.seq, data: `draft-${i}` });
+    // A deletion that marked the message and then died before it scrubbed the edit events.
+    const tombstone = { type: 'message', room, seq: sent.seq, messageId: sent.messageId, sender: { userId: 'u-ivy', name: 'u-ivy' }, ts: 0, data: null, deleted: true };
+    await fx.store.conversation.markDeleted('acme', room, sent.seq, JSON.stringify(tombstone));
+    expect(await stored()).toContain('draft-2');
+    const again = await ivy.send({ action: 'delete', room, seq: sent.seq });
+    expect(again).toMatchObject({ type: 'error', code: 'not_found' });
+    const all = await stored();
+    for (let i = 0; i <= 3; i++) expect(all).not.toContain(`draft-${i}`);
+  });
+
+  it('bounds the edits of one message, so a deletion has a bounded number of events to scrub', async () => {
+    const room = fresh('edit-cap');
+    const jo = await open(person('u-jo'));
+    await jo.send({ action: 'join', room });
+    const sent = (await jo.send({ action: 'send', room, data: 'x' })) as Extract<ServerEvent, { type: 'sent' }>;
+    for (let i = 0; i < 50; i++) expect((await jo.send({ action: 'edit', room, seq: sent.seq, data: i })).type).toBe('changed');
+    expect(await jo.send({ action: 'edit', room, seq: sent.seq, data: 'one too many' })).toMatchObject({ type: 'error', code: 'conflict' });
+    expect((await jo.send({ action: 'delete', room, seq: sent.seq })).type).toBe('changed');
+  });
+});
+
 describe('read cursors under concurrency', () => {
   it('only ever moves forward, whatever order concurrent reads land in', async () => {
     const room = fresh('cursor');

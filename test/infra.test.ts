@@ -643,6 +643,8 @@ describe('session security', () => {
       'SpeechTaskRoleDefaultPolicy',
     ]);
     for (const { s } of cognito) expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/IdentityUserPool/), 'Arn'] });
+    // Users cannot write the attributes display names come from (or anyone could take another's name).
+    for (const [, client] of resources('AWS::Cognito::UserPoolClient')) expect(client.Properties.WriteAttributes).toEqual(['email']);
     // $connect only reads display names.
     const connect = cognito.filter((c) => c.id.startsWith('RealtimeConnectRole'));
     expect(connect.map((c) => c.s.Action)).toEqual(['cognito-idp:AdminGetUser']);

@@ -7,7 +7,7 @@
  * - the set of rooms each user has joined in a tenant, so unread counts can be listed without a scan.
  * Every read a decision rests on is strongly consistent; every cursor write only ever moves it forward.
  */
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../common/dynamo-errors';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Member, ReadCursor } from '../../protocol';
@@ -26,7 +26,7 @@ export interface StoredRoomEvent {
 }
 
 /** Most rooms whose unread counts a user's list keeps, per tenant. */
-export const MAX_TRACKED_ROOMS = 500;
+export const MAX_TRACKED_ROOMS = 100;
 
 const numbers = (value: unknown): number[] => (value instanceof Set ? [...(value as Set<number>)].map(Number) : []);
 
@@ -118,10 +118,19 @@ export class ConversationStore {
     }
   }
 
-  /** Overwrites a room event (an edit of a deleted message) with `json`, whether or not it was written yet. */
+  /**
+   * Overwrites a room event (an edit of a deleted message) with `json`, whether or not it was written yet; what else
+   * the item holds (`n`, which unread counts read) stays.
+   */
   async overwrite(tenantId: string, room: string, seq: number, json: string, expiresAt: number): Promise<void> {
     await this.db.send(
-      new PutCommand({ TableName: this.tableName, Item: { ...keys.historyItem(tenantId, room, seq), seq, event: json, [TABLE.ttlAttribute]: expiresAt } }),
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.historyItem(tenantId, room, seq),
+        UpdateExpression: 'SET event = :json, seq = :seq, #ttl = if_not_exists(#ttl, :ttl)',
+        ExpressionAttributeNames: { '#ttl': TABLE.ttlAttribute },
+        ExpressionAttributeValues: { ':json': json, ':seq': seq, ':ttl': expiresAt },
+      }),
     );
   }
 
@@ -136,7 +145,8 @@ export class ConversationStore {
         ProjectionExpression: 'n',
         ScanIndexForward: false,
         ConsistentRead: true,
-        Limit: 5,
+        // Scrubbed edits may lack `n`; a message has at most MAX_EDITS_PER_MESSAGE of them in a row.
+        Limit: 64,
       }),
     );
     const found = (Items ?? []).find((i) => typeof i.n === 'number');

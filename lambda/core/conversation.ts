@@ -32,6 +32,9 @@ import type { StoredConnection } from './store';
 
 export type ConversationDeps = DeliverDeps & { config: Pick<RealtimeConfig, 'adminGroup'> & Partial<Pick<RealtimeConfig, 'receiptSignalMaxMembers'>> };
 
+/** Edits one message may take (each is an event in history that its deletion overwrites). */
+export const MAX_EDITS_PER_MESSAGE = 50;
+
 /** How long a read cursor is kept after its last move: well past the history it points into. */
 const CURSOR_SECONDS = 90 * 24 * 3600;
 
@@ -56,6 +59,8 @@ export async function editMessage(actor: Actor, room: string, target: number, da
     deps.log.warn('edit_refused', { category: 'audit', connectionId: actor.connectionId, userId: actor.userId, room, seq: target });
     return errorEvent('forbidden', 'Only its author can edit a message.', id);
   }
+  // Each edit is an event a deletion must scrub: a message takes a bounded number of them.
+  if (found.stored.edits.length >= MAX_EDITS_PER_MESSAGE) return errorEvent('conflict', `A message can be edited at most ${MAX_EDITS_PER_MESSAGE} times.`, id);
   const { seq, n } = await deps.store.nextNumber(tenantId, room, false);
   const ts = nowOf(deps);
   const update: MessageUpdatedEvent = { type: 'message.updated', room, seq, ts, target, data, by: actor.member };
@@ -72,10 +77,30 @@ export async function editMessage(actor: Actor, room: string, target: number, da
   return { type: 'changed', room, target, seq, ...(id ? { id } : {}) };
 }
 
+/** Edit events overwritten at once while deleting (bounded, so a heavily edited message cannot throttle the table). */
+const SCRUB_BATCH = 25;
+
+async function scrubEdits(tenantId: string, room: string, edits: number[], deletion: MessageDeletedEvent, expiresAt: number, deps: ConversationDeps): Promise<void> {
+  for (let i = 0; i < edits.length; i += SCRUB_BATCH) {
+    await Promise.all(edits.slice(i, i + SCRUB_BATCH).map((e) => deps.store.conversation.overwrite(tenantId, room, e, JSON.stringify({ ...deletion, seq: e }), expiresAt)));
+  }
+}
+
 export async function deleteMessage(actor: Actor, room: string, target: number, deps: ConversationDeps, id?: string): Promise<ChangedEvent | ErrorEvent> {
   const { tenantId } = actor;
   const found = await messageAt(tenantId, room, target, deps);
-  if (!found || found.stored.deleted) return errorEvent('not_found', `No message ${target} in ${room}.`, id);
+  if (found?.stored.deleted) {
+    // Deleted already: scrub its edit events again (idempotent), so a deletion that failed half-way is finished by
+    // asking again, and its content never outlives it.
+    const original = found.event;
+    const mayDelete = ('userId' in original.sender && original.sender.userId === actor.userId) || actor.groups.includes(deps.config.adminGroup);
+    if (mayDelete && found.stored.edits.length > 0) {
+      const ts = nowOf(deps);
+      await scrubEdits(tenantId, room, found.stored.edits, { type: 'message.deleted', room, seq: 0, ts, target, by: actor.member }, Math.floor(ts / 1000) + deps.config.historyRetentionSeconds, deps);
+    }
+    return errorEvent('not_found', `Message ${target} was deleted already.`, id);
+  }
+  if (!found) return errorEvent('not_found', `No message ${target} in ${room}.`, id);
   const { event: original } = found;
   const author = 'userId' in original.sender && original.sender.userId === actor.userId;
   const admin = actor.groups.includes(deps.config.adminGroup);
@@ -90,7 +115,7 @@ export async function deleteMessage(actor: Actor, room: string, target: number, 
   const deletion: MessageDeletedEvent = { type: 'message.deleted', room, seq, ts, target, by: actor.member };
   const expiresAt = Math.floor(ts / 1000) + deps.config.historyRetentionSeconds;
   // Every edit event that carried the content becomes a deletion too (written even if its edit has not been yet).
-  if (edits) await Promise.all(edits.map((e) => deps.store.conversation.overwrite(tenantId, room, e, JSON.stringify({ ...deletion, seq: e }), expiresAt)));
+  if (edits) await scrubEdits(tenantId, room, edits, deletion, expiresAt, deps);
   // The number is used either way (a concurrent deletion won: this one repeats it, harmlessly).
   await deliverRoomEvent(tenantId, room, deletion, deps, { n });
   if (!edits) return errorEvent('not_found', `Message ${target} was deleted already.`, id);

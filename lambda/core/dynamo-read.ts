@@ -45,10 +45,15 @@ export async function* partitionPages(
   } while (startKey);
 }
 
-/** The first `max` items that `map` keeps (undefined: skip), and whether there are more; reads stop there. */
-export async function firstOf<T>(pages: AsyncIterable<Item[]>, max: number, map: (item: Item) => T | undefined): Promise<{ items: T[]; more: boolean }> {
+/**
+ * The first `max` items that `map` keeps (undefined: skip), and whether there are more; reads stop there, and after
+ * `maxPages` pages (then `more`), so a partition full of skipped items cannot make one call read without bound.
+ */
+export async function firstOf<T>(pages: AsyncIterable<Item[]>, max: number, map: (item: Item) => T | undefined, maxPages = Infinity): Promise<{ items: T[]; more: boolean }> {
   const items: T[] = [];
+  let read = 0;
   for await (const page of pages) {
+    if (++read > maxPages) return { items, more: true };
     for (const item of page) {
       const mapped = map(item);
       if (mapped === undefined) continue;

@@ -150,7 +150,10 @@ const HANDLERS: Handlers = {
     const joined = await store.join(connection, message.room, config.maxRoomsPerConnection);
     if (joined === 'limit') return errorEvent('room_limit', `A connection may join at most ${config.maxRoomsPerConnection} rooms.`, message.id);
     if (joined === 'gone') return notRegistered(message.id);
-    // A private room's list is read again now the membership is written: a removal that raced this join wins.
+    const presence = await enterRoom(connection.tenantId, message.room, memberOf(connection), connection, deps);
+    await store.conversation.rememberRoom(connection.tenantId, connection.userId, message.room);
+    // A private room's list is read again once the membership, presence and unread entry are written: a removal
+    // that raced this join either is seen here (and the join undoes all three), or sees them (and removes them).
     const revoked = await confirmJoin(connection, message.room, deps);
     if (revoked) return errorEvent('forbidden', revoked, message.id);
     // Membership first, history second: whatever the replay misses arrives live (see deliver.ts).
@@ -159,8 +162,6 @@ const HANDLERS: Handlers = {
     );
     if ('refused' in resume) return refuseForRate(connectionId, connection.userId, resume.refused, message.id, deps);
     if (resume.gap) log.info('resume_gap', { connectionId, room: message.room, ...resume.gap });
-    const presence = await enterRoom(connection.tenantId, message.room, memberOf(connection), connection, deps);
-    await store.conversation.rememberRoom(connection.tenantId, connection.userId, message.room);
     return withId({ type: 'joined', room: message.room, ...resume, presence }, message.id);
   },
 

@@ -18,6 +18,9 @@ export interface PresenceChange {
   v: number;
 }
 
+/** Pages a presence snapshot reads at most. */
+const SNAPSHOT_PAGES = 5;
+
 export class PresenceStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -27,31 +30,34 @@ export class PresenceStore {
 
   /** Adds a connection to the user's presence in the room (idempotent: a rejoin after a reconnect changes nothing). */
   async enter(tenantId: string, room: string, member: Member, connectionId: string, expiresAt: number): Promise<PresenceChange> {
+    const base = this.now();
     const { Attributes: old } = await this.db.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: keys.presence(tenantId, room, member.userId),
-        UpdateExpression: 'ADD conns :conn, v :one SET #name = :name, #ttl = :ttl',
+        // A version that starts from the clock when the item is (re)created, so it never restarts below one a client saw.
+        UpdateExpression: 'ADD conns :conn SET v = if_not_exists(v, :base) + :one, #name = :name, #ttl = :ttl',
         ExpressionAttributeNames: { '#name': 'name', '#ttl': TABLE.ttlAttribute },
-        ExpressionAttributeValues: { ':conn': new Set([connectionId]), ':one': 1, ':name': member.name, ':ttl': expiresAt },
+        ExpressionAttributeValues: { ':conn': new Set([connectionId]), ':one': 1, ':base': base, ':name': member.name, ':ttl': expiresAt },
         ReturnValues: 'ALL_OLD',
       }),
     );
     const conns = old?.conns instanceof Set ? (old.conns as Set<string>) : new Set<string>();
     // An item past its TTL that DynamoDB has not deleted yet is no presence, whatever it lists: its connections are
-    // long gone (they expire with it), so this one starts the set afresh.
+    // long gone (they expired with it). Exactly those are removed (a concurrent joiner's stays).
     const wasPresent = conns.size > 0 && Number(old?.[TABLE.ttlAttribute]) * 1000 > this.now();
-    if (!wasPresent && conns.size > 0) {
+    const stale = [...conns].filter((id) => id !== connectionId);
+    if (!wasPresent && stale.length > 0) {
       await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: keys.presence(tenantId, room, member.userId),
-          UpdateExpression: 'SET conns = :conn',
-          ExpressionAttributeValues: { ':conn': new Set([connectionId]) },
+          UpdateExpression: 'DELETE conns :stale',
+          ExpressionAttributeValues: { ':stale': new Set(stale) },
         }),
       );
     }
-    return { changed: !wasPresent, v: Number(old?.v ?? 0) + 1 };
+    return { changed: !wasPresent, v: Number(old?.v ?? base) + 1 };
   }
 
   /** Removes a connection from the user's presence in the room; undefined when it was not there. */
@@ -84,7 +90,9 @@ export class PresenceStore {
       projection: '#sk, #name, v, #ttl',
       names: { '#sk': TABLE.sortKey, '#name': 'name', '#ttl': TABLE.ttlAttribute },
     });
-    const { items, more } = await firstOf(pages, max, (item) => ({ userId: String(item[TABLE.sortKey]), name: String(item.name), v: Number(item.v) }));
+    // Users who left keep their item (its version) until it expires; the filter drops them after DynamoDB read them, so
+    // the pages read are capped (SNAPSHOT_PAGES), and a room with that many departures says `more`.
+    const { items, more } = await firstOf(pages, max, (item) => ({ userId: String(item[TABLE.sortKey]), name: String(item.name), v: Number(item.v) }), SNAPSHOT_PAGES);
     return { users: items, more };
   }
 

@@ -313,7 +313,10 @@ export async function authorizeJoin(connection: Joiner, room: string, deps: Acce
 export async function confirmJoin(connection: Joiner, room: string, deps: AccessDeps): Promise<string | undefined> {
   if (namespaceOf(room) !== 'private' || !deps.roomAccess) return undefined;
   if (await deps.roomAccess.acl.isMember(connection.tenantId, room, connection.userId)) return undefined;
+  // Undo all the join wrote: membership, presence, the room in the unread list.
   await deps.store.leave(connection, room);
+  await exitRoom(connection.tenantId, room, connection.userId, connection.connectionId, deps);
+  await deps.store.conversation.forgetRoom(connection.tenantId, connection.userId, room);
   const refusal = { allowed: false as const, reason: 'removed_during_join' as const, message: membersOnly(room) };
   auditRefusal(connection, room, refusal, deps);
   return refusal.message;

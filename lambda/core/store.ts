@@ -731,7 +731,12 @@ export class ConnectionStore {
         }),
       );
       for (const item of page.Items ?? []) {
-        if (!this.live(item)) continue;
+        if (!this.live(item)) {
+          // Expiry follows the sequence: reading backwards, what lies beyond an expired item has expired too (read no
+          // further, however long the backlog DynamoDB has yet to delete).
+          if (!forward) return { items, more: false };
+          continue;
+        }
         const size = Buffer.byteLength(item.event as string);
         if (items.length >= limit || (items.length > 0 && bytes + size > maxBytes)) return { items, more: true };
         items.push({ seq: item.seq as number, event: item.event as string });
