@@ -9,6 +9,7 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { connect } from '../lambda/core/connection';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
 import { handleMessage, type MessageDeps } from '../lambda/core/messages';
+import { createRoomAccess } from '../lambda/core/room-access';
 import type { ServerEvent } from '../protocol';
 import { startConnectionsEndpoint, type ConnectionsEndpoint } from './support/connections-endpoint';
 import { coreDeps } from './support/core';
@@ -190,6 +191,38 @@ describe('read cursors under concurrency', () => {
     expect(receipts.cursors.find((c) => c.userId === 'u-hal')?.seq).toBe(10);
     const unread = (await reader.send({ action: 'unread' })) as Extract<ServerEvent, { type: 'unread' }>;
     expect(unread.rooms.find((r) => r.room === room)).toMatchObject({ unread: 0, readSeq: 10, lastSeq: 10 });
+  });
+});
+
+describe('what a frame may cost', () => {
+  it('charges a join the room hook decides several tokens, so inventing room names cannot drive the hook', async () => {
+    let calls = 0;
+    const roomAccess = createRoomAccess(fx.dynamo.doc, fx.tableName, { ROOM_HOOK_FUNCTION: 'hook', ROOM_HOOK_NAMESPACES: 'run' }, {
+      invoker: () => async () => {
+        calls++;
+        return { payload: JSON.stringify({ allow: true }) };
+      },
+    });
+    // Ten frames of burst: two hook joins (five tokens each) fit, the third is refused before the hook is asked.
+    const d = { ...deps({ RATE_LIMIT_BURST: '10', RATE_LIMIT_PER_SECOND: '0.01' }), roomAccess };
+    const kim = await open(person('u-kim'), d);
+    const replies = [];
+    for (const id of [1, 2, 3]) replies.push(await kim.send({ action: 'join', room: `run:${id}-${seq}` }));
+    expect(replies.map((r) => r.type)).toEqual(['joined', 'joined', 'error']);
+    expect(replies[2]).toMatchObject({ code: 'rate_limited' });
+    expect(calls).toBe(2);
+  });
+
+  it('lists no unread counts of rooms the static rules now refuse (an admin room after leaving the admin group)', async () => {
+    const room = `admin:ops-${seq}`;
+    const admin = await open(person('u-lee', ['tenant:acme', 'admin']));
+    await admin.send({ action: 'join', room });
+    await admin.send({ action: 'send', room, data: 'ops only' });
+    const listed = (await admin.send({ action: 'unread' })) as Extract<ServerEvent, { type: 'unread' }>;
+    expect(listed.rooms.map((r) => r.room)).toContain(room);
+    const demoted = await open(person('u-lee'));
+    const now = (await demoted.send({ action: 'unread' })) as Extract<ServerEvent, { type: 'unread' }>;
+    expect(now.rooms.map((r) => r.room)).not.toContain(room);
   });
 });
 

@@ -31,6 +31,7 @@ import { enterRoom, exitRoom, isLive, signalRoom, snapshotOf } from './presence'
 import { memberOf } from './profiles';
 import { signOut, signOutDeps } from './revoke';
 import { accessHandlers, authorizeJoin, confirmJoin, type RoomAccess } from './room-access';
+import { roomRule } from './rooms';
 import type { ConnectionStore, StoredConnection } from './store';
 
 export interface MessageDeps {
@@ -53,6 +54,9 @@ export interface IncomingFrame {
 
 /** Actions still allowed on a connection whose credential expired: the ones that renew it or end it. */
 const AFTER_EXPIRY = new Set(['refresh', 'logout', 'ping']);
+
+/** Extra rate-limit tokens a join costs when the deployment's room hook must be asked (see the join handler). */
+export const HOOK_JOIN_TOKENS = 4;
 
 export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Promise<ServerEvent> {
   const { store, config, log } = deps;
@@ -144,6 +148,13 @@ const HANDLERS: Handlers = {
   join: async (message, { connection, deps }) => {
     const { store, config, log } = deps;
     const { connectionId } = connection;
+    // A join the hook must be asked about costs a Lambda invocation: it pays HOOK_JOIN_TOKENS of the rate limit, so
+    // inventing room names cannot drive the hook faster than that (a cached answer costs nothing more).
+    const hook = deps.roomAccess?.hook;
+    if (hook && roomRule(connection, message.room, config.adminGroup, hook.namespaces).kind === 'hook' && !hook.cached(connection, message.room)) {
+      const rate = await store.takeToken(connection, config.rateLimit, HOOK_JOIN_TOKENS);
+      if (!rate?.allowed) return refuseForRate(connectionId, connection.userId, rate?.strikes ?? 0, message.id, deps);
+    }
     // Writes its own audit event (join_refused, with a reason) when it refuses.
     const refusal = await authorizeJoin(connection, message.room, deps);
     if (refusal) return errorEvent('forbidden', refusal, message.id);
@@ -222,8 +233,13 @@ const HANDLERS: Handlers = {
     return markRead(actorOf(connection), message.room, message.seq, deps, message.id);
   },
 
-  unread: async (message, { connection, deps }) =>
-    withId({ type: 'unread', rooms: await deps.store.conversation.unread(connection.tenantId, connection.userId) }, message.id),
+  unread: async (message, { connection, deps }) => {
+    const rooms = await deps.store.conversation.unread(connection.tenantId, connection.userId);
+    // Not the rooms the static rules now refuse (an admin:* room after leaving the admin group): not even their counts.
+    const hookNamespaces = deps.roomAccess?.hook?.namespaces ?? [];
+    const readable = rooms.filter((r) => roomRule(connection, r.room, deps.config.adminGroup, hookNamespaces).kind !== 'refused');
+    return withId({ type: 'unread', rooms: readable }, message.id);
+  },
 
   receipts: async (message, { connection, deps }) => {
     if (!connection.rooms.includes(message.room)) return notJoined(message.room, message.id);

@@ -175,9 +175,18 @@ export class RoomHook {
     return this.config.namespaces;
   }
 
+  /** Groups are part of the key: a refreshed token with other groups is asked anew. */
+  private keyOf(identity: RoomHookRequest['identity'], room: string): string {
+    return JSON.stringify([identity.tenantId, identity.userId, [...identity.groups].sort(), room]);
+  }
+
+  /** Whether deciding this join would answer from the cache (no invocation). */
+  cached(identity: RoomHookRequest['identity'], room: string): boolean {
+    return (this.cache.get(this.keyOf(identity, room))?.until ?? 0) > this.now();
+  }
+
   async decide(identity: RoomHookRequest['identity'], room: string): Promise<HookDecision> {
-    // Groups are part of the key: a refreshed token with other groups is asked anew.
-    const key = JSON.stringify([identity.tenantId, identity.userId, [...identity.groups].sort(), room]);
+    const key = this.keyOf(identity, room);
     const now = this.now();
     const hit = this.cache.get(key);
     if (hit && hit.until > now) return hit.allow ? { allow: true, cached: true } : { allow: false, reason: 'denied', cached: true };
