@@ -174,6 +174,7 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   private generation = 0;
   private renewTimer?: ReturnType<typeof setTimeout>;
   private me?: WhoamiEvent;
+  private whoamiInFlight?: Promise<WhoamiEvent>;
   private readonly unreadCounts = new Map<string, number>();
   private readonly opts: Required<Omit<ClientOptions, 'reconnect' | 'renewToken' | 'stillSignedIn'>> & Pick<ClientOptions, 'reconnect' | 'renewToken' | 'stillSignedIn'>;
 
@@ -334,23 +335,18 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   }
 
   /** Renews the credential of the open socket shortly before it expires (the server closes expired sockets). */
-  private async scheduleRenewal(expiresAt?: number): Promise<void> {
+  private scheduleRenewal(expiresAt: number): void {
     this.stopRenewal();
     if (this.opts.renew === false) return;
-    try {
-      const at = expiresAt ?? (await this.whoami()).tokenExpiresAt;
-      const delay = Math.max(1000, at * 1000 - Date.now() - this.opts.renewMarginMs);
-      this.renewTimer = setTimeout(() => void this.renew(), Math.min(delay, 2 ** 31 - 1));
-    } catch {
-      // Not connected any more: the next open schedules again.
-    }
+    const delay = Math.max(1000, expiresAt * 1000 - Date.now() - this.opts.renewMarginMs);
+    this.renewTimer = setTimeout(() => void this.renew(), Math.min(delay, 2 ** 31 - 1));
   }
 
   private async renew(): Promise<void> {
     try {
       const token = this.opts.renew === 'token' ? await (this.opts.renewToken ?? this.opts.token)() : undefined;
       const renewed = await this.request<'refresh'>({ action: 'refresh', ...(token ? { token } : {}) });
-      await this.scheduleRenewal(renewed.tokenExpiresAt);
+      this.scheduleRenewal(renewed.tokenExpiresAt);
     } catch (err) {
       // Refused (e.g. the sign-in was revoked) or unreachable: start over with a fresh connection.
       this.emit('error', err as Error);
@@ -633,9 +629,12 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     return [...(this.rooms.get(room)?.typing.values() ?? [])].map((t) => t.user);
   }
 
-  async whoami(): Promise<WhoamiEvent> {
-    this.me = await this.request<'whoami'>({ action: 'whoami' });
-    return this.me;
+  /** Who this connection is. Calls made while one is in flight (the client asks on every open) share its answer. */
+  whoami(): Promise<WhoamiEvent> {
+    this.whoamiInFlight ??= this.request<'whoami'>({ action: 'whoami' })
+      .then((me) => (this.me = me))
+      .finally(() => (this.whoamiInFlight = undefined));
+    return this.whoamiInFlight;
   }
 
   ping() {

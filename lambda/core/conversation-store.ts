@@ -222,17 +222,12 @@ export class ConversationStore {
   async unread(tenantId: string, userId: string): Promise<Array<{ room: string; unread: number; lastSeq: number; readSeq: number }>> {
     const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.userRooms(tenantId, userId), ConsistentRead: true }));
     const rooms = Item?.rooms instanceof Set ? [...(Item.rooms as Set<string>)].sort() : [];
-    const counters = new Map<string, Record<string, unknown>>();
-    const cursors = new Map<string, Record<string, unknown>>();
     const wanted = rooms.flatMap((room) => [keys.counter(tenantId, room), keys.cursor(tenantId, room, userId)]);
-    for (const item of await batchGetAll(this.db, this.tableName, wanted)) {
-      const pk = String(item[TABLE.partitionKey]);
-      if (pk.startsWith('seq#')) counters.set(pk.slice(`seq#${tenantId}#`.length), item);
-      else if (this.live(item)) cursors.set(pk.slice(`rcpt#${tenantId}#`.length), item);
-    }
+    // Answers come back by key, in no order: index them by partition key.
+    const found = new Map((await batchGetAll(this.db, this.tableName, wanted)).filter((item) => this.live(item)).map((item) => [String(item[TABLE.partitionKey]), item]));
     return rooms.map((room) => {
-      const counter = counters.get(room);
-      const cursor = cursors.get(room);
+      const counter = found.get(keys.counter(tenantId, room).pk);
+      const cursor = found.get(keys.cursor(tenantId, room, userId).pk);
       const lastSeq = Number(counter?.value ?? 0);
       const readSeq = Number(cursor?.seq ?? 0);
       const unread = Math.max(0, Number(counter?.msgs ?? 0) - Number(cursor?.n ?? 0));

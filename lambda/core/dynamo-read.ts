@@ -49,7 +49,7 @@ export async function* partitionPages(
  * The first `max` items that `map` keeps (undefined: skip), and whether there are more; reads stop there, and after
  * `maxPages` pages (then `more`), so a partition full of skipped items cannot make one call read without bound.
  */
-export async function firstOf<T>(pages: AsyncIterable<Item[]>, max: number, map: (item: Item) => T | undefined, maxPages = Infinity): Promise<{ items: T[]; more: boolean }> {
+export async function firstOf<I, T>(pages: AsyncIterable<I[]>, max: number, map: (item: I) => T | undefined, maxPages = Infinity): Promise<{ items: T[]; more: boolean }> {
   const items: T[] = [];
   let read = 0;
   for await (const page of pages) {

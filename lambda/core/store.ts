@@ -613,10 +613,7 @@ export class ConnectionStore {
    * undefined for a bigger room. Room signals (presence, typing) go only to rooms this small.
    */
   async roomMembersUpTo(tenantId: string, room: string, max: number): Promise<string[] | undefined> {
-    const pages = (async function* (refs: AsyncIterable<Array<{ connectionId: string }>>) {
-      for await (const page of refs) yield page as Array<Record<string, unknown>>;
-    })(this.roomMemberRefs(tenantId, room, max + 1));
-    const { items, more } = await firstOf(pages, max, (m) => m.connectionId as string);
+    const { items, more } = await firstOf(this.roomMemberRefs(tenantId, room, max + 1), max, (m) => m.connectionId);
     return more ? undefined : items;
   }
 
