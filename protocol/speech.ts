@@ -13,6 +13,14 @@ import { parseBoundedJson } from './realtime';
 export const SPEECH_INPUT_SAMPLE_RATE = 16_000;
 export const SPEECH_OUTPUT_SAMPLE_RATE = 24_000;
 
+/**
+ * Audio sent after `start` and before `started` (while the model stream opens) is kept, in order, up to this much,
+ * and handed to the model once it listens: a client may start talking as soon as it sends `start`. Beyond it the
+ * rest is dropped with one `not_started` error.
+ */
+export const SPEECH_START_BUFFER_MS = 2_000;
+export const SPEECH_START_BUFFER_BYTES = (SPEECH_INPUT_SAMPLE_RATE * 2 * SPEECH_START_BUFFER_MS) / 1000;
+
 export type SpeechControl = { type: 'start' } | { type: 'stop' } | { type: 'refresh'; token: string };
 
 export type SpeechEvent =

@@ -20,7 +20,7 @@ import type { Auth } from '../common/auth';
 import type { HandshakeIdentity, RefreshResult } from '../common/handshake';
 import type { Logger } from '../common/log';
 import { SUBPROTOCOL } from '../protocol';
-import { SPEECH_CLOSE, parseSpeechControl, type SpeechEvent } from '../protocol';
+import { SPEECH_CLOSE, SPEECH_START_BUFFER_BYTES, SPEECH_START_BUFFER_MS, parseSpeechControl, type SpeechEvent } from '../protocol';
 import type { SpeechConfig } from './config';
 import type { ProviderSession, SpeechProvider } from './provider';
 
@@ -101,6 +101,10 @@ interface Session {
   expiresAt: number;
   provider?: ProviderSession;
   starting?: Promise<void>;
+  /** Audio received while the model stream opens, handed to it in order once open (at most SPEECH_START_BUFFER_BYTES). */
+  early: Buffer[];
+  earlyBytes: number;
+  earlyDropped: boolean;
   lastSeen: number;
   openedAt: number;
   /** In bytes. */
@@ -264,6 +268,9 @@ export class SpeechServer {
       ws,
       identity,
       expiresAt: identity.tokenExpiresAt,
+      early: [],
+      earlyBytes: 0,
+      earlyDropped: false,
       lastSeen: now,
       openedAt: now,
       audioBudget: new TokenBucket(this.settings.maxAudioBytesPerSecond, this.settings.maxAudioBytesPerSecond),
@@ -363,7 +370,15 @@ export class SpeechServer {
       return;
     }
     if (!session.provider) {
-      if (!session.starting) this.send(session, { type: 'error', code: 'not_started', message: 'Send {"type":"start"} before audio.' });
+      if (!session.starting) return this.send(session, { type: 'error', code: 'not_started', message: 'Send {"type":"start"} before audio.' });
+      // The model stream is opening: keep what the user already said instead of losing its first words.
+      if (session.earlyBytes + pcm.length <= SPEECH_START_BUFFER_BYTES) {
+        session.early.push(pcm);
+        session.earlyBytes += pcm.length;
+      } else if (!session.earlyDropped) {
+        session.earlyDropped = true;
+        this.send(session, { type: 'error', code: 'not_started', message: `The model is not listening yet; audio beyond the first ${SPEECH_START_BUFFER_MS / 1000} s was dropped. Wait for "started".` });
+      }
       return;
     }
     session.bytesIn += pcm.length;
@@ -434,9 +449,19 @@ export class SpeechServer {
         return;
       }
       this.send(session, { type: 'started' });
+      // Synchronously, so that no frame arriving now overtakes the ones kept while the stream opened.
+      const provider = session.provider;
+      for (const pcm of session.early) {
+        session.bytesIn += pcm.length;
+        provider.audio(pcm);
+      }
     } catch (err) {
       log.error('speech_provider_open_failed', { sessionId: session.id, error: err as Error });
       this.send(session, { type: 'error', code: 'provider_error', message: 'The speech model could not be reached; try again.' });
+    } finally {
+      session.early = [];
+      session.earlyBytes = 0;
+      session.earlyDropped = false;
     }
   }
 

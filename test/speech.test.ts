@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import WebSocket from 'ws';
 import { nodeSocket } from '../client/node';
 import { SpeechClient } from '../client/speech';
-import type { SpeechEvent } from '../protocol';
+import { SPEECH_START_BUFFER_BYTES, type SpeechEvent } from '../protocol';
 import { createAuth, type Auth } from '../common/auth';
 import { CredentialStore, SESSION_COOKIE, hashSecret, type CognitoSessions, type CognitoTokens } from '../common/credentials';
 import { ROOT } from '../local/paths';
@@ -170,6 +170,51 @@ describe('speech sessions', () => {
     expect(c.events.filter((e) => e.type === 'error').map((e) => (e as { code: string }).code)).toEqual(['not_started', 'invalid_message', 'invalid_message']);
     expect(c.ws.readyState).toBe(WebSocket.OPEN);
     c.ws.close();
+  });
+
+  it('keeps audio sent while the model stream opens and hands it over in order, up to 2 s, dropping the rest with one error', async () => {
+    // A model stream that takes its time to open (Bedrock's does, more so under load): audio the client sends
+    // right after `start` must not lose the user's first words.
+    let release: () => void = () => undefined;
+    const received: Buffer[] = [];
+    const slow: SpeechProvider = {
+      name: 'slow',
+      async open(): Promise<ProviderSession> {
+        await new Promise<void>((r) => (release = r));
+        return { audio: (pcm) => void received.push(Buffer.from(pcm)), close: async () => undefined };
+      },
+    };
+    const { url } = await start({ MAX_AUDIO_BYTES_PER_SECOND: '400000' }, slow); // sent at once, not in real time
+    const frames = (n: number, from: number) => Array.from({ length: n }, (_, i) => Buffer.alloc(3200, from + i)); // 100 ms each
+
+    const kept = raw(url, { headers: { Authorization: `Bearer ${token()}` } });
+    await kept.opened;
+    kept.ws.send(JSON.stringify({ type: 'start' }));
+    for (const f of frames(12, 1)) kept.ws.send(f);
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    await waitUntil(() => kept.events.some((e) => e.type === 'started'), 2000, 'started');
+    for (const f of frames(3, 13)) kept.ws.send(f); // after the stream opened: behind the kept frames
+    await waitUntil(() => received.length === 15, 2000, 'every frame');
+    expect(received.map((b) => b[0])).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+    expect(kept.events.filter((e) => e.type === 'error')).toEqual([]);
+    kept.ws.close();
+
+    received.length = 0;
+    const flood = raw(url, { headers: { Authorization: `Bearer ${token()}` } });
+    await flood.opened;
+    flood.ws.send(JSON.stringify({ type: 'start' }));
+    for (const f of frames(25, 1)) flood.ws.send(f); // 2.5 s before the model listens
+    await waitUntil(() => flood.events.some((e) => e.type === 'error'), 2000, 'the drop error');
+    release();
+    await waitUntil(() => flood.events.some((e) => e.type === 'started'), 2000, 'started');
+    await waitUntil(() => received.length === SPEECH_START_BUFFER_BYTES / 3200, 2000, 'the first 2 s');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.map((b) => b[0])).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(flood.events.filter((e) => e.type === 'error')).toEqual([
+      { type: 'error', code: 'not_started', message: 'The model is not listening yet; audio beyond the first 2 s was dropped. Wait for "started".' },
+    ]);
+    flood.ws.close();
   });
 
   it('closes with 1009 for a frame over 32 KB and with 1008 when audio arrives faster than allowed', async () => {
