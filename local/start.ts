@@ -1,6 +1,10 @@
 /**
  * `npm start`: synthesizes if the sources changed, starts the local system, prints where everything is and who can
  * sign in, and stops cleanly on Ctrl-C (sockets closed with $disconnect, child processes ended, ports freed).
+ *
+ * Ctrl-C always ends it within STOP_DEADLINE_MS: during startup at once, after it gracefully, and if any part of
+ * the graceful stop hangs, by exiting anyway (the process's 'exit' kills cognito-local; the kernel frees the
+ * ports of everything in process).
  */
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
@@ -8,6 +12,10 @@ import { parseArgs } from 'node:util';
 import { LOCAL_CONFIG, writeLocalConfig } from './config';
 import { ensureSynth } from './synth';
 import { startLocalSystem, type LocalSystem } from './system';
+import { ensureWebBuild } from '../web/build';
+
+/** The longest a Ctrl-C waits for the graceful stop before the process leaves anyway. */
+const STOP_DEADLINE_MS = 4_000;
 
 const HELP = `Usage: npm start -- [options]
 
@@ -55,10 +63,46 @@ ${users}
 `;
 }
 
+/** Prints what a quiet step is doing, then how long it took. */
+function step<T>(label: string, run: (starting: () => void) => T): T {
+  let began: number | undefined;
+  const result = run(() => {
+    began = Date.now();
+    process.stdout.write(`… ${label}\n`);
+  });
+  if (began !== undefined) process.stdout.write(`✓ ${label} (${((Date.now() - began) / 1000).toFixed(1)} s)\n`);
+  return result;
+}
+
 async function main(): Promise<void> {
   // Node 20 is supported here; the SDK's notice about its future Node 22 requirement would only add noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const started = Date.now();
+  // Handled from the first moment: a Ctrl-C during startup must not leave cognito-local running on its port.
+  const running: { system?: LocalSystem; configFile?: string } = {};
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) process.exit(130); // a second Ctrl-C: leave now
+    stopping = true;
+    const { system } = running;
+    if (!system) {
+      process.stdout.write(`\n${signal} during startup: stopped.\n`);
+      process.exit(130);
+    }
+    process.stdout.write(`\n${signal}: closing sockets and stopping services...\n`);
+    setTimeout(() => {
+      process.stderr.write(`The services did not stop within ${STOP_DEADLINE_MS / 1000} s; leaving anyway.\n`);
+      process.exit(1);
+    }, STOP_DEADLINE_MS).unref();
+    await system.stop();
+    process.stdout.write('Stopped.\n');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // However the process ends, the CLI must not find a description of a system that is gone.
+  process.on('exit', () => running.configFile && rmSync(running.configFile, { force: true }));
+
   const { values } = parseArgs({
     options: {
       port: { type: 'string', default: '8787' },
@@ -87,8 +131,10 @@ async function main(): Promise<void> {
   const indexLagMs = Number(values['index-lag']);
   if (!Number.isInteger(indexLagMs) || indexLagMs < 0) throw new Error(`--index-lag takes milliseconds (0 or more), not "${values['index-lag']}".`);
 
-  const synthesized = ensureSynth('Gatehouse');
+  const synthesized = step('synthesizing the CDK app (sources changed since the last synth)', (starting) => ensureSynth('Gatehouse', starting));
+  const webDir = step('building the web app', (starting) => ensureWebBuild(starting));
   const system = await startLocalSystem({
+    webDir,
     port: Number(values.port),
     cognitoPort: Number(values['cognito-port']),
     dynamoPort: Number(values['dynamo-port']),
@@ -108,20 +154,9 @@ async function main(): Promise<void> {
 
   const configFile = path.resolve(values.config);
   writeLocalConfig(system, configFile);
+  running.configFile = configFile;
+  running.system = system;
   process.stdout.write(banner(system, Date.now() - started, synthesized, webAuthMode));
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) process.exit(130); // a second Ctrl-C: leave now
-    stopping = true;
-    process.stdout.write(`\n${signal}: closing sockets and stopping services...\n`);
-    await system.stop();
-    rmSync(configFile, { force: true });
-    process.stdout.write('Stopped.\n');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
 main().catch((err: Error) => {

@@ -11,11 +11,15 @@ import { CDK_OUT, ROOT } from './paths';
 const SOURCES = ['bin', 'lib', 'lambda', 'common', 'client', 'speech', 'web', 'package-lock.json', 'cdk.json'];
 const STAMP = path.join(CDK_OUT, '.gatehouse-sources');
 
-/** Synthesizes when stale (a source changed since the last synth, or no template); returns whether it did. */
-export function ensureSynth(stackName: string): boolean {
+/**
+ * Synthesizes when stale (a source changed since the last synth, or no template); returns whether it did.
+ * `starting` is called first when it will, so that a caller can say why the next half-minute is quiet.
+ */
+export function ensureSynth(stackName: string, starting?: () => void): boolean {
   const hash = hashSources(SOURCES);
   const current = existsSync(path.join(CDK_OUT, `${stackName}.template.json`)) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash;
   if (current) return false;
+  starting?.();
   // Loaded only when needed: aws-cdk-lib is large and a current cdk.out does not need it.
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { App } = require('aws-cdk-lib') as typeof import('aws-cdk-lib');

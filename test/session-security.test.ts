@@ -223,21 +223,22 @@ describe('expiring connections', () => {
     expect(await c.send({ action: 'refresh', token: token({ exp: now() - 5, iat: now() - 100 }) })).toMatchObject({ code: 'refresh_refused', message: expect.stringContaining('expired') });
     await credentials.revokeSignIn('revoked-refresh', now() + 600);
     expect(await c.send({ action: 'refresh', token: token({ origin_jti: 'revoked-refresh' }) })).toMatchObject({ code: 'refresh_refused', message: expect.stringContaining('revoked') });
-    const fresh = token({ exp: now() + 600 });
-    expect(await c.send({ action: 'refresh', token: fresh })).toEqual({ type: 'refreshed', tokenExpiresAt: now() + 600 });
+    const exp = now() + 600;
+    expect(await c.send({ action: 'refresh', token: token({ exp }) })).toEqual({ type: 'refreshed', tokenExpiresAt: exp });
     expect(await c.send({ action: 'join', room: 'r' })).toMatchObject({ type: 'joined' });
     expect(logger.events()).toContainEqual(expect.objectContaining({ event: 'refreshed', category: 'audit' }));
   });
 
   it('extends a cookie connection from its session, without a token', async () => {
     const hash = hashSecret('session-for-refresh');
+    const accessExpiresAt = now() + 900;
     await credentials.putSession(hash, {
       userId: 'user-1111',
       username: 'alice',
       email: 'a@example.com',
       groups: ['tenant:acme'],
-      accessToken: token(),
-      accessExpiresAt: now() + 900,
+      accessToken: token({ exp: accessExpiresAt }),
+      accessExpiresAt,
       refreshToken: 'r',
       signIn: 'cookie-sign-in',
       issuedAt: now(),
@@ -246,7 +247,7 @@ describe('expiring connections', () => {
     });
     const c = await open({ tokenExpiresAt: now() - 1, session: hash, signIn: 'cookie-sign-in' });
     // A session-backed credential lasts as long as its access token (renewing it is a refresh at Cognito).
-    expect(await c.send({ action: 'refresh' })).toEqual({ type: 'refreshed', tokenExpiresAt: now() + 900 });
+    expect(await c.send({ action: 'refresh' })).toEqual({ type: 'refreshed', tokenExpiresAt: accessExpiresAt });
     const bearer = await open({ tokenExpiresAt: now() - 1 });
     expect(await bearer.send({ action: 'refresh' })).toMatchObject({ code: 'refresh_refused' });
   });

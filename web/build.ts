@@ -33,9 +33,10 @@ export function hashSources(entries: readonly string[]): string {
 }
 
 /** Builds web/dist if it is missing or stale; returns its path. */
-export function ensureWebBuild(): string {
+export function ensureWebBuild(starting?: () => void): string {
   const hash = hashSources(INPUTS);
   if (existsSync(path.join(WEB_DIST, 'index.html')) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash) return WEB_DIST;
+  starting?.();
   const vite = path.join(path.dirname(require.resolve('vite/package.json')), 'bin', 'vite.js');
   execFileSync(process.execPath, [vite, 'build', '--config', path.join(ROOT, 'web', 'vite.config.mts')], {
     cwd: ROOT,
