@@ -23,26 +23,44 @@ import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../protocol
 import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type Member, type MessageEvent } from '../protocol';
 import { LOCAL_CONFIG, readLocalConfig } from '../local/config';
 
-const USAGE = `Usage: npm run gatehouse -- <command> [options]
-
-Commands
-  token    --user <email> [--password <pw>]
-           Sign in and print the access token.
-  connect  --user <email> [--password <pw>] [--room <room>] [--tenant <id>] [--transport header|subprotocol]
+/** Each command's usage, shown by `<command> --help` and, all together, by `--help`. */
+const COMMAND_HELP = {
+  token: `  token    --user <email> [--password <pw>]
+           Sign in and print the access token, and nothing else (TOKEN=$(npm run -s gatehouse -- token --user ...)).`,
+  connect: `  connect  --user <email> [--password <pw>] [--room <room>] [--tenant <id>] [--transport header|subprotocol]
            Interactive session. Type a line to send it to the current room; /join <room>, /leave <room>,
            /room <room> (switch), /who (who is in the room), /edit <seq> <text>, /delete <seq>, /whoami,
-           /help, /quit.
-  publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
-           Publish to a tenant's room through the event bus, as a backend service would.
-  speak    --user <email> [--password <pw>] --wav <file> [--out <file>]
+           /help, /quit.`,
+  publish: `  publish  --tenant <id> --room <room> --type <kind> --payload <json> [--source <name>]
+           Publish to a tenant's room through the event bus, as a backend service would.`,
+  speak: `  speak    --user <email> [--password <pw>] --wav <file> [--out <file>]
            Stream a WAV recording (16 kHz mono 16-bit) to the speech service, print the transcripts, and save
-           the spoken answer (24 kHz) to --out.
+           the spoken answer (24 kHz) to --out.`,
+} as const;
+type Command = keyof typeof COMMAND_HELP;
+const isCommand = (name: string | undefined): name is Command => name !== undefined && Object.hasOwn(COMMAND_HELP, name);
 
-Target (default: the local system started by \`npm start\`)
+const TARGET_HELP = `Target (default: the local system started by \`npm start\`)
   --config <file>    local system description (default ${LOCAL_CONFIG})
   --outputs <file>   a deployed stack: the file written by \`npx cdk deploy --outputs-file <file>\`
   --stack <name>     stack name inside the outputs file (default Gatehouse)
 `;
+
+const USAGE = `Usage: npm run gatehouse -- <command> [options]
+
+Commands
+${Object.values(COMMAND_HELP).join('\n')}
+
+${TARGET_HELP}`;
+
+const commandUsage = (command: Command) => `Usage: npm run gatehouse -- ${command} [options]
+
+${COMMAND_HELP[command]}
+
+${TARGET_HELP}`;
+
+/** Publish fields as the CLI's flags, so that an error names what the user typed. */
+const PUBLISH_FLAGS: Record<string, string> = { tenantId: '--tenant', room: '--room', type: '--type', payload: '--payload' };
 
 interface Target {
   region: string;
@@ -133,15 +151,21 @@ async function token(values: Values): Promise<void> {
 }
 
 async function publish(values: Values): Promise<void> {
+  for (const flag of ['tenant', 'room', 'type', 'payload'] as const) {
+    if (typeof values[flag] !== 'string') throw new Error(`--${flag} is required (npm run gatehouse -- publish --help)`);
+  }
   let payload: Json;
   try {
-    payload = JSON.parse(String(values.payload ?? 'null')) as Json;
+    payload = JSON.parse(String(values.payload)) as Json;
   } catch {
     throw new Error('--payload must be JSON');
   }
   const detail = { tenantId: values.tenant, room: values.room, type: values.type, payload };
   const parsed = parsePublishRequest(detail);
-  if (!parsed.ok) throw new Error(`Not publishable: ${parsed.error}`);
+  if (!parsed.ok) {
+    const named = parsed.error.replace(/^(tenantId|room|type|payload)\b/, (field) => PUBLISH_FLAGS[field]);
+    throw new Error(`Not publishable: ${named}`);
+  }
   const t = target(values);
   const result = await t.events.send(
     new PutEventsCommand({
@@ -333,8 +357,13 @@ async function main(): Promise<void> {
       stack: { type: 'string' },
       wav: { type: 'string' },
       out: { type: 'string' },
+      help: { type: 'boolean' },
     },
   });
+  if (isCommand(command) && values.help) {
+    process.stdout.write(commandUsage(command));
+    return;
+  }
   switch (command) {
     case 'token':
       return token(values);
@@ -345,8 +374,12 @@ async function main(): Promise<void> {
     case 'speak':
       return speak(values);
     default:
-      process.stdout.write(USAGE);
-      if (command && command !== 'help' && command !== '--help') process.exitCode = 2;
+      if (command && command !== 'help' && command !== '--help' && command !== '-h') {
+        process.stderr.write(`gatehouse: unknown command "${command}" (the commands: ${Object.keys(COMMAND_HELP).join(', ')})\n\n${USAGE}`);
+        process.exitCode = 2;
+      } else {
+        process.stdout.write(USAGE);
+      }
   }
 }
 

@@ -322,6 +322,20 @@ describe('server-side publishing', () => {
     expect(bad.stderr).toContain('--payload must be JSON');
     await carol.client.close();
   });
+
+  it('answers --help per command, an unknown command and a missing or bad flag with the flag names, publishing nothing', async () => {
+    const help = await cli('publish', '--help');
+    expect(help).toMatchObject({ status: 0, stderr: '' });
+    expect(help.stdout).toContain('Usage: npm run gatehouse -- publish [options]');
+    expect(help.stdout).not.toContain('speak ');
+    const unknown = await cli('pubish', '--tenant', 'acme');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('gatehouse: unknown command "pubish" (the commands: token, connect, publish, speak)');
+    const missing = await cli('publish', '--tenant', 'acme', '--room', 'jobs', '--type', 'x');
+    expect(missing).toMatchObject({ status: 1, stderr: 'gatehouse: --payload is required (npm run gatehouse -- publish --help)\n' });
+    const badTenant = await cli('publish', '--tenant', 'a b', '--room', 'jobs', '--type', 'x', '--payload', '1');
+    expect(badTenant).toMatchObject({ status: 1, stderr: 'gatehouse: Not publishable: --tenant must be 1-64 characters of [A-Za-z0-9_-]\n' });
+  });
 });
 
 describe('the local edge (CloudFront paths) and the speech service', () => {
