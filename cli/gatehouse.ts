@@ -59,8 +59,9 @@ ${COMMAND_HELP[command]}
 
 ${TARGET_HELP}`;
 
-/** Publish fields as the CLI's flags, so that an error names what the user typed. */
-const PUBLISH_FLAGS: Record<string, string> = { tenantId: '--tenant', room: '--room', type: '--type', payload: '--payload' };
+/** Publish fields as the CLI's flags (all required), so that an error names what the user typed. */
+const PUBLISH_FLAGS = { tenantId: 'tenant', room: 'room', type: 'type', payload: 'payload' } as const;
+const PUBLISH_FIELD = new RegExp(`^(${Object.keys(PUBLISH_FLAGS).join('|')})\\b`);
 
 interface Target {
   region: string;
@@ -151,7 +152,7 @@ async function token(values: Values): Promise<void> {
 }
 
 async function publish(values: Values): Promise<void> {
-  for (const flag of ['tenant', 'room', 'type', 'payload'] as const) {
+  for (const flag of Object.values(PUBLISH_FLAGS)) {
     if (typeof values[flag] !== 'string') throw new Error(`--${flag} is required (npm run gatehouse -- publish --help)`);
   }
   let payload: Json;
@@ -163,7 +164,7 @@ async function publish(values: Values): Promise<void> {
   const detail = { tenantId: values.tenant, room: values.room, type: values.type, payload };
   const parsed = parsePublishRequest(detail);
   if (!parsed.ok) {
-    const named = parsed.error.replace(/^(tenantId|room|type|payload)\b/, (field) => PUBLISH_FLAGS[field]);
+    const named = parsed.error.replace(PUBLISH_FIELD, (field) => `--${PUBLISH_FLAGS[field as keyof typeof PUBLISH_FLAGS]}`);
     throw new Error(`Not publishable: ${named}`);
   }
   const t = target(values);
