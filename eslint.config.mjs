@@ -53,6 +53,28 @@ export default tseslint.config(
     },
   },
   {
+    // The package's browser entry (everything `@gatehouse/client` exports) runs in pages: no Node, no Node packages.
+    files: ['packages/client/src/**/*.{ts,tsx}'],
+    ignores: ['packages/client/src/{node,auth,wav,cli,local-config}.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(node:|ws$|@aws-sdk/)', message: '@gatehouse/client runs in browsers: Node-only code goes in node.ts (the ./node entry).' }] }],
+      'no-restricted-globals': ['error', { name: 'Buffer', message: '@gatehouse/client runs in browsers: use TextEncoder.' }, { name: 'process', message: '@gatehouse/client runs in browsers.' }],
+    },
+  },
+  {
+    // The client is consumed as a package, as its users consume it: never by a path into its sources.
+    files: ['{web,test,bench,local,lib,lambda,speech,bin}/**/*.{ts,tsx,mts}'],
+    ignores: ['local/emulator/**'], // has its own, stricter rule
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: 'packages/client', message: "import '@gatehouse/client' (or '@gatehouse/client/node'), not its files." }] }],
+    },
+  },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['*.js', '*.mjs'],
     languageOptions: { globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },

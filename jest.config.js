@@ -1,6 +1,8 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
+  // Tests import @gatehouse/client from its sources (the workspace link), never from a possibly stale build.
+  testEnvironmentOptions: { customExportConditions: ['gatehouse-source', 'node', 'node-addons'] },
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   // Type-checking happens once in `npm run typecheck`; ts-jest only transpiles (isolatedModules in tsconfig).

@@ -10,7 +10,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { createNodeClient, type GatehouseClient } from '../client/node';
+import { createNodeClient, type GatehouseClient } from '@gatehouse/client/node';
 import { createLogger } from '../common/log';
 import { TABLE, keys } from '../common/table-schema';
 import { realtimeConfig, type RealtimeConfig } from '../lambda/core/config';

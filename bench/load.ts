@@ -1,5 +1,5 @@
 /**
- * Load held through the local system, with the client that ships in client/: authenticated sockets opened
+ * Load held through the local system, with the client that ships in packages/client: authenticated sockets opened
  * (connects per second), held for the run, rooms fanning out messages at a steady rate, latency from send to
  * receipt, and the two numbers that must be zero: messages lost and sockets dropped. The alternative is the floor:
  * a bare `ws` server that fans out the same traffic to the same sockets with no authentication, no Lambda, no
@@ -7,7 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { createNodeClient, type GatehouseClient } from '../client/node';
+import { createNodeClient, type GatehouseClient } from '@gatehouse/client/node';
 import { ensureSynth } from '../local/synth';
 import { startLocalSystem } from '../local/system';
 import { num, ratio, sleep, stats, type Bench, type Stats } from './report';

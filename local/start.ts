@@ -54,8 +54,8 @@ Gatehouse is running locally (${synthesized ? 'synthesized, then ' : ''}started 
 ${users}
 
   Try it:
-    npm run gatehouse -- connect --user alice@acme.test --room general
-    npm run gatehouse -- publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'
+    npx gatehouse connect --user alice@acme.test --room general
+    npx gatehouse publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'
 
   Cookie sign-in (as the web app does it): POST ${system.urls.edge}/api/login {"email","password"} from the app origin.
 

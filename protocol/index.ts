@@ -7,6 +7,7 @@
 export * from './auth';
 export * from './close-codes';
 export * from './limits';
+export * from './local-config';
 export * from './realtime';
 export * from './session-api';
 export * from './speech';

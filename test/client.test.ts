@@ -2,7 +2,7 @@
  * The client's ordering, de-duplication, gap repair, request correlation and reconnect backoff, against a scripted
  * in-memory socket (the end-to-end tests cover the same client over real sockets).
  */
-import { GatehouseClient, type SocketFactory, type SocketLike } from '../client/index';
+import { GatehouseClient, type SocketFactory, type SocketLike } from '@gatehouse/client';
 import type { MessageEvent } from '../protocol';
 
 class FakeSocket implements SocketLike {

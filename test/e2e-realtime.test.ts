@@ -11,7 +11,7 @@ import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCo
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import WebSocket from 'ws';
-import { parseWav, writeWav } from '../client/wav';
+import { parseWav, writeWav } from '@gatehouse/client/node';
 import { PUBLISH_DETAIL_TYPE } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 import { writeLocalConfig } from '../local/config';
@@ -32,7 +32,7 @@ function cli(...args: string[]) {
   const config = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-')), 'local.json');
   writeLocalConfig(t.system, config);
   return new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(ROOT, 'cli/gatehouse.ts'), ...args, '--config', config], (err, stdout, stderr) =>
+    execFile(path.join(ROOT, 'node_modules/.bin/gatehouse'), [...args, '--config', config], (err, stdout, stderr) =>
       resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -326,13 +326,13 @@ describe('server-side publishing', () => {
   it('answers --help per command, an unknown command and a missing or bad flag with the flag names, publishing nothing', async () => {
     const help = await cli('publish', '--help');
     expect(help).toMatchObject({ status: 0, stderr: '' });
-    expect(help.stdout).toContain('Usage: npm run gatehouse -- publish [options]');
+    expect(help.stdout).toContain('Usage: npx gatehouse publish [options]');
     expect(help.stdout).not.toContain('speak ');
     const unknown = await cli('pubish', '--tenant', 'acme');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('gatehouse: unknown command "pubish" (the commands: token, connect, publish, speak)');
     const missing = await cli('publish', '--tenant', 'acme', '--room', 'jobs', '--type', 'x');
-    expect(missing).toMatchObject({ status: 1, stderr: 'gatehouse: --payload is required (npm run gatehouse -- publish --help)\n' });
+    expect(missing).toMatchObject({ status: 1, stderr: 'gatehouse: --payload is required (npx gatehouse publish --help)\n' });
     const badTenant = await cli('publish', '--tenant', 'a b', '--room', 'jobs', '--type', 'x', '--payload', '1');
     expect(badTenant).toMatchObject({ status: 1, stderr: 'gatehouse: Not publishable: --tenant must be 1-64 characters of [A-Za-z0-9_-]\n' });
   });

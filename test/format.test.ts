@@ -1,4 +1,4 @@
-import { changeError, presenceNames, seenByLine, typingLine } from '../client/format';
+import { changeError, presenceNames, seenByLine, typingLine } from '@gatehouse/client';
 
 const m = (userId: string, name: string) => ({ userId, name });
 const [alice, bob, carol, dan, erin] = [m('a', 'Alice'), m('b', 'Bob'), m('c', 'Carol'), m('d', 'Dan'), m('e', 'Erin')];

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import WebSocket from 'ws';
-import { signInWithPassword } from '../client/auth';
-import type { LocalConfig } from '../local/config';
+import { signInWithPassword } from '@gatehouse/client/node';
+import type { LocalConfig } from '../protocol';
 import { ROOT } from '../local/paths';
 
 const RUNS = 20;

@@ -9,10 +9,10 @@ import * as path from 'node:path';
 import { AdminCreateUserCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocket } from 'playwright-core';
-import { sessionTokenProvider } from '../client/auth';
-import { createNodeClient, type GatehouseClient } from '../client/node';
-import { writeWav } from '../client/wav';
-import type { LocalConfig } from '../local/config';
+import { sessionTokenProvider } from '@gatehouse/client/node';
+import { createNodeClient, type GatehouseClient } from '@gatehouse/client/node';
+import { writeWav } from '@gatehouse/client/node';
+import type { LocalConfig } from '../protocol';
 import { PUBLISH_DETAIL_TYPE, type Json, type MessageEvent } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 
@@ -325,7 +325,7 @@ describe.each(['session', 'token'] as const)('the web app in %s mode', (mode) =>
 
     const job = `report-${mode}`;
     const publish = (percent: number) =>
-      spawnSync(TSX, ['cli/gatehouse.ts', 'publish', '--config', gatehouse.configFile, '--tenant', 'acme', '--room', 'jobs', '--type', 'job.progress', '--payload', JSON.stringify({ job, percent, label: 'Monthly report' })], {
+      spawnSync(path.join(ROOT, 'node_modules', '.bin', 'gatehouse'), ['publish', '--config', gatehouse.configFile, '--tenant', 'acme', '--room', 'jobs', '--type', 'job.progress', '--payload', JSON.stringify({ job, percent, label: 'Monthly report' })], {
         cwd: ROOT,
         encoding: 'utf8',
       });

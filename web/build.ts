@@ -10,7 +10,7 @@ import * as path from 'node:path';
 const ROOT = path.resolve(__dirname, '..');
 export const WEB_DIST = path.join(ROOT, 'web', 'dist');
 // The app imports the shared client and protocol, so they are sources of the build too.
-const INPUTS = ['web/src', 'web/public', 'web/index.html', 'web/vite.config.mts', 'client', 'common', 'protocol', 'package-lock.json'];
+const INPUTS = ['web/src', 'web/public', 'web/index.html', 'web/vite.config.mts', 'packages/client/src', 'packages/client/package.json', 'common', 'protocol', 'package-lock.json'];
 const STAMP = path.join(ROOT, 'node_modules', '.cache', 'gatehouse', 'web-build');
 
 // Build output and installed packages are never sources.

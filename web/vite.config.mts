@@ -1,11 +1,13 @@
 import * as path from 'node:path';
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
-// The web app: React, built by Vite (JSX compiled by its built-in oxc transform). It imports the shared client
-// and protocol from ../client and ../protocol, so browser and server speak one protocol.
+// The web app: React, built by Vite (JSX compiled by its built-in oxc transform). It imports @gatehouse/client
+// through the workspace, from its sources (the gatehouse-source condition), and the protocol from ../protocol, so
+// browser and server speak one protocol.
 export default defineConfig({
   root: import.meta.dirname,
   base: '/',
+  resolve: { conditions: ['gatehouse-source', ...defaultClientConditions] },
   build: {
     outDir: path.join(import.meta.dirname, 'dist'),
     emptyOutDir: true,

@@ -2,8 +2,8 @@
  * End-to-end fixture: the local system that `npm start` runs, started in-process on free ports, and clients that
  * sign in through its Cognito and connect through its API Gateway emulator.
  */
-import { sessionTokenProvider } from '../../client/auth';
-import { createNodeClient, type ClientOptions, type GatehouseClient, type Transport } from '../../client/node';
+import { sessionTokenProvider } from '@gatehouse/client/node';
+import { createNodeClient, type ClientOptions, type GatehouseClient, type Transport } from '@gatehouse/client/node';
 import type { MessageEvent, ServerEvent } from '../../protocol';
 import { startLocalSystem, type LocalSystem, type LocalSystemOptions } from '../../local/system';
 import { waitUntil } from './wait';

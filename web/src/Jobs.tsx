@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import type { GatehouseClient } from '../../client/index';
+import type { GatehouseClient } from '@gatehouse/client';
 import { HISTORY_PAGE_MAX, type MessageEvent } from '../../protocol';
 
 const JOBS_ROOM = 'jobs';
@@ -42,7 +42,7 @@ export function applyJobUpdate(jobs: Record<string, Job>, m: MessageEvent): Reco
 
 /**
  * Tenant-wide job progress, fed by server-side publishing to the `jobs` room
- * (`npm run gatehouse -- publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'`;
+ * (`npx gatehouse publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'`;
  * `job.done` completes a job, `job.failed` fails it, with an optional `error`). What was published before this page
  * opened comes from the room's history.
  */

@@ -3,8 +3,8 @@
  * sequence number), who is in it, who is typing, and the compose box.
  */
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
-import { changeError, presenceNames, seenByLine, typingLine } from '../../client/format';
-import type { GatehouseClient } from '../../client/index';
+import { changeError, presenceNames, seenByLine, typingLine } from '@gatehouse/client';
+import type { GatehouseClient } from '@gatehouse/client';
 import type { Member, MessageDeletedEvent, MessageEvent, MessageUpdatedEvent } from '../../protocol';
 
 const DEFAULT_ROOMS = ['general', 'random'];

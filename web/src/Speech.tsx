@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import { SpeechClient } from '../../client/speech';
+import { SpeechClient } from '@gatehouse/client';
 import type { SpeechEvent } from '../../protocol';
 import type { Auth } from './auth';
 import { Microphone, Player } from './audio';

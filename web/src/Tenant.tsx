@@ -3,7 +3,7 @@
  * the tenant and kept (hidden) while another is shown, so its messages and job progress stay.
  */
 import { useEffect, useMemo, useState } from 'react';
-import { GatehouseClient } from '../../client/index';
+import { GatehouseClient } from '@gatehouse/client';
 import { GROUP_DEFAULTS } from '../../protocol';
 import { AuthError, SESSION_ENDED, type Auth, type User } from './auth';
 import { withQuery } from './config';

@@ -4,7 +4,7 @@
  * and back loses nothing (a user of several tenants is rare, and has at most one socket per tenant).
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { ConnectionState, GatehouseClient } from '../../client/index';
+import type { ConnectionState, GatehouseClient } from '@gatehouse/client';
 import type { Auth, User } from './auth';
 import { StatusBar } from './StatusBar';
 import { announceSignOut } from './tabs';

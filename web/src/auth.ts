@@ -5,7 +5,7 @@
  * - token: Amplify signs in from the browser (SRP deployed, the password flow against the local emulator); tokens
  *   live in sessionStorage (never localStorage) and sockets are opened with one-time tickets.
  */
-import type { SocketFactory, SocketLike } from '../../client/index';
+import type { SocketFactory, SocketLike } from '@gatehouse/client';
 import { GROUP_DEFAULTS, SESSION_ROUTES, parseSessionUser, type SessionApiErrorCode } from '../../protocol';
 import { withQuery, type AppConfig } from './config';
 

@@ -3,9 +3,9 @@
  * subprotocol (or the header, in Node), starts a conversation, streams PCM frames (16 kHz mono 16-bit) and
  * surfaces the service's events and the assistant's audio (24 kHz mono 16-bit).
  */
-import { CLOSE, parseSpeechControl, type SpeechControl, type SpeechEvent } from '../protocol';
+import { CLOSE, parseSpeechControl, type SpeechControl, type SpeechEvent } from '../../../protocol';
 import { Emitter } from './emitter';
-import { browserSocket, type SocketFactory, type SocketLike } from './index';
+import { browserSocket, type SocketFactory, type SocketLike } from './client';
 
 export interface SpeechClientEvents {
   event: SpeechEvent;

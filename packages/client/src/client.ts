@@ -20,24 +20,25 @@ import {
   shouldReconnect,
   type Action,
   type ErrorCode,
-  type HistoryEvent,
   type JoinedEvent,
   type Json,
   type Member,
-  type MessageEvent,
   type PresenceEvent,
   type PresenceSnapshot,
   type ReadCursor,
   type Replies,
   type RoomEvent,
   type MessageDeletedEvent,
-  type MessageUpdatedEvent,
   type RequestOf,
   type ServerEvent,
   type TypingEvent,
   type WhoamiEvent,
-} from '../protocol';
+} from '../../../protocol';
 import { Emitter } from './emitter';
+import type { PayloadOf, RoomHistory, RoomMap, RoomOf, TypedMessage, TypedUpdate } from './rooms';
+
+/** Any room, any JSON payload. */
+export type DefaultRooms = { '*': Json };
 
 /** The part of the WebSocket interface the client uses (browsers' WebSocket and `ws` both have it). */
 export interface SocketLike {
@@ -98,16 +99,16 @@ export interface ClientOptions {
   stillSignedIn?: () => Promise<boolean>;
 }
 
-export interface ClientEvents {
+export interface ClientEvents<Rooms extends RoomMap = DefaultRooms> {
   state: { state: ConnectionState; retryInMs?: number; attempt?: number; reason?: 'signed_out' | 'session_ended' | 'closed_by_server' };
   /** A room message, in sequence order, exactly once. */
-  message: MessageEvent;
+  message: TypedMessage<Rooms>;
   /** Who is in a room now, after any change (one entry per user, this user included). */
   presence: { room: string; users: Member[]; live: boolean };
   /** Who is typing in a room now (never this user). */
   typing: { room: string; users: Member[] };
   /** An edit or a deletion of a message (`target`), in sequence order with the room's messages, exactly once. */
-  changed: MessageUpdatedEvent | MessageDeletedEvent;
+  changed: TypedUpdate<Rooms> | MessageDeletedEvent;
   /** A user's read cursor moved (live in small rooms; see `receipts()` for the others). */
   receipt: { room: string; cursor: ReadCursor };
   /** A room's unread count changed (a message from someone else, or this user read it here or elsewhere). */
@@ -160,7 +161,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-export class GatehouseClient extends Emitter<ClientEvents> {
+/**
+ * `Rooms` types payloads per room pattern (see ./rooms.ts): `new GatehouseClient<{ 'chat:*': { text: string } }>()`.
+ * @default any room, any JSON
+ */
+export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitter<ClientEvents<Rooms>> {
   private socket?: SocketLike;
   private stateValue: ConnectionState = 'idle';
   private readonly pending = new Map<string, { resolve: (e: ServerEvent) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
@@ -458,9 +463,10 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     while ((next = room.pending.get(room.lastSeq + 1))) {
       room.pending.delete(next.seq);
       room.lastSeq = next.seq;
-      if (next.type !== 'message') this.emit('changed', next);
+      // The room map is the application's contract for what its rooms carry (see ./rooms.ts).
+      if (next.type !== 'message') this.emit('changed', next as TypedUpdate<Rooms> | MessageDeletedEvent);
       else {
-        this.emit('message', next);
+        this.emit('message', next as TypedMessage<Rooms>);
         const mine = 'userId' in next.sender && next.sender.userId === this.me?.userId;
         if (!mine) this.setUnread(name, (this.unreadCounts.get(name) ?? 0) + 1);
       }
@@ -524,16 +530,16 @@ export class GatehouseClient extends Emitter<ClientEvents> {
     await this.request({ action: 'leave', room });
   }
 
-  send(room: string, data: Json) {
-    return this.request<'send'>({ action: 'send', room, data });
+  send<Room extends RoomOf<Rooms>>(room: Room, data: PayloadOf<Rooms, Room>) {
+    return this.request<'send'>({ action: 'send', room, data: data as Json });
   }
 
   /**
    * A page of a joined room's history, oldest first, each message with its current content. Without `before`, the
    * latest page; pass the page's `before` for the one older than it (absent: nothing older is kept).
    */
-  history(room: string, options: { before?: number; limit?: number } = {}): Promise<HistoryEvent> {
-    return this.request<'history'>({ action: 'history', room, ...options });
+  history<Room extends RoomOf<Rooms>>(room: Room, options: { before?: number; limit?: number } = {}): Promise<RoomHistory<Rooms, Room>> {
+    return this.request<'history'>({ action: 'history', room, ...options }) as Promise<RoomHistory<Rooms, Room>>;
   }
 
   /**
@@ -556,8 +562,8 @@ export class GatehouseClient extends Emitter<ClientEvents> {
   }
 
   /** Replaces the content of one of this user's messages; every member gets the edit, in order. */
-  edit(room: string, seq: number, data: Json) {
-    return this.request<'edit'>({ action: 'edit', room, seq, data });
+  edit<Room extends RoomOf<Rooms>>(room: Room, seq: number, data: PayloadOf<Rooms, Room>) {
+    return this.request<'edit'>({ action: 'edit', room, seq, data: data as Json });
   }
 
   /** Deletes a message (this user's, or anyone's for a tenant admin): its content is gone from the server. */

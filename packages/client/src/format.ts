@@ -1,7 +1,7 @@
 /**
  * Pure text helpers shared by the web app and the CLI, so both say the same thing the same way.
  */
-import type { Member } from '../protocol';
+import type { Member } from '../../../protocol';
 
 const nameOf = (u: Member) => u.name || 'Someone';
 

@@ -1,5 +1,5 @@
 /**
- * `npm run gatehouse -- <command>`: a small CLI over the same client and protocol as everything else.
+ * `npx gatehouse <command>`: a small CLI over the same client and protocol as everything else.
  *
  *   token    --user <email> [--password <pw>]                        print an access token
  *   connect  --user <email> [--room <room>] [--tenant <id>]           interactive session
@@ -14,19 +14,19 @@ import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { sessionTokenProvider, signInWithPassword } from '../client/auth';
-import { createNodeClient, GatehouseClient, nodeSocket, type Transport } from '../client/node';
-import { changeError, presenceNames } from '../client/format';
-import { SpeechClient } from '../client/speech';
-import { parseWav, writeWav } from '../client/wav';
-import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../protocol';
-import { PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type Member, type MessageEvent } from '../protocol';
-import { LOCAL_CONFIG, readLocalConfig } from '../local/config';
+import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../../protocol';
+import { LOCAL_CONFIG_ENV, LOCAL_CONFIG_PATH, PUBLISH_DETAIL_TYPE, parsePublishRequest, type Json, type Member, type MessageEvent } from '../../../protocol';
+import { sessionTokenProvider, signInWithPassword } from './auth';
+import { createNodeClient, GatehouseClient, nodeSocket, type Transport } from './node';
+import { changeError, presenceNames } from './format';
+import { SpeechClient } from './speech';
+import { parseWav, writeWav } from './wav';
+import { readLocalConfig } from './local-config';
 
 /** Each command's usage, shown by `<command> --help` and, all together, by `--help`. */
 const COMMAND_HELP = {
   token: `  token    --user <email> [--password <pw>]
-           Sign in and print the access token, and nothing else (TOKEN=$(npm run -s gatehouse -- token --user ...)).`,
+           Sign in and print the access token, and nothing else (TOKEN=$(npx gatehouse token --user ...)).`,
   connect: `  connect  --user <email> [--password <pw>] [--room <room>] [--tenant <id>] [--transport header|subprotocol]
            Interactive session. Type a line to send it to the current room; /join <room>, /leave <room>,
            /room <room> (switch), /who (who is in the room), /edit <seq> <text>, /delete <seq>, /whoami,
@@ -41,19 +41,19 @@ type Command = keyof typeof COMMAND_HELP;
 const isCommand = (name: string | undefined): name is Command => name !== undefined && Object.hasOwn(COMMAND_HELP, name);
 
 const TARGET_HELP = `Target (default: the local system started by \`npm start\`)
-  --config <file>    local system description (default ${LOCAL_CONFIG})
+  --config <file>    local system description (default $${LOCAL_CONFIG_ENV}, else ${LOCAL_CONFIG_PATH} here or above)
   --outputs <file>   a deployed stack: the file written by \`npx cdk deploy --outputs-file <file>\`
   --stack <name>     stack name inside the outputs file (default Gatehouse)
 `;
 
-const USAGE = `Usage: npm run gatehouse -- <command> [options]
+const USAGE = `Usage: npx gatehouse <command> [options]
 
 Commands
 ${Object.values(COMMAND_HELP).join('\n')}
 
 ${TARGET_HELP}`;
 
-const commandUsage = (command: Command) => `Usage: npm run gatehouse -- ${command} [options]
+const commandUsage = (command: Command) => `Usage: npx gatehouse ${command} [options]
 
 ${COMMAND_HELP[command]}
 
@@ -153,7 +153,7 @@ async function token(values: Values): Promise<void> {
 
 async function publish(values: Values): Promise<void> {
   for (const flag of Object.values(PUBLISH_FLAGS)) {
-    if (typeof values[flag] !== 'string') throw new Error(`--${flag} is required (npm run gatehouse -- publish --help)`);
+    if (typeof values[flag] !== 'string') throw new Error(`--${flag} is required (npx gatehouse publish --help)`);
   }
   let payload: Json;
   try {
