@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['web/src/**/*.{ts,tsx}'],
+    files: ['web/src/**/*.{ts,tsx}', 'packages/client/src/react/**/*.{ts,tsx}', 'test/**/*.tsx'],
     ...reactHooks.configs.flat.recommended,
   },
   {
@@ -68,6 +68,16 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ regex: 'packages/client', message: "import '@gatehouse/client' (or '@gatehouse/client/node'), not its files." }] }],
     },
+  },
+  {
+    // The package's examples: plain JavaScript, as its users write it.
+    files: ['packages/client/examples/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    rules: { 'no-console': 'off' },
+  },
+  {
+    files: ['packages/client/examples/page.js'],
+    languageOptions: { sourceType: 'module', globals: { document: 'readonly', fetch: 'readonly' } },
   },
   {
     files: ['**/*.cjs'],

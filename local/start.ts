@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCAL_CONFIG, writeLocalConfig } from './config';
 import { ensureSynth } from './synth';
-import { startLocalSystem, type LocalSystem } from './system';
+import { exactOrigin, startLocalSystem, type LocalSystem } from './system';
 import { ensureWebBuild } from '../web/build';
 
 /** The longest a Ctrl-C waits for the graceful stop before the process leaves anyway. */
@@ -31,6 +31,7 @@ const HELP = `Usage: npm start -- [options]
   --index-lag <ms>      how late DynamoDB's indexes see a write (default 200; 0 for none)
   --config <file>       where to write the description the CLI reads (default .gatehouse/local.json)
   --web-auth token      the web app signs in with Amplify in the browser (default: session, an HttpOnly cookie)
+  --allow-origin <o>    also let pages from origin <o> (e.g. http://localhost:5173) open sockets; repeatable
   --quiet               do not print function logs
 `;
 
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
       'sweep-seconds': { type: 'string' },
       'index-lag': { type: 'string', default: '200' },
       'web-auth': { type: 'string', default: 'session' },
+      'allow-origin': { type: 'string', multiple: true, default: [] },
       config: { type: 'string', default: LOCAL_CONFIG },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -130,6 +132,7 @@ async function main(): Promise<void> {
   const seconds = (v: string | undefined) => (v === undefined ? undefined : Number(v) * 1000);
   const indexLagMs = Number(values['index-lag']);
   if (!Number.isInteger(indexLagMs) || indexLagMs < 0) throw new Error(`--index-lag takes milliseconds (0 or more), not "${values['index-lag']}".`);
+  const allowedOrigins = values['allow-origin'].map(exactOrigin);
 
   const synthesized = step('synthesizing the CDK app (sources changed since the last synth)', (starting) => ensureSynth('Gatehouse', starting));
   const webDir = step('building the web app', (starting) => ensureWebBuild(starting));
@@ -144,6 +147,7 @@ async function main(): Promise<void> {
     deliverDisconnect: !values['no-disconnect'],
     indexLagMs,
     webAuthMode,
+    allowedOrigins,
     ...(values['token-seconds'] ? { accessTokenSeconds: Number(values['token-seconds']) } : {}),
     ...(values['sweep-seconds'] ? { scheduleIntervalMs: Number(values['sweep-seconds']) * 1000, functionEnv: { SWEEP_EVERY_SECONDS: '60' } } : {}),
     log: (source, line) => {

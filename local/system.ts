@@ -38,6 +38,11 @@ export interface LocalSystemOptions {
   deliverDisconnect?: boolean;
   /** @default the demo users */
   users?: DemoUser[];
+  /**
+   * Page origins allowed to open sockets besides the local edge's (what the stack's `allowedOrigins` prop does), e.g.
+   * a development server: exact `scheme://host[:port]`. @default none
+   */
+  allowedOrigins?: string[];
   /** Users who must set a new password at their first sign-in (to exercise that challenge). @default none */
   newPasswordUsers?: DemoUser[];
   /** Extra environment for every function (e.g. a shorter history retention in tests). */
@@ -112,6 +117,18 @@ function forward(req: IncomingMessage, res: ServerResponse, endpoint: string): v
   req.pipe(upstream);
 }
 
+/** An origin as a browser sends it (`http://localhost:5173`), or a clear error: a path or a typo would match nothing. */
+export function exactOrigin(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.origin !== value) throw new Error(`Not an origin: "${value}" (expected scheme://host[:port], as in http://localhost:5173)`);
+  return value;
+}
+
 export async function startLocalSystem(options: LocalSystemOptions = {}): Promise<LocalSystem> {
   const region = options.region ?? 'eu-west-1';
   const stackName = options.stackName ?? 'Gatehouse';
@@ -133,8 +150,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
   });
 
   let webAuthMode = options.webAuthMode ?? 'session';
-  // The pages allowed to open sockets: the local edge's own origins.
-  const originsOf = (origin: string) => [origin, origin.replace('127.0.0.1', 'localhost')].join(',');
+  // The pages allowed to open sockets: the local edge's own origins, and any the developer adds.
+  const extraOrigins = (options.allowedOrigins ?? []).map(exactOrigin);
+  const originsOf = (origin: string) => [origin, origin.replace('127.0.0.1', 'localhost'), ...extraOrigins].join(',');
   const webDir = options.webDir ?? ensureWebBuild();
   let cognitoEndpoint = '';
   const emulator: Emulator = await startEmulator({
