@@ -2,6 +2,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { LEGACY_INDEXES } from '../common/table-schema';
 import { GatehouseStack, type GatehouseStackProps, type RoomHookSettings } from '../lib/gatehouse-stack';
+import { USER_POOL_CLIENT_ID_PATTERN, USER_POOL_ID_PATTERN, type ExistingUserPool } from '../lib/identity';
 
 /**
  * Context `roomHook`: `sample` (the sample hook, deployed with the stack), the ARN of an existing function, or
@@ -19,6 +20,30 @@ function roomHookFromContext(hook: string | undefined, namespaces: string[] | un
 }
 
 /**
+ * Context `userPoolId` and `userPoolClientIds` (`<web client id>[,<session client id>]`): an existing pool to use
+ * instead of creating one; both or neither. Only then are the pool-creating keys (`tenants`, `selfSignUp`) refused.
+ */
+function existingUserPoolFromContext(ctx: (key: string) => string | undefined): ExistingUserPool | undefined {
+  const text = (key: string) => (ctx(key) === undefined ? undefined : String(ctx(key)));
+  const poolId = text('userPoolId')?.trim();
+  const clientIds = text('userPoolClientIds');
+  if (poolId === undefined && clientIds === undefined) return undefined;
+  if (!poolId || !USER_POOL_ID_PATTERN.test(poolId)) {
+    throw new Error(`Context userPoolId must be a Cognito user pool id, <region>_<id> (e.g. eu-west-1_AbCdEf123), not "${poolId ?? ''}".`);
+  }
+  const ids = (clientIds ?? '').split(',').map((v) => v.trim());
+  if (ids.length > 2 || !ids.every((id) => USER_POOL_CLIENT_ID_PATTERN.test(id))) {
+    throw new Error(`Context userPoolClientIds must be "<web client id>[,<session client id>]" (Cognito app client ids), not "${clientIds ?? ''}".`);
+  }
+  const [webClientId, sessionClientId] = ids as [string, string?];
+  if (sessionClientId === webClientId) throw new Error('Context userPoolClientIds names the same client twice: the session client must be a second, confidential client.');
+  for (const key of ['tenants', 'selfSignUp']) {
+    if (ctx(key) !== undefined) throw new Error(`Context ${key} configures a user pool the stack creates; it cannot be combined with userPoolId (manage the existing pool yourself).`);
+  }
+  return { userPoolId: poolId, webClientId, ...(sessionClientId ? { sessionClientId } : {}) };
+}
+
+/**
  * Composes the app from context (`cdk.json`, or `-c key=value` on the command line) and applies the cdk-nag
  * AwsSolutions checks to all of it: an unacknowledged finding fails the synth. Tests build the app the same way.
  */
@@ -31,11 +56,14 @@ export function buildApp(app: App): GatehouseStack {
     if (String(value) !== 'true' && String(value) !== 'false') throw new Error(`Context ${key} must be "true" or "false", not "${value}".`);
     return String(value) === 'true';
   };
+  const existingUserPool = existingUserPoolFromContext(ctx);
   const props: GatehouseStackProps = {
-    identity: {
-      selfSignUpEnabled: flag('selfSignUp', false),
-      tenants: list('tenants'),
-    },
+    identity: existingUserPool
+      ? { existingUserPool }
+      : {
+          selfSignUpEnabled: flag('selfSignUp', false),
+          tenants: list('tenants'),
+        },
     realtime: {
       allowTokenInQueryString: flag('allowQueryToken', true),
       configureAccountLogging: flag('configureAccountLogging', true),
@@ -54,6 +82,9 @@ export function buildApp(app: App): GatehouseStack {
   const webAuthMode = ctx('webAuthMode');
   if (webAuthMode !== undefined && webAuthMode !== 'session' && webAuthMode !== 'token') {
     throw new Error(`Context webAuthMode must be "session" or "token", not "${webAuthMode}".`);
+  }
+  if (webAuthMode === 'session' && existingUserPool && !existingUserPool.sessionClientId) {
+    throw new Error('Context webAuthMode "session" needs a session client: userPoolClientIds=<web client id>,<session client id>.');
   }
   const stack = new GatehouseStack(app, ctx('stackName') ?? 'Gatehouse', {
     ...props,

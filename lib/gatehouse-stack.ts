@@ -37,6 +37,10 @@ export interface RoomHookSettings extends Omit<RoomAuthorizerProps, 'function'> 
 }
 
 export interface GatehouseStackProps extends StackProps {
+  /**
+   * The Cognito side: a pool the stack creates (with its settings), or an existing one (`existingUserPool`).
+   * @default a new pool with a web client, a session client and the admin group (see IdentityProps)
+   */
   readonly identity?: IdentityProps;
   readonly connections?: ConnectionTableProps;
   readonly realtime?: RealtimeSettings;
@@ -47,7 +51,8 @@ export interface GatehouseStackProps extends StackProps {
   readonly sessions?: Pick<SessionApiProps, 'throttle'>;
   /**
    * How the web app signs in: `session` keeps Cognito tokens server-side behind an HttpOnly cookie; `token` signs
-   * in with Amplify in the browser and opens sockets with one-time tickets. @default 'session'
+   * in with Amplify in the browser and opens sockets with one-time tickets. `session` needs a session client (an
+   * existing pool's `sessionClientId`). @default 'session', or 'token' for an existing pool without a session client
    */
   readonly webAuthMode?: 'session' | 'token';
   /** Rooms of these namespaces are joined only when the hook allows it. @default none: only built-in namespaces */
@@ -68,6 +73,10 @@ export class GatehouseStack extends Stack {
   constructor(scope: Construct, id: string, props: GatehouseStackProps = {}) {
     super(scope, id, props);
     this.identity = new Identity(this, 'Identity', props.identity);
+    const webAuthMode = props.webAuthMode ?? (this.identity.sessionClient ? 'session' : 'token');
+    if (webAuthMode === 'session' && !this.identity.sessionClient) {
+      throw new Error("webAuthMode 'session' needs a session client: give identity.existingUserPool.sessionClientId, or use webAuthMode 'token'.");
+    }
     this.connections = new ConnectionTable(this, 'Connections', props.connections);
     this.realtime = new RealtimeApi(this, 'Realtime', {
       ...props.realtime,
@@ -112,7 +121,7 @@ export class GatehouseStack extends Stack {
         region: this.region,
         userPoolId: this.identity.userPool.userPoolId,
         userPoolClientId: this.identity.webClient.userPoolClientId,
-        authMode: props.webAuthMode ?? 'session',
+        authMode: webAuthMode,
       },
     });
 

@@ -20,8 +20,11 @@ export interface RealtimeApiProps {
   readonly table: dynamodb.ITable;
   readonly userPool: cognito.IUserPool;
   readonly userPoolClient: cognito.IUserPoolClient;
-  /** The confidential client of cookie sessions (server-side sign-in and refresh). */
-  readonly sessionClient: cognito.IUserPoolClient;
+  /**
+   * The confidential client of cookie sessions (server-side sign-in and refresh; its secret is read from Cognito at
+   * run time). @default none: cookie sessions are off, and no function gets Cognito sign-in or sign-out permissions
+   */
+  readonly sessionClient?: cognito.IUserPoolClient;
   /** How long a cookie session lasts: the refresh token's validity. */
   readonly sessionLifetime: Duration;
   /** The pool's access-token validity; the authorizer refuses tokens claiming a longer life. */
@@ -121,6 +124,7 @@ export class RealtimeApi extends Construct {
   /** Exact page origins allowed to open sockets and call the session API. */
   readonly allowedOrigins: string[];
   private readonly userPool: cognito.IUserPool;
+  private readonly cookieSessions: boolean;
   readonly logRetention: logs.RetentionDays;
   private readonly stageName: string;
 
@@ -132,6 +136,7 @@ export class RealtimeApi extends Construct {
     const logLevel = props.logLevel ?? 'info';
 
     this.userPool = props.userPool;
+    this.cookieSessions = props.sessionClient !== undefined;
     this.allowedOrigins = [...(props.allowedOrigins ?? [])];
     const handler = (id: string, entry: string, environment: Record<string, string>) =>
       handlerFunction(this, id, { entry, environment, logRetention: this.logRetention });
@@ -142,7 +147,7 @@ export class RealtimeApi extends Construct {
       [ENV.jwksTimeoutMs]: String((props.jwksTimeout ?? Duration.seconds(2)).toMilliseconds()),
       [ENV.allowQueryToken]: String(props.allowTokenInQueryString ?? true),
       [ENV.tenantGroupPrefix]: props.tenantGroupPrefix ?? GROUP_DEFAULTS.tenantGroupPrefix,
-      [ENV.sessionClientId]: props.sessionClient.userPoolClientId,
+      ...(props.sessionClient ? { [ENV.sessionClientId]: props.sessionClient.userPoolClientId } : {}),
       [ENV.sessionLifetimeSeconds]: String(props.sessionLifetime.toSeconds()),
       [ENV.tableName]: props.table.tableName,
       // Filled in once the edge exists (allowOrigins); resolved at synth.
@@ -299,17 +304,20 @@ export class RealtimeApi extends Construct {
   }
 
   /**
-   * What checking and ending credentials needs: the table (tickets, sessions, revocations) and, on this user pool
-   * only, server-side sign-in and refresh, reading the confidential client's secret, and global sign-out.
+   * What checking and ending credentials needs: the table (tickets, sessions, revocations) and, with cookie sessions,
+   * on this user pool only, server-side sign-in and refresh, reading the confidential client's secret, and global
+   * sign-out (only cookie sessions call Cognito).
    */
   grantAuthentication(grantee: iam.IGrantable, table: dynamodb.ITable): void {
     table.grantReadWriteData(grantee);
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['cognito-idp:AdminInitiateAuth', 'cognito-idp:DescribeUserPoolClient', 'cognito-idp:AdminUserGlobalSignOut'],
-        resources: [this.userPool.userPoolArn],
-      }),
-    );
+    if (this.cookieSessions) {
+      grantee.grantPrincipal.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['cognito-idp:AdminInitiateAuth', 'cognito-idp:DescribeUserPoolClient', 'cognito-idp:AdminUserGlobalSignOut'],
+          resources: [this.userPool.userPoolArn],
+        }),
+      );
+    }
     const role = (grantee as { role?: iam.IRole }).role ?? grantee.grantPrincipal;
     Validations.of(role as unknown as Construct).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(table.node.defaultChild as dynamodb.CfnTable)}.Arn>/index/*]`,
