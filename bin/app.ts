@@ -1,4 +1,4 @@
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { LEGACY_INDEXES } from '../common/table-schema';
 import { GatehouseStack, type GatehouseStackProps, type RoomHookSettings } from '../lib/gatehouse-stack';
@@ -44,6 +44,19 @@ function existingUserPoolFromContext(ctx: (key: string) => string | undefined): 
 }
 
 /**
+ * `accessTokenMinutes`: the app clients' access-token validity (created pool), or the longest an existing pool's
+ * clients issue (the authorizer refuses tokens that claim a longer life). Cognito allows 5 minutes to 1 day.
+ */
+function accessTokenValidityFromContext(value: string | undefined): Duration | undefined {
+  if (value === undefined) return undefined;
+  const minutes = Number(value);
+  if (!Number.isInteger(minutes) || minutes < 5 || minutes > 1440) {
+    throw new Error(`Context accessTokenMinutes must be a whole number of minutes from 5 to 1440 (Cognito's range), not "${value}".`);
+  }
+  return Duration.minutes(minutes);
+}
+
+/**
  * Composes the app from context (`cdk.json`, or `-c key=value` on the command line) and applies the cdk-nag
  * AwsSolutions checks to all of it: an unacknowledged finding fails the synth. Tests build the app the same way.
  */
@@ -57,13 +70,12 @@ export function buildApp(app: App): GatehouseStack {
     return String(value) === 'true';
   };
   const existingUserPool = existingUserPoolFromContext(ctx);
+  const accessTokenValidity = accessTokenValidityFromContext(ctx('accessTokenMinutes'));
   const props: GatehouseStackProps = {
-    identity: existingUserPool
-      ? { existingUserPool }
-      : {
-          selfSignUpEnabled: flag('selfSignUp', false),
-          tenants: list('tenants'),
-        },
+    identity: {
+      ...(existingUserPool ? { existingUserPool } : { selfSignUpEnabled: flag('selfSignUp', false), tenants: list('tenants') }),
+      ...(accessTokenValidity ? { accessTokenValidity } : {}),
+    },
     realtime: {
       allowTokenInQueryString: flag('allowQueryToken', true),
       configureAccountLogging: flag('configureAccountLogging', true),

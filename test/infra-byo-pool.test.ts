@@ -161,3 +161,25 @@ describe('existing user pool input that cannot work fails synth, naming the key'
     );
   });
 });
+
+describe('accessTokenMinutes', () => {
+  const lifetimes = (t: Template) =>
+    new Set(Object.values(t.findResources('AWS::Lambda::Function')).flatMap((f) => f.Properties.Environment?.Variables?.MAX_TOKEN_LIFETIME_SECONDS ?? []));
+
+  it("lets the authorizer accept an existing pool's longer-lived tokens (Cognito's default is 60 minutes)", () => {
+    expect(lifetimes(synth({ userPoolId: POOL_ID, userPoolClientIds: WEB_CLIENT }).template)).toEqual(new Set(['900']));
+    expect(lifetimes(synth({ userPoolId: POOL_ID, userPoolClientIds: WEB_CLIENT, accessTokenMinutes: '60' }).template)).toEqual(new Set(['3600']));
+  });
+
+  it('sets the created clients\' access-token validity and the authorizer\'s limit together', () => {
+    const { template } = synth({ accessTokenMinutes: '30' });
+    expect(lifetimes(template)).toEqual(new Set(['1800']));
+    for (const client of Object.values(template.findResources('AWS::Cognito::UserPoolClient'))) {
+      expect(client.Properties).toMatchObject({ AccessTokenValidity: 30, TokenValidityUnits: { AccessToken: 'minutes' } });
+    }
+  });
+
+  it.each(['4', '1441', '15.5', 'fifteen', ''])('refuses %j, naming the key and the range', (value) => {
+    expect(() => synth({ accessTokenMinutes: value })).toThrow(`Context accessTokenMinutes must be a whole number of minutes from 5 to 1440 (Cognito's range), not "${value}".`);
+  });
+});
