@@ -43,7 +43,7 @@ beforeAll(async () => {
   const tarball = path.join(scratch, packed[0].filename);
   expect(packed[0].files.map((f) => f.path)).not.toContain('src/index.ts'); // the sources stay home
   writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, '@aws-sdk/client-cognito-identity-provider@3.1169.0'], { cwd: scratch, maxBuffer: 16 << 20 });
+  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, '@aws-sdk/client-cognito-identity-provider@3.1169.0', 'react@19.3.1'], { cwd: scratch, maxBuffer: 16 << 20 });
   for (const file of ['node.mjs', 'page.js', 'page.html']) copyFileSync(path.join(EXAMPLES, file), path.join(scratch, file));
   // The page's own server is another origin than the local edge's: allowed as `npm start --allow-origin` does.
   await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
@@ -70,6 +70,10 @@ test('installs from the tarball, with the package (not this checkout) on the res
   // One class across entries and module systems: a client made by ./node is the GatehouseClient of the root entry.
   const same = execFileSync(process.execPath, ['-e', "const a = require('@gatehouse/client'); const b = require('@gatehouse/client/node'); process.stdout.write(String(a.GatehouseClient === b.GatehouseClient && typeof b.createNodeClient === 'function'))"], { cwd: scratch, encoding: 'utf8' });
   expect(same).toBe('true');
+  const react = execFileSync(process.execPath, ['--input-type=module', '-e', "const r = await import('@gatehouse/client/react'); const c = await import('@gatehouse/client'); const hooks = r.createGatehouseHooks(); process.stdout.write(JSON.stringify([typeof r.useRoom, typeof r.GatehouseProvider, hooks.useRoom === r.useRoom, typeof c.GatehouseClient]))"], { cwd: scratch, encoding: 'utf8' });
+  expect(JSON.parse(react)).toEqual(['function', 'function', true, 'function']);
+  // The React entry imports the core from the package rather than carrying a copy of it.
+  expect(readFileSync(path.join(scratch, 'node_modules', '@gatehouse', 'client', 'dist', 'react.mjs'), 'utf8')).not.toContain('class GatehouseClient');
 });
 
 test("the Node example connects, sends, receives and sees presence", async () => {

@@ -1,8 +1,10 @@
-import { useEffect, useState } from 'react';
-import type { GatehouseClient } from '@gatehouse/client';
-import { HISTORY_PAGE_MAX, type MessageEvent } from '../../protocol';
+import { useMemo } from 'react';
+import { HISTORY_PAGE_MAX } from '@gatehouse/client';
+import { useRoom, type ShownMessage } from '@gatehouse/client/react';
 
 const JOBS_ROOM = 'jobs';
+/** Updates kept (so, jobs shown): far more than a page, since the list is made from them. */
+const KEEP = 5000;
 
 interface Job {
   job: string;
@@ -20,7 +22,7 @@ interface Job {
 const text = (v: unknown) => (typeof v === 'string' && v.trim() ? v : undefined);
 
 /** The job list with one published update applied (anything that is not a service's job update changes nothing). */
-export function applyJobUpdate(jobs: Record<string, Job>, m: MessageEvent): Record<string, Job> {
+export function applyJobUpdate(jobs: Record<string, Job>, m: ShownMessage): Record<string, Job> {
   // Only services publish progress (the server sets the sender); a user's message in the room is not a job.
   if (m.room !== JOBS_ROOM || !('service' in m.sender)) return jobs;
   const data = (m.data ?? {}) as { job?: unknown; percent?: unknown; label?: unknown; error?: unknown; message?: unknown; reason?: unknown };
@@ -44,27 +46,12 @@ export function applyJobUpdate(jobs: Record<string, Job>, m: MessageEvent): Reco
  * Tenant-wide job progress, fed by server-side publishing to the `jobs` room
  * (`npx gatehouse publish --tenant acme --room jobs --type job.progress --payload '{"job":"42","percent":50}'`;
  * `job.done` completes a job, `job.failed` fails it, with an optional `error`). What was published before this page
- * opened comes from the room's history.
+ * opened comes from the room's history (as do updates missed while offline that the replay could not bring).
  */
-export function Jobs({ client, live }: { client: GatehouseClient; live: boolean }) {
-  const [jobs, setJobs] = useState<Record<string, Job>>({});
-
-  useEffect(() => {
-    const reload = () =>
-      client.history(JOBS_ROOM, { limit: HISTORY_PAGE_MAX }).then(
-        (page) => setJobs((all) => page.messages.reduce(applyJobUpdate, all)),
-        () => undefined,
-      );
-    const off = [
-      client.on('message', (m) => setJobs((all) => applyJobUpdate(all, m))),
-      // Updates missed while offline that the replay could not bring: the history may still have them.
-      client.on('gap', (g) => g.room === JOBS_ROOM && void reload()),
-    ];
-    if (live && !client.joinedRooms.includes(JOBS_ROOM)) void client.join(JOBS_ROOM).then(reload, () => undefined);
-    return () => off.forEach((f) => f());
-  }, [live, client]);
-
-  const list = Object.values(jobs).sort((a, b) => b.first - a.first);
+export function Jobs() {
+  const { messages } = useRoom(JOBS_ROOM, { pageSize: HISTORY_PAGE_MAX, keep: KEEP });
+  // Ascending by seq, each once: folding them gives every job its latest update.
+  const list = useMemo(() => Object.values(messages.reduce(applyJobUpdate, {})).sort((a, b) => b.first - a.first), [messages]);
   return (
     <div className="jobs">
       <h2>Job progress</h2>

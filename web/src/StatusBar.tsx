@@ -1,7 +1,8 @@
 import { useEffect, useState } from 'react';
-import type { Connection } from './Workspace';
+import type { ConnectionState } from '@gatehouse/client';
+import { useConnectionState } from '@gatehouse/client/react';
 
-const LABELS: Record<Connection['state'], string> = {
+const LABELS: Record<ConnectionState, string> = {
   idle: 'Connecting…',
   connecting: 'Connecting…',
   open: 'Live',
@@ -11,9 +12,9 @@ const LABELS: Record<Connection['state'], string> = {
 };
 
 /** Always-visible connection state: connecting, live, reconnecting in N s, signed out. */
-export function StatusBar({ connection }: { connection: Connection }) {
+export function StatusBar() {
+  const { state, retryAt } = useConnectionState();
   const [now, setNow] = useState(() => Date.now());
-  const { retryAt } = connection;
   useEffect(() => {
     if (retryAt === undefined) return;
     const timer = setInterval(() => setNow(Date.now()), 250);
@@ -21,11 +22,11 @@ export function StatusBar({ connection }: { connection: Connection }) {
   }, [retryAt]);
 
   const text =
-    connection.state === 'reconnecting' && retryAt !== undefined
+    state === 'reconnecting' && retryAt !== undefined
       ? `Reconnecting in ${Math.max(0, Math.ceil((retryAt - now) / 1000))} s`
-      : LABELS[connection.state];
+      : LABELS[state];
   return (
-    <span className={`status status-${connection.state}`} role="status" aria-live="polite" data-state={connection.state}>
+    <span className={`status status-${state}`} role="status" aria-live="polite" data-state={state}>
       <span className="dot" aria-hidden="true" />
       {text}
     </span>

@@ -1,60 +1,59 @@
 /**
- * One tenant's part of the workspace: its socket, and its rooms, jobs and speech. Mounted once the user first opens
- * the tenant and kept (hidden) while another is shown, so its messages and job progress stay.
+ * One tenant's part of the workspace: its socket's lifecycle, and its rooms, jobs and speech. Mounted once the user
+ * first opens the tenant (inside the provider of its client, see Workspace) and kept (hidden) while another is
+ * shown, so its messages and job progress stay.
  */
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { GatehouseClient } from '@gatehouse/client';
+import { useGatehouse } from '@gatehouse/client/react';
 import { GROUP_DEFAULTS } from '../../protocol';
 import { AuthError, SESSION_ENDED, type Auth, type User } from './auth';
 import { withQuery } from './config';
 import { Jobs } from './Jobs';
 import { Rooms } from './Rooms';
 import { Speech } from './Speech';
-import type { Connection, Tab } from './Workspace';
+import type { Tab } from './Workspace';
+
+/** The socket of one tenant (`named`: only a user of several names it, on the URL and in the ticket). */
+export function tenantClient(auth: Auth, realtimeUrl: string, named: string | undefined): GatehouseClient {
+  const credentials = auth.sockets(named);
+  return new GatehouseClient({
+    url: named ? withQuery(realtimeUrl, 'tenant', named) : realtimeUrl,
+    token: credentials.token,
+    socket: credentials.factory,
+    renew: credentials.renew,
+    stillSignedIn: credentials.stillSignedIn,
+    ...(credentials.renewToken ? { renewToken: credentials.renewToken } : {}),
+  });
+}
 
 export function Tenant({
   tenant,
-  pick,
+  named,
   active,
   tab,
-  config,
+  speechUrl,
   auth,
   user,
-  onClient,
-  onConnection,
   onSignedOut,
   onSessionEnded,
 }: {
   tenant: string | undefined;
-  /** Name the tenant on the socket (a user of several must). */
-  pick: boolean;
+  /** The tenant as the sockets name it (a user of several must), or undefined. */
+  named: string | undefined;
   active: boolean;
   tab: Tab;
-  config: { realtimeUrl: string; speechUrl: string };
+  speechUrl: string;
   auth: Auth;
   user: User;
-  onClient: (tenant: string | undefined, client: GatehouseClient | undefined) => void;
-  onConnection: (tenant: string | undefined, connection: Connection) => void;
   onSignedOut: (notice?: string) => void;
   onSessionEnded: () => void;
 }) {
-  const [connection, setConnection] = useState<Connection>({ state: 'idle' });
+  const client = useGatehouse();
   const [problem, setProblem] = useState<string>();
-  const named = pick ? tenant : undefined;
 
-  // One socket for this tenant, opened only now that the user is signed in; closed on unmount (sign-out).
-  const client = useMemo(() => {
-    const credentials = auth.sockets(named);
-    return new GatehouseClient({
-      url: named ? withQuery(config.realtimeUrl, 'tenant', named) : config.realtimeUrl,
-      token: credentials.token,
-      socket: credentials.factory,
-      renew: credentials.renew,
-      stillSignedIn: credentials.stillSignedIn,
-      ...(credentials.renewToken ? { renewToken: credentials.renewToken } : {}),
-    });
-  }, [auth, config.realtimeUrl, named]);
-
+  // Opened only now that the user is signed in; closed on unmount (sign-out). Ends of the sign-in are events of
+  // the client, acted on once, not states to render.
   useEffect(() => {
     // The sign-in is gone for good: stop knocking, and let the app say so (it also forgets this tab's tokens).
     const ended = () => {
@@ -67,12 +66,8 @@ export function Tenant({
         (signedIn) => (signedIn ? setProblem(problem) : ended()),
         () => setProblem(problem),
       );
-    onClient(tenant, client);
     const off = [
       client.on('state', (s) => {
-        const next = { state: s.state, ...(s.retryInMs !== undefined ? { retryAt: Date.now() + s.retryInMs } : {}) };
-        setConnection(next);
-        onConnection(tenant, next);
         if (s.state === 'open') setProblem(undefined);
         if (s.state === 'closed' && s.reason === 'closed_by_server') void failed('The server closed the connection.');
         if (s.state === 'signed_out') {
@@ -87,12 +82,10 @@ export function Tenant({
     client.connect().catch((err: Error) => (err instanceof AuthError && err.code === SESSION_ENDED ? ended() : failed(`Could not connect: ${err.message}`)));
     return () => {
       off.forEach((f) => f());
-      onClient(tenant, undefined);
       void client.close();
     };
-  }, [client, auth, named, tenant, onClient, onConnection, onSignedOut, onSessionEnded]);
+  }, [client, auth, named, onSignedOut, onSessionEnded]);
 
-  const isLive = connection.state === 'open';
   return (
     <div className="tenant-view" hidden={!active} data-tenant={tenant}>
       {problem && (
@@ -105,14 +98,14 @@ export function Tenant({
       )}
       {/* Rooms and jobs stay mounted so nothing is missed while another section (or tenant) is shown. */}
       <section hidden={tab !== 'rooms'} aria-label="Rooms">
-        <Rooms client={client} me={user.userId} admin={user.groups.includes(GROUP_DEFAULTS.adminGroup)} live={isLive} active={active && tab === 'rooms'} />
+        <Rooms me={user.userId} admin={user.groups.includes(GROUP_DEFAULTS.adminGroup)} active={active && tab === 'rooms'} />
       </section>
       <section hidden={tab !== 'jobs'} aria-label="Job progress">
-        <Jobs client={client} live={isLive} />
+        <Jobs />
       </section>
       {active && tab === 'speech' && (
         <section aria-label="Speech">
-          <Speech url={named ? withQuery(config.speechUrl, 'tenant', named) : config.speechUrl} auth={auth} tenant={named} />
+          <Speech url={named ? withQuery(speechUrl, 'tenant', named) : speechUrl} auth={auth} tenant={named} />
         </section>
       )}
     </div>

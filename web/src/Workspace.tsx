@@ -1,14 +1,16 @@
 /**
  * The signed-in app: the header (status, tenant, sign-out), the sections, and one Tenant view per tenant the user
  * has opened. Each tenant keeps its own socket and state for as long as the user is signed in, so switching tenants
- * and back loses nothing (a user of several tenants is rare, and has at most one socket per tenant).
+ * and back loses nothing (a user of several tenants is rare, and has at most one socket per tenant). The header's
+ * status and the tenant's view are two providers of one client: they share its state.
  */
-import { useCallback, useEffect, useRef, useState } from 'react';
-import type { ConnectionState, GatehouseClient } from '@gatehouse/client';
+import { useEffect, useRef, useState } from 'react';
+import type { GatehouseClient } from '@gatehouse/client';
+import { GatehouseProvider } from '@gatehouse/client/react';
 import type { Auth, User } from './auth';
 import { StatusBar } from './StatusBar';
 import { announceSignOut } from './tabs';
-import { Tenant } from './Tenant';
+import { Tenant, tenantClient } from './Tenant';
 
 export type Tab = 'rooms' | 'jobs' | 'speech';
 const TABS: Array<[Tab, string]> = [
@@ -16,12 +18,6 @@ const TABS: Array<[Tab, string]> = [
   ['jobs', 'Job progress'],
   ['speech', 'Speech'],
 ];
-
-export interface Connection {
-  state: ConnectionState;
-  /** When the next reconnect attempt starts (epoch ms), while reconnecting. */
-  retryAt?: number;
-}
 
 export function Workspace({
   config,
@@ -38,36 +34,31 @@ export function Workspace({
   onSessionEnded: () => void;
 }) {
   const [tenant, setTenant] = useState(user.tenants[0]);
-  // Tenants opened so far, in the order opened: each stays mounted (socket and messages) until sign-out.
-  const [opened, setOpened] = useState<string[]>(() => [user.tenants[0]]);
+  // Only a user of several tenants names one (on the URL and in the ticket); the server knows the only one.
+  const named = (t: string | undefined) => (user.tenants.length > 1 ? t : undefined);
+  // Tenants opened so far, in the order opened, with their clients: each stays mounted (socket and messages) until
+  // sign-out. A client opens no socket until its Tenant view connects it.
+  const [clients, setClients] = useState(() => new Map([[tenant, tenantClient(auth, config.realtimeUrl, named(tenant))]]));
   const [tab, setTab] = useState<Tab>('rooms');
-  const [connections, setConnections] = useState<Record<string, Connection>>({});
-  const clients = useRef(new Map<string | undefined, GatehouseClient>());
   const heading = useRef<HTMLHeadingElement>(null);
 
   // After sign-in, focus starts inside the workspace (Rooms moves it on to the compose box once it is usable),
   // not on a body the sign-in form left behind.
   useEffect(() => heading.current?.focus(), []);
 
-  const onClient = useCallback((t: string | undefined, client: GatehouseClient | undefined) => {
-    if (client) clients.current.set(t, client);
-    else clients.current.delete(t);
-  }, []);
-  const onConnection = useCallback((t: string | undefined, c: Connection) => setConnections((all) => ({ ...all, [String(t)]: c })), []);
-
   function switchTenant(next: string) {
     setTenant(next);
-    setOpened((all) => (all.includes(next) ? all : [...all, next]));
+    if (!clients.has(next)) setClients(new Map(clients).set(next, tenantClient(auth, config.realtimeUrl, named(next))));
   }
 
   async function signOut(everywhere: boolean) {
-    const client = clients.current.get(tenant);
+    const client = clients.get(tenant);
     try {
       // Token mode: the server revokes this sign-in and closes its sockets; session mode does it in /api/logout.
       if (auth.mode === 'token' && client?.state === 'open') await client.request({ action: 'logout', everywhere }).catch(() => undefined);
       await auth.signOut(everywhere);
     } finally {
-      await Promise.all([...clients.current.values()].map((c) => c.close()));
+      await Promise.all([...clients.values()].map((c) => c.close()));
       announceSignOut();
       onSignedOut(everywhere ? 'Signed out everywhere.' : 'Signed out.');
     }
@@ -79,7 +70,7 @@ export function Workspace({
         <h1 className="brand" ref={heading} tabIndex={-1}>
           <span className="logo" aria-hidden="true">▣</span> Gatehouse
         </h1>
-        <StatusBar connection={connections[String(tenant)] ?? { state: 'idle' }} />
+        <CurrentStatus client={clients.get(tenant)} />
         <span className="who">
           <span className="email">{user.email}</span>
           {user.tenants.length > 1 ? (
@@ -108,24 +99,31 @@ export function Workspace({
         ))}
       </nav>
       <main className="content">
-        {opened.map((t) => (
-          <Tenant
-            key={String(t)}
-            tenant={t}
-            // Only a user of several tenants names one (on the URL and in the ticket); the server knows the only one.
-            pick={user.tenants.length > 1}
-            active={t === tenant}
-            tab={tab}
-            config={config}
-            auth={auth}
-            user={user}
-            onClient={onClient}
-            onConnection={onConnection}
-            onSignedOut={onSignedOut}
-            onSessionEnded={onSessionEnded}
-          />
+        {[...clients].map(([t, client]) => (
+          <GatehouseProvider key={String(t)} client={client}>
+            <Tenant
+              tenant={t}
+              named={named(t)}
+              active={t === tenant}
+              tab={tab}
+              speechUrl={config.speechUrl}
+              auth={auth}
+              user={user}
+              onSignedOut={onSignedOut}
+              onSessionEnded={onSessionEnded}
+            />
+          </GatehouseProvider>
         ))}
       </main>
     </div>
   );
+}
+
+/** The status of the tenant shown (always opened: switching to a tenant opens it). */
+function CurrentStatus({ client }: { client: GatehouseClient | undefined }) {
+  return client ? (
+    <GatehouseProvider client={client}>
+      <StatusBar />
+    </GatehouseProvider>
+  ) : null;
 }
