@@ -311,6 +311,22 @@ describe('GatehouseClient', () => {
     expect(s.client.presenceOf('r').map((u) => u.userId)).toEqual(['a', 'b']);
   });
 
+  it('empties presence and typing for a room it leaves, so listeners do not keep showing the last view', async () => {
+    const s = await connected();
+    const joining = s.client.join('r');
+    s.last().reply('join', { type: 'joined', room: 'r', seq: 0, presence: { users: [{ userId: 'a', name: 'A', v: 1 }], live: true } });
+    await joining;
+    s.last().push({ type: 'typing', room: 'r', user: { userId: 'a', name: 'A' }, expiresInMs: 5000 });
+    const seen: string[] = [];
+    s.client.on('presence', (p) => seen.push(`presence ${p.room} ${p.users.length}`));
+    s.client.on('typing', (t) => seen.push(`typing ${t.room} ${t.users.length}`));
+    const leaving = s.client.leave('r');
+    s.last().reply('leave', { type: 'left', room: 'r' });
+    await leaving;
+    expect(seen).toEqual(['presence r 0', 'typing r 0']);
+    expect(s.client.presenceOf('r')).toEqual([]);
+  });
+
   it('shows a typing indicator until it expires or that user\'s message arrives', async () => {
     const s = await connected();
     await joined(s, 0);

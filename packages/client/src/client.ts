@@ -527,6 +527,11 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
     if (state?.repair) clearTimeout(state.repair);
     for (const t of state?.typing.values() ?? []) clearTimeout(t.timer);
     this.rooms.delete(room);
+    // What this client showed of the room is no longer known: say so, rather than leave listeners with the last view.
+    if (state) {
+      this.emit('presence', { room, users: [], live: state.live });
+      if (state.typing.size) this.emit('typing', { room, users: [] });
+    }
     await this.request({ action: 'leave', room });
   }
 
