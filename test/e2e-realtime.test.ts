@@ -2,7 +2,9 @@
  * End to end, over real sockets, against the system `npm start` runs: cognito-local for sign-in, the API Gateway
  * emulator running the synthesized bundles, dynalite with the synthesized schema, the EventBridge endpoint.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -11,7 +13,7 @@ import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GetConnectionCo
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import WebSocket from 'ws';
-import { parseWav, writeWav } from '@gatehouse/client/node';
+import { decodeWav, parseWav, writeWav } from '@gatehouse/client/node';
 import { PUBLISH_DETAIL_TYPE } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
 import { writeLocalConfig } from '../local/config';
@@ -27,15 +29,46 @@ beforeAll(async () => {
 });
 afterAll(() => t.stop());
 
-/** Runs the CLI against the system under test. Asynchronous on purpose: the system runs in this process. */
-function cli(...args: string[]) {
+/** A description of the system under test for the CLI's --config. */
+function cliConfig(): string {
   const config = path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-cli-')), 'local.json');
   writeLocalConfig(t.system, config);
+  return config;
+}
+
+/** Runs the CLI against the system under test. Asynchronous on purpose: the system runs in this process. */
+function cli(...args: string[]) {
+  const config = cliConfig();
   return new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
     execFile(path.join(ROOT, 'node_modules/.bin/gatehouse'), [...args, '--config', config], (err, stdout, stderr) =>
       resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+const sessions: ChildProcess[] = [];
+afterAll(() => sessions.forEach((child) => child.exitCode === null && child.kill()));
+
+/**
+ * A CLI left running with its input open (an interactive `connect`): type lines, wait for output, see how it ends.
+ * Against the system under test unless the arguments name a --config.
+ */
+function cliSession(...args: string[]) {
+  const config = args.includes('--config') ? [] : ['--config', cliConfig()];
+  const child = spawn(path.join(ROOT, 'node_modules/.bin/gatehouse'), [...args, ...config], { stdio: 'pipe' });
+  sessions.push(child);
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
+  const exited = new Promise<{ status: number; stdout: string; stderr: string; at: number }>((resolve) =>
+    child.on('exit', (code) => resolve({ status: code ?? 1, ...out, at: Date.now() })),
+  );
+  return {
+    out,
+    exited,
+    type: (line: string) => child.stdin.write(`${line}\n`),
+    printed: (text: string, ms = 15_000) => waitUntil(() => out.stdout.includes(text), ms, `the CLI to print "${text}" (it printed ${JSON.stringify(out)})`),
+  };
 }
 
 /** The HTTP status of a WebSocket handshake (101 when it was accepted), and the socket when it was. */
@@ -336,6 +369,56 @@ describe('server-side publishing', () => {
     const badTenant = await cli('publish', '--tenant', 'a b', '--room', 'jobs', '--type', 'x', '--payload', '1');
     expect(badTenant).toMatchObject({ status: 1, stderr: 'gatehouse: Not publishable: --tenant must be 1-64 characters of [A-Za-z0-9_-]\n' });
   });
+
+  it('publishes to a tenant no user is in (a typo, or one with no users yet) with a warning on stderr', async () => {
+    const dana = await t.connect('dana@acme.test');
+    await dana.client.join('jobs');
+    const typo = await cli('publish', '--tenant', 'acmee', '--room', 'jobs', '--type', 'job.done', '--payload', '{"job":"typo"}');
+    expect(typo).toMatchObject({
+      status: 0,
+      stderr: 'gatehouse: warning: no user of the local system is in tenant "acmee" (its tenants: acme, globex); publishing anyway\n',
+      stdout: expect.stringMatching(/^published job\.done to acmee\/jobs \(event [\w-]+\)\n$/),
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(dana.messages).toEqual([]); // acme's room is another room
+    const help = await cli('publish', '--help');
+    expect(help.stdout).toContain('a tenant none of its users is in (a typo such as --tenant acmee) gets a warning on stderr');
+    await dana.client.close();
+  });
+
+  it('names the flag in every refusal, whatever the command, before signing in or publishing', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-flags-'));
+    const mp3 = path.join(dir, 'song.wav');
+    const pcm = writeWav({ sampleRate: 44_100, channels: 1, data: new Uint8Array(100) });
+    new DataView(pcm.buffer).setUint16(20, 0x55, true);
+    writeFileSync(mp3, pcm);
+    const refusals: Array<[string[], string]> = [
+      [['publish', '--tenant', 'acme', '--room', 'bad room', '--type', 'x', '--payload', '1'], 'Not publishable: --room must be 1-64 characters of [A-Za-z0-9_.-]'],
+      [['publish', '--tenant', 'acme', '--room', 'jobs', '--type', 'a b', '--payload', '1'], 'Not publishable: --type must be 1-64 characters'],
+      [['publish', '--tenant', 'acme', '--room', 'jobs', '--type', 'x', '--payload', JSON.stringify('x'.repeat(17_000))], 'Not publishable: --payload exceeds 16384 bytes'],
+      [['token'], '--user <email> is required (npx gatehouse token --help)'],
+      [['token', '--usr', 'alice@acme.test'], "Unknown option '--usr'"],
+      [['token', '--user', 'nobody@acme.test'], 'No password for --user nobody@acme.test: pass --password <pw> (or set GATEHOUSE_PASSWORD)'],
+      [['token', '--user', 'alice@acme.test', '--password', 'wrong-Passw0rd'], 'Cognito refused the sign-in of --user alice@acme.test: Incorrect username or password.'],
+      [['connect', '--user', 'alice@acme.test', '--transport', 'pigeon'], '--transport must be header or subprotocol, not "pigeon"'],
+      [['connect', '--user', 'alice@acme.test', '--room', 'no room'], '--room must be 1-64 characters'],
+      [['speak', '--user', 'bob@acme.test'], '--wav <file> is required (npx gatehouse speak --help)'],
+      [['speak', '--user', 'bob@acme.test', '--wav', path.join(dir, 'missing.wav')], `--wav ${path.join(dir, 'missing.wav')}: no such file`],
+      [['speak', '--user', 'bob@acme.test', '--wav', mp3], `--wav ${mp3}: Not a PCM WAV: it is MP3 (0x0055)`],
+      [['token', '--user', 'alice@acme.test', '--outputs', path.join(dir, 'none.json')], `--outputs ${path.join(dir, 'none.json')}: no such file`],
+    ];
+    // A few at a time: each is a Node process starting up.
+    const results: Array<Awaited<ReturnType<typeof cli>>> = [];
+    for (let i = 0; i < refusals.length; i += 4) results.push(...(await Promise.all(refusals.slice(i, i + 4).map(([args]) => cli(...args)))));
+    results.forEach((result, i) => {
+      expect({ args: refusals[i][0], ...result }).toMatchObject({ status: 1, stdout: '', stderr: expect.stringContaining(`gatehouse: ${refusals[i][1]}`) });
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).not.toMatch(/tenantId|"room"|Field /);
+    });
+    writeFileSync(path.join(dir, 'outputs.json'), JSON.stringify({ Other: {} }));
+    const stack = await cli('token', '--user', 'alice@acme.test', '--outputs', path.join(dir, 'outputs.json'));
+    expect(stack.stderr).toBe(`gatehouse: No stack "Gatehouse" in --outputs ${path.join(dir, 'outputs.json')} (it has: Other); choose one with --stack\n`);
+  });
 });
 
 describe('the local edge (CloudFront paths) and the speech service', () => {
@@ -371,6 +454,29 @@ describe('the local edge (CloudFront paths) and the speech service', () => {
     expect(answer.data.length / 2 / 24000).toBeGreaterThan(1);
   });
 
+  it.each([
+    ['22,050 Hz stereo 24-bit', 22_050, 2, 24, '22050 Hz stereo 24-bit PCM'],
+    ['44.1 kHz mono 16-bit', 44_100, 1, 16, '44100 Hz mono 16-bit PCM'],
+  ])('resamples a %s WAV to 16 kHz mono itself and is heard the same (the CLI `speak`)', async (_name, rate, channels, bits, described) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-speak-'));
+    const input = path.join(dir, 'hello.wav');
+    // The same utterance the 16 kHz test sends, recorded at another rate, depth and channel count.
+    const speech = syntheticSpeech(1.2, rate);
+    const width = bits / 8;
+    const data = new Uint8Array((speech.length / 2) * channels * width);
+    for (let i = 0; i < speech.length / 2; i++) {
+      const sample = speech.readInt16LE(i * 2) * 2 ** (bits - 16);
+      for (let c = 0; c < channels; c++) for (let b = 0; b < width; b++) data[(i * channels + c) * width + b] = (sample >> (8 * b)) & 0xff;
+    }
+    writeFileSync(input, writeWav({ sampleRate: rate, channels, bitsPerSample: bits, data }));
+    expect(decodeWav(readFileSync(input))).toMatchObject({ sampleRate: rate, bitsPerSample: bits, channels: { length: channels } });
+    const run = await cli('speak', '--user', 'alice@acme.test', '--wav', input, '--out', path.join(dir, 'answer.wav'));
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toContain(`* ${input}: ${described}, resampled to 16000 Hz mono`);
+    expect(run.stdout).toContain('user: (1.2 seconds of speech)');
+    expect(run.stdout).toContain('assistant: Turn 1: I heard 1.2 seconds of audio.');
+  });
+
   it('closes a speech socket with a bad token with 1008', async () => {
     const ws = new WebSocket(t.system.urls.speech, ['gatehouse.v1', 'bearer.not-a-token']);
     const closed = await new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
@@ -378,3 +484,76 @@ describe('the local edge (CloudFront paths) and the speech service', () => {
   });
 });
 
+describe('the CLI `connect`', () => {
+  it('answers an unknown /command with the list of commands, sending nothing, and quits on /quit', async () => {
+    const room = `cli-${Date.now().toString(36)}`;
+    const bob = await t.connect('bob@acme.test');
+    await bob.client.join(room);
+    const alice = cliSession('connect', '--user', 'alice@acme.test', '--room', room);
+    await alice.printed(`* joined ${room}`);
+    alice.type('/hlep');
+    await alice.printed('! unknown command /hlep\nCommands:\n  /join <room>');
+    alice.type('/join');
+    await alice.printed('! /join needs a room: /join <room>');
+    alice.type('hello bob');
+    await bob.waitFor(1);
+    alice.type('/quit');
+    expect(await alice.exited).toMatchObject({ status: 0, stderr: '' });
+    expect(bob.messages.map((m) => m.data)).toEqual([{ text: 'hello bob' }]);
+    await bob.client.close();
+  });
+
+  it('tells a member of several tenants which --tenant to pass instead of a bare 403, and connects with one', async () => {
+    const none = await cli('connect', '--user', 'erin@both.test');
+    expect(none).toMatchObject({
+      status: 1,
+      stderr: 'gatehouse: The server refused the connection (HTTP 403): erin@both.test is in 2 tenants: choose one with --tenant acme or --tenant globex\n',
+    });
+    const other = await cli('connect', '--user', 'erin@both.test', '--tenant', 'initech');
+    expect(other.stderr).toBe('gatehouse: The server refused the connection (HTTP 403): erin@both.test is not in tenant "initech": use --tenant acme or --tenant globex\n');
+    const single = await cli('connect', '--user', 'carol@globex.test', '--tenant', 'acme');
+    expect(single.stderr).toBe('gatehouse: The server refused the connection (HTTP 403): carol@globex.test is not in tenant "acme": use --tenant globex, or leave --tenant out\n');
+    const globex = cliSession('connect', '--user', 'erin@both.test', '--tenant', 'globex');
+    await globex.printed('tenant globex');
+    globex.type('/quit');
+    expect((await globex.exited).status).toBe(0);
+  });
+
+  it('follows the local system to its new app client when Cognito no longer knows the old one (a restarted `npm start`)', async () => {
+    const config = cliConfig();
+    const current = readFileSync(config, 'utf8');
+    // The Cognito of the system before the restart: it knows no app client any more, and meanwhile the new system
+    // has written its description.
+    let asked = 0;
+    const before = createServer((_req, res) => {
+      asked++;
+      writeFileSync(config, current);
+      res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ResourceNotFoundException', message: 'User pool client old does not exist.' }));
+    });
+    await new Promise<void>((resolve) => before.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(before.address() as AddressInfo).port}`;
+    writeFileSync(config, JSON.stringify({ ...JSON.parse(current), clientId: 'old', cognitoEndpoint: endpoint }));
+    const alice = cliSession('connect', '--user', 'alice@acme.test', '--config', config);
+    await alice.printed('* signed in as Alice Liddell');
+    expect(asked).toBe(1);
+    alice.type('/quit');
+    expect((await alice.exited).status).toBe(0);
+    before.close();
+  });
+
+  it('exits 1 within seconds, saying why, when its user is signed out everywhere from another session', async () => {
+    const dana = cliSession('connect', '--user', 'dana@acme.test');
+    await dana.printed('* signed in as Dana Scully');
+    const elsewhere = await t.connect('dana@acme.test');
+    const started = Date.now();
+    // That session's own socket is closed too, maybe before its reply: the reply is not the point.
+    await elsewhere.client.request({ action: 'logout', everywhere: true }).catch(() => undefined);
+    const ended = await dana.exited;
+    expect(ended.at - started).toBeLessThan(5000);
+    expect(ended).toMatchObject({
+      status: 1,
+      stderr: 'gatehouse: Signed out everywhere by the server (a sign-out elsewhere, or the sign-in was revoked): connect again to sign in\n',
+    });
+    expect(ended.stdout).toContain('* signed_out');
+  });
+});

@@ -3,6 +3,7 @@
  * The web app signs in with SRP through Amplify instead; both end with the same access token.
  */
 import { CognitoIdentityProviderClient, InitiateAuthCommand, type AuthenticationResultType } from '@aws-sdk/client-cognito-identity-provider';
+import { GROUP_DEFAULTS, TENANT_ID_PATTERN } from '../../../protocol';
 
 export interface Tokens {
   accessToken: string;
@@ -36,7 +37,22 @@ export async function refreshTokens(cognito: CognitoIdentityProviderClient, clie
   return tokens(AuthenticationResult, refreshToken);
 }
 
-/** A token provider for GatehouseClient: signs in once, then refreshes when the access token is about to expire. */
+/**
+ * Whether Cognito refused the credential itself (a wrong or reset password, an unknown or disabled user, a revoked,
+ * expired or forgotten refresh token), as opposed to failing to answer: only a refusal is worth a different credential.
+ */
+export function isRefusedByCognito(err: unknown): boolean {
+  const name = (err as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' && REFUSALS.has(name);
+}
+const REFUSALS = new Set(['NotAuthorizedException', 'UserNotFoundException', 'PasswordResetRequiredException', 'UserNotConfirmedException']);
+
+/**
+ * A token provider for GatehouseClient: signs in once, then refreshes when the access token is about to expire. A
+ * refused refresh (the token revoked or expired, or forgotten: a restarted local system's Cognito keeps none) signs
+ * in with the password again, so a long-running client reconnects instead of failing; only a refused password
+ * fails. Concurrent calls (a reconnect and a renewal) share one request.
+ */
 export function sessionTokenProvider(
   cognito: CognitoIdentityProviderClient,
   clientId: string,
@@ -45,9 +61,46 @@ export function sessionTokenProvider(
   marginMs = 60_000,
 ): () => Promise<string> {
   let current: Tokens | undefined;
+  let inFlight: Promise<Tokens> | undefined;
+  const signIn = () => signInWithPassword(cognito, clientId, username, password);
+  const renew = async (tokens: Tokens | undefined): Promise<Tokens> => {
+    if (!tokens) return signIn();
+    if (tokens.expiresAt - marginMs >= Date.now()) return tokens;
+    try {
+      return await refreshTokens(cognito, clientId, tokens.refreshToken);
+    } catch (err) {
+      if (!isRefusedByCognito(err)) throw err;
+      return signIn();
+    }
+  };
   return async () => {
-    if (!current) current = await signInWithPassword(cognito, clientId, username, password);
-    else if (current.expiresAt - marginMs < Date.now()) current = await refreshTokens(cognito, clientId, current.refreshToken);
+    inFlight ??= renew(current).finally(() => (inFlight = undefined));
+    current = await inFlight;
     return current.accessToken;
   };
+}
+
+/**
+ * The claims of a JWT, read without verifying it: for hints to the user (which tenants a token's groups name), never
+ * for a decision; the server verifies every token it is given.
+ */
+export function unverifiedClaims(token: string): Record<string, unknown> {
+  let claims: unknown;
+  try {
+    claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
+  } catch {
+    // reported below
+  }
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new Error('Not a JWT');
+  return claims as Record<string, unknown>;
+}
+
+/**
+ * The tenants a Cognito token's groups (`cognito:groups`) put its user in, by the pool's group convention
+ * (`tenant:<id>`, GROUP_DEFAULTS): the ones the server lets the user choose among with `?tenant=`.
+ */
+export function tenantsOfToken(token: string, prefix: string = GROUP_DEFAULTS.tenantGroupPrefix): string[] {
+  const groups = unverifiedClaims(token)['cognito:groups'];
+  if (!Array.isArray(groups)) return [];
+  return groups.filter((g): g is string => typeof g === 'string' && g.startsWith(prefix)).map((g) => g.slice(prefix.length)).filter((t) => TENANT_ID_PATTERN.test(t));
 }
