@@ -26,7 +26,7 @@ import {
 } from 'aws-jwt-verify/error';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { Fetcher } from 'aws-jwt-verify/https';
-import { GROUP_DEFAULTS, TENANT_ID_PATTERN, type DenyReason } from '../protocol';
+import { GROUP_DEFAULTS, tenantsOfGroups, type DenyReason } from '../protocol';
 
 export type { DenyReason } from '../protocol';
 
@@ -208,10 +208,7 @@ export type TenantResult =
  * client may only choose among its own tenants, and must choose when it has several.
  */
 export function resolveTenant(groups: string[], requested: string | undefined, prefix: string = GROUP_DEFAULTS.tenantGroupPrefix): TenantResult {
-  const tenants = groups
-    .filter((g) => g.startsWith(prefix))
-    .map((g) => g.slice(prefix.length))
-    .filter((t) => TENANT_ID_PATTERN.test(t));
+  const tenants = tenantsOfGroups(groups, prefix);
   if (tenants.length === 0) return { ok: false, reason: 'no_tenant' };
   if (requested !== undefined) {
     return tenants.includes(requested) ? { ok: true, tenantId: requested } : { ok: false, reason: 'tenant_not_allowed' };

@@ -5,7 +5,7 @@
  *
  * Runs in Node and in browsers: no Node-only APIs here.
  */
-import { DEFAULT_LIMITS, MAX_JSON_DEPTH, type Limits } from './limits';
+import { DEFAULT_LIMITS, GROUP_DEFAULTS, MAX_JSON_DEPTH, type Limits } from './limits';
 
 /** Subprotocol a client offers (and the server echoes) to speak this protocol. */
 export const SUBPROTOCOL = 'gatehouse.v1';
@@ -554,6 +554,18 @@ function roomProblem(room: unknown): string | undefined {
 
 /** Tenant ids are plain so they can sit inside keys (`#` separated) and logs. */
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The tenants a user's groups make them a member of: `<prefix><id>` groups whose id is a valid tenant id. The
+ * handshake, the session API, the web app and the CLI all read memberships here, so none lists a tenant another
+ * would refuse.
+ */
+export function tenantsOfGroups(groups: readonly unknown[], prefix: string = GROUP_DEFAULTS.tenantGroupPrefix): string[] {
+  return groups
+    .filter((g): g is string => typeof g === 'string' && g.startsWith(prefix))
+    .map((g) => g.slice(prefix.length))
+    .filter((t) => TENANT_ID_PATTERN.test(t));
+}
 /** What a published message is about, e.g. `job.progress`. */
 export const KIND_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 

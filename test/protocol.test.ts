@@ -1,4 +1,5 @@
-import { CLOSE, SPEECH_CLOSE, parseClientMessage, shouldReconnect, type ErrorCode } from '../protocol';
+import { CLOSE, SPEECH_CLOSE, parseClientMessage, shouldReconnect, tenantsOfGroups, type ErrorCode } from '../protocol';
+import { resolveTenant } from '../common/token';
 
 const limits = { maxFrameBytes: 1024, maxDataBytes: 100 };
 
@@ -74,5 +75,18 @@ describe('the close-code catalog', () => {
     const codes = Object.values(CLOSE).map((c) => c.code);
     expect(new Set(codes).size).toBe(codes.length);
     for (const code of Object.values(SPEECH_CLOSE)) expect(codes).toContain(code);
+  });
+});
+
+describe('tenantsOfGroups: the one reading of tenant memberships (handshake, session API, web app, CLI)', () => {
+  it('lists the ids of tenant groups, in order, and nothing else', () => {
+    expect(tenantsOfGroups(['tenant:acme', 'admin', 'runs:7', 'tenant:globex'])).toEqual(['acme', 'globex']);
+    expect(tenantsOfGroups(['org/acme', 'tenant:x'], 'org/')).toEqual(['acme']);
+    expect(tenantsOfGroups([])).toEqual([]);
+  });
+
+  it('leaves out groups the handshake would refuse as a tenant, so nobody offers a tenant that cannot be chosen', () => {
+    expect(tenantsOfGroups(['tenant:', 'tenant:a b', 'tenant:../x', `tenant:${'a'.repeat(65)}`, 'tenant:ok', 7, null])).toEqual(['ok']);
+    expect(resolveTenant(['tenant:a b', 'tenant:ok'], undefined)).toEqual({ ok: true, tenantId: 'ok' });
   });
 });

@@ -1,6 +1,4 @@
-// Not exported by '@gatehouse/client' yet (its index.ts is another change's): import it from there once it is.
-// eslint-disable-next-line no-restricted-imports
-import { Resampler, pcmToFloat, resample } from '../packages/client/src/resample';
+import { Resampler, pcmToFloat, resample } from '@gatehouse/client';
 
 const sine = (rate: number, seconds: number, hz: number, amplitude = 0.5) =>
   Float32Array.from({ length: Math.round(rate * seconds) }, (_, i) => amplitude * Math.sin((2 * Math.PI * hz * i) / rate));

@@ -15,7 +15,7 @@ import type { Auth } from '../../common/auth';
 import { SESSION_COOKIE, SignInError, hashSecret, newSecret, signInOf } from '../../common/credentials';
 import { cookie, header, type Headers } from '../../common/handshake';
 import type { Logger } from '../../common/log';
-import { MAX_SESSION_BODY_BYTES, SESSION_BODIES, SESSION_ROUTES, TENANT_ID_PATTERN, parseBoundedJson, type BodySpec, type SessionApiError, type SessionApiErrorCode, type SessionUser } from '../../protocol';
+import { MAX_SESSION_BODY_BYTES, SESSION_BODIES, SESSION_ROUTES, TENANT_ID_PATTERN, parseBoundedJson, tenantsOfGroups, type BodySpec, type SessionApiError, type SessionApiErrorCode, type SessionUser } from '../../protocol';
 import { signOut, type SignOutDeps } from './revoke';
 
 export interface ApiDeps {
@@ -187,13 +187,12 @@ export async function handleApi(event: APIGatewayProxyEventV2, deps: ApiDeps): P
 }
 
 function describe(userId: string, email: string, groups: string[], expiresAt: number, auth: Auth): SessionUser {
-  const prefix = auth.config.tenantGroupPrefix;
   return {
     signedIn: true,
     userId,
     email,
     groups,
-    tenants: groups.filter((g) => g.startsWith(prefix)).map((g) => g.slice(prefix.length)),
+    tenants: tenantsOfGroups(groups, auth.config.tenantGroupPrefix),
     expiresAt,
   };
 }

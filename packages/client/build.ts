@@ -33,7 +33,7 @@ const packages = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.pee
 const external = [...packages, ...packages.map((p) => `${p}/*`), 'node:*'];
 
 /** The files of the browser entry: bundled into index only. */
-const CORE = new Set(['index', 'client', 'emitter', 'format', 'rooms', 'speech'].map((name) => path.join(SRC, `${name}.ts`)));
+const CORE = new Set(['index', 'client', 'emitter', 'format', 'resample', 'rooms', 'speech'].map((name) => path.join(SRC, `${name}.ts`)));
 
 /** In every other entry, an import of a core file becomes an import of the package itself. */
 const coreAsPackage: Plugin = {

@@ -3,7 +3,7 @@
  * playback of the assistant's 24 kHz PCM in order, which an interruption can cut short at once.
  */
 import { SPEECH_INPUT_SAMPLE_RATE, SPEECH_OUTPUT_SAMPLE_RATE } from '../../protocol';
-import { Resampler, pcmToFloat } from './resample';
+import { Resampler, pcmToFloat } from '@gatehouse/client';
 
 const FRAME_SAMPLES = SPEECH_INPUT_SAMPLE_RATE / 10;
 

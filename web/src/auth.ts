@@ -6,7 +6,7 @@
  *   live in sessionStorage (never localStorage) and sockets are opened with one-time tickets.
  */
 import type { SocketFactory, SocketLike } from '@gatehouse/client';
-import { GROUP_DEFAULTS, SESSION_ROUTES, parseSessionUser, type SessionApiErrorCode } from '../../protocol';
+import { SESSION_ROUTES, parseSessionUser, tenantsOfGroups, type SessionApiErrorCode } from '../../protocol';
 import { withQuery, type AppConfig } from './config';
 
 export interface User {
@@ -160,7 +160,7 @@ async function tokenAuth(config: AppConfig): Promise<Auth> {
       userId: String(token.payload.sub),
       email: signInDetails?.loginId ?? '',
       groups,
-      tenants: groups.filter((g) => g.startsWith(GROUP_DEFAULTS.tenantGroupPrefix)).map((g) => g.slice(GROUP_DEFAULTS.tenantGroupPrefix.length)),
+      tenants: tenantsOfGroups(groups),
     };
   };
   const ticket = async (tenant?: string) => {

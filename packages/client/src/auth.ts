@@ -3,7 +3,7 @@
  * The web app signs in with SRP through Amplify instead; both end with the same access token.
  */
 import { CognitoIdentityProviderClient, InitiateAuthCommand, type AuthenticationResultType } from '@aws-sdk/client-cognito-identity-provider';
-import { GROUP_DEFAULTS, TENANT_ID_PATTERN } from '../../../protocol';
+import { GROUP_DEFAULTS, tenantsOfGroups } from '../../../protocol';
 
 export interface Tokens {
   accessToken: string;
@@ -102,5 +102,5 @@ export function unverifiedClaims(token: string): Record<string, unknown> {
 export function tenantsOfToken(token: string, prefix: string = GROUP_DEFAULTS.tenantGroupPrefix): string[] {
   const groups = unverifiedClaims(token)['cognito:groups'];
   if (!Array.isArray(groups)) return [];
-  return groups.filter((g): g is string => typeof g === 'string' && g.startsWith(prefix)).map((g) => g.slice(prefix.length)).filter((t) => TENANT_ID_PATTERN.test(t));
+  return tenantsOfGroups(groups, prefix);
 }

@@ -4,6 +4,7 @@
  */
 export * from './client';
 export * from './format';
+export * from './resample';
 export * from './rooms';
 export * from './speech';
 export { CLOSE, shouldReconnect, ROOM_PATTERN, SUBPROTOCOL, HISTORY_PAGE_MAX, TYPING_EXPIRY_MS } from '../../../protocol';
