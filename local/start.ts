@@ -99,6 +99,13 @@ async function main(): Promise<void> {
     process.stdout.write('Stopped.\n');
     process.exit(0);
   };
+  // The terminal or pipe reading us went away (`npm start | head`, a closed tab): printing fails with EPIPE, which
+  // must not turn a graceful stop into a crash.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   // However the process ends, the CLI must not find a description of a system that is gone.

@@ -15,7 +15,7 @@ import type { Tokens } from './emulator/cognito';
 import { startEmulator, type Emulator } from './emulator/index';
 import type { FunctionSpec } from './emulator/lambda';
 import { loadTemplate, referencedIds, resourcesOfType } from './emulator/template';
-import { CDK_OUT } from './paths';
+import { CDK_OUT, COGNITO_SEED_CACHE } from './paths';
 import { GROUP_DEFAULTS, SOCKET_PATHS, WEB_CONFIG_PATH, type WebConfig } from '../protocol';
 
 export interface LocalSystemOptions {
@@ -162,7 +162,7 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.cognitoPort ? { cognitoPort: options.cognitoPort } : {}),
     ...(options.dynamoPort !== undefined ? { dynamoPort: options.dynamoPort } : {}),
-    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+    ...(options.stateDir ? { stateDir: options.stateDir } : { cognitoSeedCacheDir: COGNITO_SEED_CACHE }),
     users: [...users.map((u) => cognitoUser(u)), ...(options.newPasswordUsers ?? []).map((u) => cognitoUser(u, true))],
     ...(options.accessTokenSeconds ? { accessTokenSeconds: options.accessTokenSeconds } : {}),
     ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),

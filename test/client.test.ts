@@ -174,6 +174,29 @@ describe('GatehouseClient', () => {
     expect(s.last().sent.filter((m) => m.action !== 'whoami')).toEqual([expect.objectContaining({ action: 'join', room: 'r', after: 11 })]);
   });
 
+  it('holds requests about a room until its rejoin after a reconnect is answered (the new connection is not in it before)', async () => {
+    const s = await connected();
+    await joined(s, 10);
+    s.last().close(1001, 'Going away');
+    await tick(30);
+    s.last().open();
+    await tick();
+    // Typed the moment the socket is back: nothing about the room may overtake its join.
+    const sending = s.client.send('r', 'hello');
+    const reading = s.client.read('r');
+    const paging = s.client.history('r');
+    await tick(20);
+    const actions = () => s.last().sent.map((m) => m.action).filter((a) => a !== 'whoami');
+    expect(actions()).toEqual(['join']);
+    s.last().reply('join', { type: 'joined', room: 'r', seq: 10 });
+    await tick();
+    expect(actions()).toEqual(['join', 'send', 'read', 'history']);
+    s.last().reply('send', { type: 'sent', room: 'r', seq: 11, messageId: 'm11', delivered: 1 });
+    s.last().reply('read', { type: 'read', room: 'r', seq: 10 });
+    s.last().reply('history', { type: 'history', room: 'r', messages: [] });
+    await expect(Promise.all([sending, reading, paging])).resolves.toBeDefined();
+  });
+
   it('backs off exponentially between failed reconnects, and stops for good on close()', async () => {
     const s = await connected();
     const delays: number[] = [];

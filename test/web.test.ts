@@ -2,24 +2,21 @@
  * The web app in a real browser: Debian's chromium, driven by playwright-core, against `npm start` (spawned as a
  * user runs it), in both sign-in modes. Each test saves a screenshot in artifacts/screenshots.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AdminCreateUserCommand, CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocket } from 'playwright-core';
-import { sessionTokenProvider } from '@gatehouse/client/node';
-import { createNodeClient, type GatehouseClient } from '@gatehouse/client/node';
-import { writeWav } from '@gatehouse/client/node';
-import type { LocalConfig } from '../protocol';
-import { PUBLISH_DETAIL_TYPE, type Json, type MessageEvent } from '../protocol';
+import { createNodeClient, sessionTokenProvider, writeWav, type GatehouseClient } from '@gatehouse/client/node';
+import { PUBLISH_DETAIL_TYPE, type Json, type LocalConfig, type MessageEvent } from '../protocol';
 import { syntheticSpeech } from '../speech/providers/local';
+import { npmStart as startLocal, READY, type NpmStart } from './support/npm-start';
 
 jest.setTimeout(90_000);
 
 const ROOT = path.join(__dirname, '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = path.join(ROOT, 'artifacts', 'screenshots');
 const PASSWORD = 'Demo-Passw0rd!';
@@ -34,36 +31,23 @@ interface Running {
   url: string;
   configFile: string;
   users: string[];
-  process: ChildProcess;
+  run: NpmStart;
 }
 
 /** `npm start` with free ports (or the edge on `port`) and its own CLI config file; resolves once it prints its banner. */
 async function npmStart(mode: 'session' | 'token', dir: string, port = '0'): Promise<Running> {
   const configFile = path.join(dir, `local-${mode}.json`);
-  const args = ['local/start.ts', '--port', port, '--cognito-port', '0', '--dynamo-port', '0', '--quiet'];
-  args.push('--web-auth', mode, '--config', configFile, '--token-seconds', String(TOKEN_SECONDS));
-  const child = spawn(TSX, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${output}`)), 60_000);
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (!output.includes('Ctrl-C stops everything')) return;
-      clearTimeout(timer);
-      const url = /Web app\s+(http:\/\/\S+)/.exec(output)![1];
-      // The demo accounts, as a new user reads them off the banner.
-      const users = [...output.matchAll(/^\s+(\S+@\S+)\s+Demo-Passw0rd!/gm)].map((m) => m[1]);
-      resolve({ url, configFile, users, process: child });
-    });
-    child.on('exit', (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
-  });
+  const run = startLocal(['--port', port, '--cognito-port', '0', '--dynamo-port', '0', '--quiet', '--web-auth', mode, '--config', configFile, '--token-seconds', String(TOKEN_SECONDS)]);
+  await run.printed(READY, 60_000);
+  const url = /Web app\s+(http:\/\/\S+)/.exec(run.output)![1];
+  // The demo accounts, as a new user reads them off the banner.
+  const users = [...run.output.matchAll(/^\s+(\S+@\S+)\s+Demo-Passw0rd!/gm)].map((m) => m[1]);
+  return { url, configFile, users, run };
 }
 
+/** Ctrl-C, as a terminal sends it: to the whole group. */
 async function stop(running: Running): Promise<void> {
-  const exited = new Promise((resolve) => running.process.once('exit', resolve));
-  running.process.kill('SIGINT');
-  await exited;
+  await running.run.ctrlC();
 }
 
 /** Page errors, CSP violations and server errors, from every page: each test ends with none. */

@@ -31,8 +31,8 @@
  * production verifier accepts them unchanged; only the JWKS location differs (served over http here).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, createSign, randomUUID, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, createSign, randomUUID, type KeyObject } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -100,6 +100,12 @@ export interface CognitoOptions {
   groups?: string[];
   /** Keep the pool here between runs; a temporary folder (deleted on stop) when absent. */
   stateDir?: string;
+  /**
+   * Without `stateDir`: keep a freshly seeded pool here, keyed by everything that seeded it, and start from a copy
+   * of it next time. cognito-local gives app clients random ids; this keeps them the same from one start to the
+   * next (a page or CLI left running keeps working), and skips seeding. @default seed afresh each start
+   */
+  seedCacheDir?: string;
   /** Shorter access tokens than the template's (to watch sockets expire). */
   accessTokenSeconds?: number;
   log: (line: string) => void;
@@ -109,6 +115,7 @@ const SEED_FILE = 'gatehouse-seed.json';
 const REVOCATIONS_FILE = 'emulator-revocations.json';
 const TARGET = 'AWSCognitoIdentityProviderService.';
 const COGNITO_LOCAL = path.dirname(require.resolve('cognito-local/package.json'));
+const EXIT_WITH_PARENT = path.join(__dirname, 'exit-with-parent.cjs');
 
 /**
  * The operations Cognito authorizes without AWS credentials: the public ones and those a session or access token
@@ -205,6 +212,8 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
   mkdirSync(dbDir, { recursive: true });
   writeFileSync(path.join(dir, '.cognito', 'config.json'), JSON.stringify({ TokenConfig: { IssuerDomain: `https://cognito-idp.${region}.amazonaws.com` } }));
   const seedPath = path.join(dir, SEED_FILE);
+  const cached = !options.stateDir && options.seedCacheDir ? path.join(options.seedCacheDir, seedKey(options)) : undefined;
+  if (cached && existsSync(path.join(cached, SEED_FILE))) cpSync(cached, dir, { recursive: true });
   const seed = existsSync(seedPath) ? (JSON.parse(readFileSync(seedPath, 'utf8')) as { userPoolId: string; clients: Record<string, string> }) : undefined;
   // cognito-local names pools local_<id>; a pool file named in Cognito's own form gives tokens the real issuer.
   const userPoolId = seed?.userPoolId ?? `${region}_Gatehouse`;
@@ -217,10 +226,11 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
   const key = createPrivateKey((JSON.parse(readFileSync(path.join(COGNITO_LOCAL, 'lib', 'keys', 'cognitoLocal.private.json'), 'utf8')) as { pem: string }).pem);
 
   const backendPort = await freePort();
-  const child = spawn(process.execPath, [path.join(COGNITO_LOCAL, 'lib', 'bin', 'start.js')], {
+  const child = spawn(process.execPath, ['--require', EXIT_WITH_PARENT, path.join(COGNITO_LOCAL, 'lib', 'bin', 'start.js')], {
     cwd: dir,
     env: { ...process.env, PORT: String(backendPort), HOST: '127.0.0.1', NODE_NO_WARNINGS: '1', DEBUG: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdin: a pipe this process holds open for as long as it lives (see exit-with-parent.cjs).
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
@@ -431,7 +441,10 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
   const client = clientFor(OPERATOR_CREDENTIALS);
   try {
     const clients = seed?.clients ?? (await seedPool(client, userPoolId, options));
-    if (!seed) writeFileSync(seedPath, JSON.stringify({ userPoolId, clients }));
+    if (!seed) {
+      writeFileSync(seedPath, JSON.stringify({ userPoolId, clients }));
+      if (cached) keepSeed(dir, cached);
+    }
     const [publicLogicalId] = resourcesOfType(options.template, 'AWS::Cognito::UserPoolClient').find(([, c]) => !c.Properties?.GenerateSecret) ?? [''];
     const clientId = clients[publicLogicalId];
     const tokens = (result: AuthenticationResultType | undefined, refreshToken?: string): Tokens => {
@@ -463,6 +476,30 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
     client.destroy();
     await stop();
     throw err;
+  }
+}
+
+/** What a seeded pool depends on: the template's Cognito resources, the users and groups, token lifetimes, region. */
+function seedKey(options: CognitoOptions): string {
+  const cognitoResources = Object.entries(options.template.Resources ?? {}).filter(([, r]) => String(r.Type).startsWith('AWS::Cognito::'));
+  const version = (JSON.parse(readFileSync(path.join(COGNITO_LOCAL, 'package.json'), 'utf8')) as { version: string }).version;
+  const inputs = [version, options.region, options.accountId, cognitoResources, options.users, options.groups, options.accessTokenSeconds];
+  return createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 32);
+}
+
+/** Copies a just-seeded pool (nothing signed in yet) to the cache, whole or not at all: starts may run side by side. */
+function keepSeed(dir: string, cached: string): void {
+  const staging = `${cached}.${process.pid}.${randomUUID()}`;
+  try {
+    mkdirSync(path.join(staging, '.cognito'), { recursive: true });
+    cpSync(path.join(dir, '.cognito', 'db'), path.join(staging, '.cognito', 'db'), { recursive: true });
+    cpSync(path.join(dir, SEED_FILE), path.join(staging, SEED_FILE));
+    renameSync(staging, cached);
+  } catch {
+    // Another start cached the same seed first (the rename found it there), or the cache is not writable: either
+    // way this start's pool is complete, only its ids are not the ones kept.
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
 }
 

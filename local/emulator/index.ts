@@ -41,6 +41,8 @@ export interface EmulatorOptions {
   dynamoPort?: number;
   /** Keep DynamoDB and Cognito state here between runs. @default in memory */
   stateDir?: string;
+  /** Without `stateDir`: where seeded user pools are kept, so app client ids stay the same across starts. @default none */
+  cognitoSeedCacheDir?: string;
   /** Users to create in the user pool. @default none */
   users?: CognitoUser[];
   /** Groups to create besides the template's and the users'. @default none */
@@ -192,6 +194,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       users: options.users ?? [],
       ...(options.groups ? { groups: options.groups } : {}),
       ...(options.stateDir ? { stateDir: path.join(options.stateDir, 'cognito') } : {}),
+      ...(options.cognitoSeedCacheDir ? { seedCacheDir: options.cognitoSeedCacheDir } : {}),
       ...(options.accessTokenSeconds ? { accessTokenSeconds: options.accessTokenSeconds } : {}),
       log: (line) => log('cognito', line),
     });

@@ -148,6 +148,8 @@ interface RoomState {
   pending: Map<number, RoomEvent>;
   /** Read cursors known for the room, per user. */
   cursors: Map<string, ReadCursor>;
+  /** The rejoin after a reconnect, while in flight: requests about the room wait for it (the server would refuse them). */
+  resuming?: Promise<unknown>;
   repair?: ReturnType<typeof setTimeout>;
 }
 
@@ -507,8 +509,21 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
 
   private resumeRooms(): void {
     for (const [name, room] of this.rooms) {
-      void this.sync(name, room).catch((err: Error) => this.emit('error', err));
+      const resuming = this.sync(name, room)
+        .catch((err: Error) => this.emit('error', err))
+        .finally(() => room.resuming === resuming && (room.resuming = undefined));
+      room.resuming = resuming;
     }
+  }
+
+  /**
+   * Waits for a joined room's rejoin after a reconnect. The new connection is not in the room until it is, and
+   * Lambda may run a request sent meanwhile before the join: a message typed just after a reconnect would be refused.
+   */
+  private inRoom<T>(room: string, request: () => Promise<T>): Promise<T> {
+    const resuming = this.rooms.get(room)?.resuming;
+    // Sent at once when nothing is in flight, so requests keep the order they were made in.
+    return resuming ? resuming.then(request) : request();
   }
 
   async join(room: string): Promise<JoinedEvent> {
@@ -535,8 +550,8 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
     await this.request({ action: 'leave', room });
   }
 
-  send<Room extends RoomOf<Rooms>>(room: Room, data: PayloadOf<Rooms, Room>) {
-    return this.request<'send'>({ action: 'send', room, data: data as Json });
+  send<Room extends RoomOf<Rooms>>(room: Room, data: PayloadOf<Rooms, Room>): Promise<Replies['send']> {
+    return this.inRoom(room, () => this.request<'send'>({ action: 'send', room, data: data as Json }));
   }
 
   /**
@@ -544,7 +559,7 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
    * latest page; pass the page's `before` for the one older than it (absent: nothing older is kept).
    */
   history<Room extends RoomOf<Rooms>>(room: Room, options: { before?: number; limit?: number } = {}): Promise<RoomHistory<Rooms, Room>> {
-    return this.request<'history'>({ action: 'history', room, ...options }) as Promise<RoomHistory<Rooms, Room>>;
+    return this.inRoom(room, () => this.request<'history'>({ action: 'history', room, ...options }) as Promise<RoomHistory<Rooms, Room>>);
   }
 
   /**
@@ -555,32 +570,32 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
     const state = this.rooms.get(room);
     if (!state || Date.now() - state.typedAt < TYPING_THROTTLE_MS) return false;
     state.typedAt = Date.now();
-    return (await this.request<'typing'>({ action: 'typing', room })).forwarded;
+    return (await this.inRoom(room, () => this.request<'typing'>({ action: 'typing', room }))).forwarded;
   }
 
   /** Asks the server who is in a room now (in big rooms without live presence, this is how to refresh it). */
   async refreshPresence(room: string): Promise<Member[]> {
-    const reply = await this.request<'presence'>({ action: 'presence', room });
+    const reply = await this.inRoom(room, () => this.request<'presence'>({ action: 'presence', room }));
     const state = this.rooms.get(room);
     if (state) this.applySnapshot(room, state, reply);
     return this.presenceOf(room);
   }
 
   /** Replaces the content of one of this user's messages; every member gets the edit, in order. */
-  edit<Room extends RoomOf<Rooms>>(room: Room, seq: number, data: PayloadOf<Rooms, Room>) {
-    return this.request<'edit'>({ action: 'edit', room, seq, data: data as Json });
+  edit<Room extends RoomOf<Rooms>>(room: Room, seq: number, data: PayloadOf<Rooms, Room>): Promise<Replies['edit']> {
+    return this.inRoom(room, () => this.request<'edit'>({ action: 'edit', room, seq, data: data as Json }));
   }
 
   /** Deletes a message (this user's, or anyone's for a tenant admin): its content is gone from the server. */
-  delete(room: string, seq: number) {
-    return this.request<'delete'>({ action: 'delete', room, seq });
+  delete(room: string, seq: number): Promise<Replies['delete']> {
+    return this.inRoom(room, () => this.request<'delete'>({ action: 'delete', room, seq }));
   }
 
   /** Marks a joined room read up to `seq` (default: everything delivered so far). */
   async read(room: string, seq?: number): Promise<number> {
     const state = this.rooms.get(room);
-    const upTo = seq ?? state?.lastSeq ?? 0;
-    const ack = await this.request<'read'>({ action: 'read', room, seq: Math.max(1, upTo) });
+    // What "everything delivered" means is known once a rejoin has replayed what was missed.
+    const ack = await this.inRoom(room, () => this.request<'read'>({ action: 'read', room, seq: Math.max(1, seq ?? state?.lastSeq ?? 0) }));
     if (state && ack.seq >= state.lastSeq) this.setUnread(room, 0);
     if (state && this.me) state.cursors.set(this.me.userId, { userId: this.me.userId, name: this.me.name, seq: ack.seq });
     return ack.seq;
@@ -600,7 +615,7 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
 
   /** Asks for a joined room's read cursors (small rooms also get them live). */
   async receipts(room: string): Promise<ReadCursor[]> {
-    const reply = await this.request<'receipts'>({ action: 'receipts', room });
+    const reply = await this.inRoom(room, () => this.request<'receipts'>({ action: 'receipts', room }));
     for (const cursor of reply.cursors) this.applyReceipt(room, cursor, false);
     return reply.cursors;
   }
