@@ -15,13 +15,16 @@ export interface Logger {
 }
 
 const SECRET_FIELD = /token|authorization|cookie|ticket|password|secret/i;
+
+/** Whether a field's name says it holds a credential (its value is never printed). */
+export const isSecretField = (key: string): boolean => SECRET_FIELD.test(key) && !key.endsWith('ExpiresAt');
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 function redact(fields: Fields): Fields {
   const out: Fields = {};
   for (const [key, value] of Object.entries(fields)) {
     if (value instanceof Error) out[key] = { name: value.name, message: value.message };
-    else out[key] = SECRET_FIELD.test(key) && !key.endsWith('ExpiresAt') ? '[redacted]' : value;
+    else out[key] = isSecretField(key) ? '[redacted]' : value;
   }
   return out;
 }

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCAL_CONFIG, writeLocalConfig } from './config';
 import { ensureSynth } from './synth';
+import { formatLogLine, functionName } from './log-format';
 import { exactOrigin, startLocalSystem, type LocalSystem } from './system';
 import { ensureWebBuild } from '../web/build';
 
@@ -33,6 +34,7 @@ const HELP = `Usage: npm start -- [options]
   --web-auth token      the web app signs in with Amplify in the browser (default: session, an HttpOnly cookie)
   --allow-origin <o>    also let pages from origin <o> (e.g. http://localhost:5173) open sockets; repeatable
   --quiet               do not print function logs
+  --json                print function logs as the JSON lines they write (default: one readable line each)
 `;
 
 function banner(system: LocalSystem, startupMs: number, synthesized: boolean, webAuthMode: string): string {
@@ -127,6 +129,7 @@ async function main(): Promise<void> {
       'allow-origin': { type: 'string', multiple: true, default: [] },
       config: { type: 'string', default: LOCAL_CONFIG },
       quiet: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -158,8 +161,9 @@ async function main(): Promise<void> {
     ...(values['token-seconds'] ? { accessTokenSeconds: Number(values['token-seconds']) } : {}),
     ...(values['sweep-seconds'] ? { scheduleIntervalMs: Number(values['sweep-seconds']) * 1000, functionEnv: { SWEEP_EVERY_SECONDS: '60' } } : {}),
     log: (source, line) => {
+      if (values.quiet || source === 'cognito') return;
       // Function names without CDK's hash suffix: [RealtimeMessage], [PublishingFanout].
-      if (!values.quiet && source !== 'cognito') process.stdout.write(`[${source.replace(/[0-9A-F]{8}$/, '')}] ${line}\n`);
+      process.stdout.write(values.json ? `[${functionName(source)}] ${line}\n` : `${formatLogLine(source, line)}\n`);
     },
   });
 

@@ -62,6 +62,24 @@ describe('npm start and Ctrl-C', () => {
     console.log(`Ctrl-C to gone (ms): ${took.join(', ')}`);
   }, 300_000);
 
+  it.each([
+    ['one readable line per function log', [], /^\d\d:\d\d:\d\d\.\d{3} RealtimeConnect +info +connected +category=audit tenantId=acme userId=\S+ connectionId=\S+ source=header$/m, /^\{|\] \{"time"/m],
+    ['the raw JSON lines with --json', ['--json'], /^\[RealtimeConnect\] \{"time":"[^"]+","level":"info","event":"connected"/m, /^\d\d:\d\d:\d\d\.\d{3} RealtimeConnect/m],
+  ])('prints %s', async (_what, flags, printed, notPrinted) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
+    const config = path.join(dir, 'local.json');
+    const run = npmStart(['--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--config', config, ...flags]);
+    try {
+      await run.printed(READY, 60_000);
+      const sockets = await connectSockets(config, 1);
+      await run.printed(printed, 10_000);
+      expect(run.output).not.toMatch(notPrinted);
+      sockets.forEach((ws) => ws.close());
+    } finally {
+      await run.ctrlC(DEADLINE_MS);
+    }
+  }, 60_000);
+
   it('leaves no cognito-local behind when its process is killed outright (no exit handler runs)', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
     const run = npmStart(['--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet', '--config', path.join(dir, 'local.json')]);
