@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCAL_CONFIG, writeLocalConfig } from './config';
 import { ensureSynth } from './synth';
+import { startInspector, type Inspector } from './inspect';
 import { formatLogLine, functionName } from './log-format';
 import { exactOrigin, startLocalSystem, type LocalSystem } from './system';
 import { ensureWebBuild } from '../web/build';
@@ -34,10 +35,11 @@ const HELP = `Usage: npm start -- [options]
   --web-auth token      the web app signs in with Amplify in the browser (default: session, an HttpOnly cookie)
   --allow-origin <o>    also let pages from origin <o> (e.g. http://localhost:5173) open sockets; repeatable
   --quiet               do not print function logs
+  --inspect             serve a debugging page on loopback: live connections and recent deliveries
   --json                print function logs as the JSON lines they write (default: one readable line each)
 `;
 
-function banner(system: LocalSystem, startupMs: number, synthesized: boolean, webAuthMode: string): string {
+function banner(system: LocalSystem, startupMs: number, synthesized: boolean, webAuthMode: string, inspector?: string): string {
   const users = system.users
     .map((u) => `    ${u.email.padEnd(20)} ${u.password.padEnd(16)} tenants: ${u.tenants.join(', ')}${u.admin ? '  (admin)' : ''}`)
     .join('\n');
@@ -52,7 +54,7 @@ Gatehouse is running locally (${synthesized ? 'synthesized, then ' : ''}started 
   EventBridge       ${system.urls.events}   (bus ${system.eventBusName})
   Cognito           ${system.urls.cognito}   (pool ${system.userPoolId}, client ${system.clientId})
   DynamoDB          ${system.urls.dynamodb}
-
+${inspector ? `  Inspector         ${inspector}   (live connections and recent deliveries)\n` : ''}
   Demo users (password flow):
 ${users}
 
@@ -82,7 +84,7 @@ async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const started = Date.now();
   // Handled from the first moment: a Ctrl-C during startup must not leave cognito-local running on its port.
-  const running: { system?: LocalSystem; configFile?: string } = {};
+  const running: { system?: LocalSystem; configFile?: string; inspector?: Inspector } = {};
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) process.exit(130); // a second Ctrl-C: leave now
@@ -97,6 +99,7 @@ async function main(): Promise<void> {
       process.stderr.write(`The services did not stop within ${STOP_DEADLINE_MS / 1000} s; leaving anyway.\n`);
       process.exit(1);
     }, STOP_DEADLINE_MS).unref();
+    await running.inspector?.stop();
     await system.stop();
     process.stdout.write('Stopped.\n');
     process.exit(0);
@@ -130,6 +133,7 @@ async function main(): Promise<void> {
       config: { type: 'string', default: LOCAL_CONFIG },
       quiet: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      inspect: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -171,7 +175,8 @@ async function main(): Promise<void> {
   writeLocalConfig(system, configFile);
   running.configFile = configFile;
   running.system = system;
-  process.stdout.write(banner(system, Date.now() - started, synthesized, webAuthMode));
+  if (values.inspect) running.inspector = await startInspector(system);
+  process.stdout.write(banner(system, Date.now() - started, synthesized, webAuthMode, running.inspector?.url));
 }
 
 main().catch((err: Error) => {

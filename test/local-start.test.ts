@@ -80,6 +80,23 @@ describe('npm start and Ctrl-C', () => {
     }
   }, 60_000);
 
+  it('serves the inspector with --inspect, at the URL the banner prints', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
+    const config = path.join(dir, 'local.json');
+    const run = npmStart(['--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet', '--inspect', '--config', config]);
+    try {
+      await run.printed(READY, 60_000);
+      const url = /Inspector\s+(http:\/\/127\.0\.0\.1:\d+\/)/.exec(run.output)?.[1];
+      expect(url).toBeDefined();
+      const sockets = await connectSockets(config, 1);
+      await waitUntil(async () => ((await (await fetch(`${url}state.json`)).json()) as { connections: unknown[] }).connections.length === 1, 5_000, 'the connection on the inspector');
+      expect((await fetch(url!)).headers.get('content-security-policy')).toContain("default-src 'none'");
+      sockets.forEach((ws) => ws.close());
+    } finally {
+      await run.ctrlC(DEADLINE_MS);
+    }
+  }, 60_000);
+
   it('leaves no cognito-local behind when its process is killed outright (no exit handler runs)', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
     const run = npmStart(['--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet', '--config', path.join(dir, 'local.json')]);

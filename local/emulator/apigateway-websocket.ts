@@ -20,6 +20,9 @@
  *   MissingAuthenticationTokenException, InvalidSignatureException...) and the caller needs
  *   `execute-api:ManageConnections` on `<api>/<stage>/<METHOD>/@connections/<id>`
  *   (apigateway-websocket-control-access-iam.html).
+ *
+ * Not API Gateway's, for local tools: `observe` reports what the gateway sees (sockets opening and closing, frames
+ * in, @connections posts out) without interpreting it; a listener that throws is ignored.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -102,6 +105,15 @@ interface Connection {
   silent?: boolean;
 }
 
+/** What the gateway saw, as `observe` reports it. `at` is epoch milliseconds; `bytes` the UTF-8 size. */
+export type GatewayEvent =
+  | { kind: 'open'; connectionId: string; at: number }
+  | { kind: 'close'; connectionId: string; at: number; code: number }
+  /** A text frame from the client, before route selection (frames the gateway refuses are not reported). */
+  | { kind: 'message'; connectionId: string; at: number; bytes: number }
+  /** An @connections POST delivered to the client's socket. */
+  | { kind: 'post'; connectionId: string; at: number; bytes: number; data: string };
+
 type ProxyResult = { statusCode?: number; headers?: Record<string, string>; body?: string } | undefined;
 
 export class WebSocketGateway {
@@ -118,6 +130,7 @@ export class WebSocketGateway {
   private domainName = 'localhost';
   /** Invocations in progress, so that shutdown waits for them (a $disconnect still writing to the store). */
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly observers = new Set<(event: GatewayEvent) => void>();
 
   constructor(private readonly options: GatewayOptions) {
     const { template } = options;
@@ -161,6 +174,27 @@ export class WebSocketGateway {
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Whether the gateway holds an open socket for this connection (a stale store item has none). */
+  isOpen(connectionId: string): boolean {
+    return this.connections.get(connectionId)?.socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Calls `listener` with everything the gateway sees from now on; returns a function that stops it. */
+  observe(listener: (event: GatewayEvent) => void): () => void {
+    this.observers.add(listener);
+    return () => this.observers.delete(listener);
+  }
+
+  private report(event: GatewayEvent): void {
+    for (const listener of this.observers) {
+      try {
+        listener(event);
+      } catch {
+        // an observer's failure is its own
+      }
+    }
   }
 
   private invoke(functionName: string, event: unknown): Promise<unknown> {
@@ -305,11 +339,13 @@ export class WebSocketGateway {
       maxAge: setTimeout(() => socket.close(1001, 'Going away'), this.options.maxConnectionMs),
     };
     this.connections.set(conn.id, conn);
+    this.report({ kind: 'open', connectionId: conn.id, at: conn.lastActiveAt });
     socket.on('message', (data: RawData, isBinary: boolean) => void this.message(conn, data, isBinary));
     socket.on('close', (code: number, reason: Buffer) => {
       clearTimeout(conn.idle);
       clearTimeout(conn.maxAge);
       this.connections.delete(conn.id);
+      this.report({ kind: 'close', connectionId: conn.id, at: Date.now(), code });
       if (this.options.deliverDisconnect && !conn.silent) void this.disconnect(conn, code, reason.toString());
     });
     socket.on('error', () => undefined); // 1009 and protocol errors close the socket; 'close' follows
@@ -372,6 +408,7 @@ export class WebSocketGateway {
       return;
     }
     this.active(conn);
+    this.report({ kind: 'message', connectionId: conn.id, at: conn.lastActiveAt, bytes: bytes.length });
     const body = bytes.toString('utf8');
     const route = this.selectRoute(body);
     const context = this.requestContext(conn, route?.key ?? '$default', 'MESSAGE');
@@ -436,15 +473,18 @@ export class WebSocketGateway {
       const conn = this.connections.get(id);
       if (!conn || conn.socket.readyState !== WebSocket.OPEN) return awsError(res, 410, 'GoneException', `Connection ${id} is gone`);
       switch (req.method) {
-        case 'POST':
+        case 'POST': {
           // "the WebSocket client side buffer is full" (LimitExceededException): the client is not reading.
           if (conn.socket.bufferedAmount > (this.options.clientBufferBytes ?? 1024 * 1024)) {
             return awsError(res, 429, 'LimitExceededException', 'The WebSocket client side buffer is full.');
           }
-          conn.socket.send(Buffer.concat(chunks).toString('utf8'));
+          const data = Buffer.concat(chunks).toString('utf8');
+          conn.socket.send(data);
           this.active(conn);
+          this.report({ kind: 'post', connectionId: id, at: conn.lastActiveAt, bytes: size, data });
           res.writeHead(200).end();
           return;
+        }
         case 'GET':
           res.writeHead(200, { 'content-type': 'application/json' }).end(
             JSON.stringify({

@@ -25,6 +25,9 @@ import { LambdaApi } from './lambda-api';
 import { LocalQueues } from './sqs';
 import { assetDir, referencedIds, resourcesOfType, Resolver, type LocalValue, type Template } from './template';
 
+/** What the WebSocket gateway reports to `gateway.observe` (frames in, @connections posts out, opens, closes). */
+export type { GatewayEvent } from './apigateway-websocket';
+
 export interface EmulatorOptions {
   template: Template;
   /** The cloud assembly folder holding the functions' bundles. */

@@ -1,0 +1,370 @@
+/**
+ * The local inspector (`npm start --inspect`): a debugging page on 127.0.0.1 showing the running system's live
+ * connections and recent room deliveries. `GET /` is the page, `GET /state.json` the same data as JSON.
+ *
+ * Where the data comes from, so that it shows what the system does rather than what it was meant to do:
+ * - connections and their rooms: the connection table itself (connection items and room-member items, layout in
+ *   common/table-schema.ts), scanned at each request, skipping items past their TTL as the store does; `open` says
+ *   whether the gateway still holds the socket (false: a stale item, as `--no-disconnect` leaves behind);
+ * - last activity and deliveries: the API Gateway emulator's observation hook (`gateway.observe`), which sees every
+ *   inbound frame and every @connections post. A post whose body is a Gatehouse `message` event is one recipient
+ *   of that message; posts of one message (room, seq and messageId) are one delivery with a count. A join's replay
+ *   is posted too, and counts as such. Activity is known from the moment the inspector starts.
+ *
+ * Invariants: memory is bounded (the last MAX_DELIVERIES deliveries; activity only for sockets the gateway holds,
+ * dropped when they close); every value from the system reaches the page through `textContent` only (display names
+ * are attacker-controlled), under a CSP that allows the page's one nonce'd script and style and nothing else; the
+ * server answers only requests addressed to loopback by name (a DNS-rebinding page gets 421).
+ *
+ * Over 300 lines because a third of it is the page itself (markup and script), kept beside the state it renders.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { keys, TABLE } from '../common/table-schema';
+import type { MessageEvent, Sender } from '../protocol';
+import type { GatewayEvent } from './emulator/index';
+import { resourcesOfType } from './emulator/template';
+import type { LocalSystem } from './system';
+
+export interface InspectorOptions {
+  /** Port on 127.0.0.1. @default 0 (a free port) */
+  port?: number;
+}
+
+export interface Inspector {
+  /** `http://127.0.0.1:<port>/` */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface InspectedConnection {
+  connectionId: string;
+  userId: string;
+  /** The display name others see (the connection item's), or null. */
+  name: string | null;
+  tenantId: string;
+  /** Rooms the connection is a member of (its room-member items). */
+  rooms: string[];
+  /** Epoch milliseconds. */
+  connectedAt: number;
+  /** Last frame in or post out seen since the inspector started (epoch ms), or null. */
+  lastActivityAt: number | null;
+  lastActivity: 'in' | 'out' | null;
+  /** The gateway holds an open socket for it. */
+  open: boolean;
+}
+
+export interface InspectedDelivery {
+  /** When the first post of it was seen (epoch ms). */
+  at: number;
+  /** The recipients' tenant (from their connection item), or null while unknown. */
+  tenantId: string | null;
+  room: string;
+  seq: number;
+  messageId: string;
+  sender: Sender;
+  /** Connections it was posted to. */
+  posted: number;
+}
+
+export interface InspectorState {
+  now: number;
+  connections: InspectedConnection[];
+  /** Newest first. */
+  deliveries: InspectedDelivery[];
+}
+
+export const MAX_DELIVERIES = 100;
+
+interface Activity {
+  at: number;
+  direction: 'in' | 'out';
+  /** The connection's tenant once looked up (deliveries need it: a message event does not carry it). */
+  tenant?: Promise<string | null>;
+}
+
+function asMessageEvent(data: string): MessageEvent | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  const e = value as Partial<MessageEvent> | null;
+  if (e?.type !== 'message' || typeof e.room !== 'string' || !Number.isSafeInteger(e.seq) || typeof e.messageId !== 'string') return undefined;
+  if (typeof e.sender !== 'object' || e.sender === null) return undefined;
+  return e as MessageEvent;
+}
+
+/** What the gateway reports, kept: activity per open socket and the last deliveries. */
+class Observations {
+  readonly activity = new Map<string, Activity>();
+  private readonly deliveries = new Map<string, InspectedDelivery>();
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly tenantOf: (connectionId: string) => Promise<string | null>) {}
+
+  readonly record = (event: GatewayEvent): void => {
+    if (event.kind === 'close') {
+      this.activity.delete(event.connectionId);
+      return;
+    }
+    if (event.kind === 'open') return;
+    const direction = event.kind === 'message' ? 'in' : 'out';
+    let activity = this.activity.get(event.connectionId);
+    if (activity) Object.assign(activity, { at: event.at, direction });
+    else this.activity.set(event.connectionId, (activity = { at: event.at, direction }));
+    if (event.kind === 'post') this.post(event.connectionId, event.at, event.data, activity);
+  };
+
+  private post(connectionId: string, at: number, data: string, activity: Activity): void {
+    const message = asMessageEvent(data);
+    if (!message) return;
+    const key = JSON.stringify([message.room, message.seq, message.messageId]);
+    const known = this.deliveries.get(key);
+    if (known) {
+      known.posted += 1;
+      return;
+    }
+    const delivery: InspectedDelivery = { at, tenantId: null, room: message.room, seq: message.seq, messageId: message.messageId, sender: message.sender, posted: 1 };
+    this.deliveries.set(key, delivery);
+    // A Map iterates in insertion order: the first key is the oldest delivery.
+    if (this.deliveries.size > MAX_DELIVERIES) this.deliveries.delete(this.deliveries.keys().next().value as string);
+    activity.tenant ??= this.tenantOf(connectionId).catch(() => null);
+    const lookup = activity.tenant.then((tenant) => (delivery.tenantId = tenant));
+    this.pending.add(lookup);
+    void lookup.finally(() => this.pending.delete(lookup));
+  }
+
+  /** The deliveries, newest first, once the tenants being looked up are known. */
+  async recent(): Promise<InspectedDelivery[]> {
+    await Promise.all(this.pending);
+    return [...this.deliveries.values()].reverse().map((d) => ({ ...d }));
+  }
+}
+
+/** The connection table: the template's table keyed as common/table-schema.ts says. */
+function tableName(system: LocalSystem): string {
+  const tables = resourcesOfType(system.aws.template, 'AWS::DynamoDB::Table');
+  const [name] =
+    tables.find(([, t]) => {
+      const schema = (t.Properties?.KeySchema ?? []) as Array<{ AttributeName: string; KeyType: string }>;
+      return schema.some((k) => k.AttributeName === TABLE.partitionKey && k.KeyType === 'HASH') && schema.some((k) => k.AttributeName === TABLE.sortKey && k.KeyType === 'RANGE');
+    }) ?? [];
+  if (!name) throw new Error('The template has no table keyed as the connection table');
+  return name;
+}
+
+const live = (item: Record<string, unknown>, now: number) => {
+  const expiresAt = item[TABLE.ttlAttribute];
+  return typeof expiresAt !== 'number' || expiresAt * 1000 > now;
+};
+
+/** Connection items and room-member items, read from the table as they are now. */
+async function scanConnections(system: LocalSystem, table: string, observations: Observations): Promise<InspectedConnection[]> {
+  const now = Date.now();
+  const connections = new Map<string, Record<string, unknown>>();
+  const members: Array<Record<string, unknown>> = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await system.dynamo.doc.send(
+      new ScanCommand({
+        TableName: table,
+        ConsistentRead: true,
+        FilterExpression: '#sk = :conn OR (begins_with(#pk, :room) AND begins_with(#sk, :member))',
+        ProjectionExpression: '#pk, #sk, connectionId, userId, tenantId, #name, connectedAt, #ttl',
+        ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey, '#name': 'name', '#ttl': TABLE.ttlAttribute },
+        ExpressionAttributeValues: { ':conn': keys.connection('').sk, ':room': 'room#', ':member': keys.member('', '', '').sk },
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      if (!live(item, now)) continue;
+      if (item[TABLE.sortKey] === keys.connection('').sk) connections.set(String(item.connectionId), item);
+      else members.push(item);
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+
+  const rooms = new Map<string, string[]>();
+  for (const item of members) {
+    const connectionId = String(item[TABLE.sortKey]).slice(keys.member('', '', '').sk.length);
+    const tenantId = connections.get(connectionId)?.tenantId;
+    const prefix = keys.roomPartition(String(tenantId), '');
+    const pk = String(item[TABLE.partitionKey]);
+    if (typeof tenantId !== 'string' || !pk.startsWith(prefix)) continue;
+    rooms.set(connectionId, [...(rooms.get(connectionId) ?? []), pk.slice(prefix.length)]);
+  }
+  return [...connections.values()]
+    .map((item): InspectedConnection => {
+      const connectionId = String(item.connectionId);
+      const activity = observations.activity.get(connectionId);
+      return {
+        connectionId,
+        userId: String(item.userId),
+        name: typeof item.name === 'string' ? item.name : null,
+        tenantId: String(item.tenantId),
+        rooms: (rooms.get(connectionId) ?? []).sort(),
+        connectedAt: Number(item.connectedAt),
+        lastActivityAt: activity?.at ?? null,
+        lastActivity: activity?.direction ?? null,
+        open: system.gateway.isOpen(connectionId),
+      };
+    })
+    .sort((a, b) => a.connectedAt - b.connectedAt);
+}
+
+function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+  res
+    .writeHead(status, {
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+      'cross-origin-resource-policy': 'same-origin',
+      'content-length': String(Buffer.byteLength(body)),
+      ...headers,
+    })
+    .end(body);
+}
+
+export async function startInspector(system: LocalSystem, options: InspectorOptions = {}): Promise<Inspector> {
+  const table = tableName(system);
+  const observations = new Observations(async (connectionId) => {
+    const { Item } = await system.dynamo.doc.send(new GetCommand({ TableName: table, Key: keys.connection(connectionId), ConsistentRead: true }));
+    return typeof Item?.tenantId === 'string' ? Item.tenantId : null;
+  });
+  const unobserve = system.gateway.observe(observations.record);
+  const state = async (): Promise<InspectorState> => {
+    const [connections, deliveries] = await Promise.all([scanConnections(system, table, observations), observations.recent()]);
+    return { now: Date.now(), connections, deliveries };
+  };
+
+  let hosts = new Set<string>();
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (!hosts.has(req.headers.host ?? '')) return send(res, 421, { 'content-type': 'text/plain; charset=utf-8' }, 'Misdirected request\n');
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    if (path !== '/' && path !== '/state.json') return send(res, 404, { 'content-type': 'text/plain; charset=utf-8' }, 'Not found\n');
+    if (req.method !== 'GET') return send(res, 405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET' }, 'Method not allowed\n');
+    if (path === '/state.json') return send(res, 200, { 'content-type': 'application/json; charset=utf-8' }, JSON.stringify(await state()));
+    const nonce = randomBytes(16).toString('base64');
+    send(
+      res,
+      200,
+      {
+        'content-type': 'text/html; charset=utf-8',
+        'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+      },
+      page(nonce),
+    );
+  };
+  const server = createServer((req, res) => {
+    req.resume();
+    handle(req, res).catch((err: Error) => {
+      if (!res.headersSent) send(res, 500, { 'content-type': 'application/json; charset=utf-8' }, JSON.stringify({ message: err.message }));
+    });
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    unobserve();
+    throw err;
+  }
+  const { port } = server.address() as AddressInfo;
+  hosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    async stop() {
+      unobserve();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The page: static markup and a script that renders /state.json every 2 s, through textContent only. */
+function page(nonce: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Gatehouse inspector</title>
+<style nonce="${nonce}">
+body { font: 14px system-ui, sans-serif; margin: 1.5rem; color: #222; }
+table { border-collapse: collapse; margin-bottom: 2rem; }
+th, td { text-align: left; padding: 0.25rem 0.75rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+th { background: #f4f4f4; }
+.dim { color: #888; }
+.stale { color: #b00; }
+#status { color: #888; }
+</style>
+</head>
+<body>
+<h1>Gatehouse inspector</h1>
+<p id="status">loading…</p>
+<h2>Live connections</h2>
+<table><thead><tr><th>user</th><th>tenant</th><th>rooms</th><th>age</th><th>last activity</th><th>connection</th></tr></thead><tbody id="connections"></tbody></table>
+<h2>Recent deliveries</h2>
+<table><thead><tr><th>time</th><th>tenant</th><th>room</th><th>sender</th><th>seq</th><th>posted to</th></tr></thead><tbody id="deliveries"></tbody></table>
+<script nonce="${nonce}">
+'use strict';
+const ago = (ms) => (ms < 1000 ? 'now' : ms < 60000 ? Math.floor(ms / 1000) + ' s' : ms < 3600000 ? Math.floor(ms / 60000) + ' min' : Math.floor(ms / 3600000) + ' h');
+function cell(row, text, className) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (className) td.className = className;
+  row.appendChild(td);
+}
+function fill(id, items, render, empty) {
+  const body = document.getElementById(id);
+  const rows = items.map((item) => {
+    const tr = document.createElement('tr');
+    render(tr, item);
+    return tr;
+  });
+  if (rows.length === 0) {
+    const tr = document.createElement('tr');
+    cell(tr, empty, 'dim');
+    rows.push(tr);
+  }
+  body.replaceChildren(...rows);
+}
+function render(state) {
+  fill('connections', state.connections, (tr, c) => {
+    cell(tr, c.name === null ? c.userId : c.name + ' (' + c.userId + ')');
+    cell(tr, c.tenantId);
+    cell(tr, c.rooms.length ? c.rooms.join(', ') : '—', c.rooms.length ? '' : 'dim');
+    cell(tr, ago(state.now - c.connectedAt));
+    cell(tr, c.lastActivityAt === null ? '—' : ago(state.now - c.lastActivityAt) + (c.lastActivity === 'in' ? ' (frame in)' : ' (post out)'));
+    cell(tr, c.open ? c.connectionId : c.connectionId + ' (stale: no socket)', c.open ? 'dim' : 'stale');
+  }, 'no connections');
+  fill('deliveries', state.deliveries, (tr, d) => {
+    cell(tr, new Date(d.at).toLocaleTimeString());
+    cell(tr, d.tenantId === null ? '?' : d.tenantId);
+    cell(tr, d.room);
+    cell(tr, 'service' in d.sender ? 'service ' + d.sender.service : d.sender.name + ' (' + d.sender.userId + ')');
+    cell(tr, String(d.seq));
+    cell(tr, d.posted + (d.posted === 1 ? ' connection' : ' connections'));
+  }, 'no deliveries yet');
+  document.getElementById('status').textContent = 'updated ' + new Date(state.now).toLocaleTimeString();
+}
+async function poll() {
+  try {
+    const answer = await fetch('/state.json', { cache: 'no-store' });
+    if (!answer.ok) throw new Error('HTTP ' + answer.status);
+    render(await answer.json());
+  } catch (err) {
+    document.getElementById('status').textContent = 'could not read the state: ' + err.message;
+  }
+}
+poll();
+setInterval(poll, 2000);
+</script>
+</body>
+</html>
+`;
+}
