@@ -1,6 +1,7 @@
 /**
  * The local inspector (`npm start --inspect`): a debugging page on 127.0.0.1 showing the running system's live
- * connections and recent room deliveries. `GET /` is the page, `GET /state.json` the same data as JSON.
+ * connections and recent room deliveries. `GET /` is the page (rendered here, reloading itself every 2 s), `GET
+ * /state.json` the same data as JSON.
  *
  * Where the data comes from, so that it shows what the system does rather than what it was meant to do:
  * - connections and their rooms: the connection table itself (connection items and room-member items, layout in
@@ -12,17 +13,18 @@
  *   is posted too, and counts as such. Activity is known from the moment the inspector starts.
  *
  * Invariants: memory is bounded (the last MAX_DELIVERIES deliveries; activity only for sockets the gateway holds,
- * dropped when they close); every value from the system reaches the page through `textContent` only (display names
- * are attacker-controlled), under a CSP that allows the page's one nonce'd script and style and nothing else; the
+ * dropped when they close); every value from the system reaches the page HTML-escaped, by one function (display
+ * names are attacker-controlled), under a CSP that allows the page's one nonce'd style and no script at all; the
  * server answers only requests addressed to loopback by name (a DNS-rebinding page gets 421).
  *
- * Over 300 lines because a third of it is the page itself (markup and script), kept beside the state it renders.
+ * Over 300 lines because a quarter of it is the page itself, kept beside the state it renders.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { keys, TABLE } from '../common/table-schema';
+import { clock } from './log-format';
 import type { MessageEvent, Sender } from '../protocol';
 import type { GatewayEvent } from './emulator/index';
 import { resourcesOfType } from './emulator/template';
@@ -254,9 +256,10 @@ export async function startInspector(system: LocalSystem, options: InspectorOpti
       200,
       {
         'content-type': 'text/html; charset=utf-8',
-        'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+        // No script at all: the page is rendered here and reloads itself.
+        'content-security-policy': `default-src 'none'; style-src 'nonce-${nonce}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
       },
-      page(nonce),
+      page(await state(), nonce),
     );
   };
   const server = createServer((req, res) => {
@@ -286,84 +289,75 @@ export async function startInspector(system: LocalSystem, options: InspectorOpti
   };
 }
 
-/** The page: static markup and a script that renders /state.json every 2 s, through textContent only. */
-function page(nonce: string): string {
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+/** Text as HTML text or attribute value: display names, rooms and ids are whatever a user or a caller chose. */
+export const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
+const ago = (ms: number) => (ms < 1000 ? 'now' : ms < 60_000 ? `${Math.floor(ms / 1000)} s` : ms < 3_600_000 ? `${Math.floor(ms / 60_000)} min` : `${Math.floor(ms / 3_600_000)} h`);
+
+/** Rows of text cells (each escaped here, and nowhere else), or one dim row saying there are none. */
+function rows<T>(items: T[], cells: (item: T) => Array<string | { text: string; className: string }>, empty: string): string {
+  if (items.length === 0) return `<tr><td class="dim">${escapeHtml(empty)}</td></tr>`;
+  const td = (cell: string | { text: string; className: string }) =>
+    typeof cell === 'string' ? `<td>${escapeHtml(cell)}</td>` : `<td class="${escapeHtml(cell.className)}">${escapeHtml(cell.text)}</td>`;
+  return items.map((item) => `<tr>${cells(item).map(td).join('')}</tr>`).join('\n');
+}
+
+/** The page, rendered from the state; it reloads itself every 2 s. */
+function page(state: InspectorState, nonce: string): string {
+  const { now } = state;
+  const connections = rows(
+    state.connections,
+    (c) => [
+      c.name === null ? c.userId : `${c.name} (${c.userId})`,
+      c.tenantId,
+      c.rooms.length ? c.rooms.join(', ') : { text: '—', className: 'dim' },
+      ago(now - c.connectedAt),
+      c.lastActivityAt === null ? { text: '—', className: 'dim' } : `${ago(now - c.lastActivityAt)} (${c.lastActivity === 'in' ? 'frame in' : 'post out'})`,
+      c.open ? { text: c.connectionId, className: 'dim' } : { text: `${c.connectionId} (stale: no socket)`, className: 'stale' },
+    ],
+    'no connections',
+  );
+  const deliveries = rows(
+    state.deliveries,
+    (d) => [
+      clock(new Date(d.at)),
+      d.tenantId ?? '?',
+      d.room,
+      'service' in d.sender ? `service ${d.sender.service}` : `${d.sender.name} (${d.sender.userId})`,
+      String(d.seq),
+      `${d.posted} connection${d.posted === 1 ? '' : 's'}`,
+    ],
+    'no deliveries yet',
+  );
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="refresh" content="2">
 <title>Gatehouse inspector</title>
 <style nonce="${nonce}">
 body { font: 14px system-ui, sans-serif; margin: 1.5rem; color: #222; }
 table { border-collapse: collapse; margin-bottom: 2rem; }
 th, td { text-align: left; padding: 0.25rem 0.75rem; border-bottom: 1px solid #ddd; vertical-align: top; }
 th { background: #f4f4f4; }
-.dim { color: #888; }
+.dim, #status { color: #888; }
 .stale { color: #b00; }
-#status { color: #888; }
 </style>
 </head>
 <body>
 <h1>Gatehouse inspector</h1>
-<p id="status">loading…</p>
-<h2>Live connections</h2>
-<table><thead><tr><th>user</th><th>tenant</th><th>rooms</th><th>age</th><th>last activity</th><th>connection</th></tr></thead><tbody id="connections"></tbody></table>
-<h2>Recent deliveries</h2>
-<table><thead><tr><th>time</th><th>tenant</th><th>room</th><th>sender</th><th>seq</th><th>posted to</th></tr></thead><tbody id="deliveries"></tbody></table>
-<script nonce="${nonce}">
-'use strict';
-const ago = (ms) => (ms < 1000 ? 'now' : ms < 60000 ? Math.floor(ms / 1000) + ' s' : ms < 3600000 ? Math.floor(ms / 60000) + ' min' : Math.floor(ms / 3600000) + ' h');
-function cell(row, text, className) {
-  const td = document.createElement('td');
-  td.textContent = text;
-  if (className) td.className = className;
-  row.appendChild(td);
-}
-function fill(id, items, render, empty) {
-  const body = document.getElementById(id);
-  const rows = items.map((item) => {
-    const tr = document.createElement('tr');
-    render(tr, item);
-    return tr;
-  });
-  if (rows.length === 0) {
-    const tr = document.createElement('tr');
-    cell(tr, empty, 'dim');
-    rows.push(tr);
-  }
-  body.replaceChildren(...rows);
-}
-function render(state) {
-  fill('connections', state.connections, (tr, c) => {
-    cell(tr, c.name === null ? c.userId : c.name + ' (' + c.userId + ')');
-    cell(tr, c.tenantId);
-    cell(tr, c.rooms.length ? c.rooms.join(', ') : '—', c.rooms.length ? '' : 'dim');
-    cell(tr, ago(state.now - c.connectedAt));
-    cell(tr, c.lastActivityAt === null ? '—' : ago(state.now - c.lastActivityAt) + (c.lastActivity === 'in' ? ' (frame in)' : ' (post out)'));
-    cell(tr, c.open ? c.connectionId : c.connectionId + ' (stale: no socket)', c.open ? 'dim' : 'stale');
-  }, 'no connections');
-  fill('deliveries', state.deliveries, (tr, d) => {
-    cell(tr, new Date(d.at).toLocaleTimeString());
-    cell(tr, d.tenantId === null ? '?' : d.tenantId);
-    cell(tr, d.room);
-    cell(tr, 'service' in d.sender ? 'service ' + d.sender.service : d.sender.name + ' (' + d.sender.userId + ')');
-    cell(tr, String(d.seq));
-    cell(tr, d.posted + (d.posted === 1 ? ' connection' : ' connections'));
-  }, 'no deliveries yet');
-  document.getElementById('status').textContent = 'updated ' + new Date(state.now).toLocaleTimeString();
-}
-async function poll() {
-  try {
-    const answer = await fetch('/state.json', { cache: 'no-store' });
-    if (!answer.ok) throw new Error('HTTP ' + answer.status);
-    render(await answer.json());
-  } catch (err) {
-    document.getElementById('status').textContent = 'could not read the state: ' + err.message;
-  }
-}
-poll();
-setInterval(poll, 2000);
-</script>
+<p id="status">${escapeHtml(`as of ${clock(new Date(now))}; the same data is at /state.json`)}</p>
+<h2>Live connections (${state.connections.length})</h2>
+<table><thead><tr><th>user</th><th>tenant</th><th>rooms</th><th>age</th><th>last activity</th><th>connection</th></tr></thead>
+<tbody id="connections">
+${connections}
+</tbody></table>
+<h2>Recent deliveries (last ${MAX_DELIVERIES})</h2>
+<table><thead><tr><th>time</th><th>tenant</th><th>room</th><th>sender</th><th>seq</th><th>posted to</th></tr></thead>
+<tbody id="deliveries">
+${deliveries}
+</tbody></table>
 </body>
 </html>
 `;

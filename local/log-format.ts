@@ -1,10 +1,17 @@
 /**
  * Function logs as `npm start` prints them: one readable line per JSON log line (common/log.ts), with the time,
- * the function, the level, the event and the rest as key=value; `--json` prints the lines as they are.
+ * the function, the level, the event and the rest as key=value; `--json` prints the JSON lines as they are.
  *
- *   20:01:02.345 RealtimeAuthorizer  info  connect_allowed  tenantId=acme userId=8f2e2bfd-… source=header
+ *   20:01:02.345 authorizer  info  connect_allowed  tenantId=acme userId=8f2e2bfd-… source=header
  *
- * The functions already redact credential fields; this redacts them again, by the same rule, whatever wrote the line.
+ * A function is named by the `component` its logger writes (`connect`, `authorizer`, `message`), learned from its
+ * first such line, before that by its logical id without CDK's hash. Lines that are not JSON objects pass through,
+ * stamped with the time and the function.
+ *
+ * Invariant: nothing printed holds a credential. The functions already redact credential fields (top level, by
+ * name); this redacts again by the same rule, at every depth, and masks what looks like a credential in any text
+ * (a JWT, a `Bearer` value, `password: …`), whatever wrote the line. In `--json` a line that needed none of that is
+ * printed byte for byte.
  */
 import { isSecretField } from '../common/log';
 
@@ -13,9 +20,10 @@ const COLUMNS = new Set(['time', 'level', 'component']);
 /** Where the line says what happened: the first of these it has. */
 const EVENT_KEYS = ['event', 'msg', 'message'];
 /** The fields that identify what a line is about, first; the rest follow in their order. */
-const FIRST = ['category', 'tenantId', 'room', 'userId', 'connectionId', 'reason', 'error', 'durationMs'];
+const FIRST = ['tenantId', 'room', 'userId', 'connectionId', 'reason', 'error', 'durationMs'];
 const MAX_VALUE = 80;
-const NAME_WIDTH = 20;
+const NAME_WIDTH = 11;
+const REDACTED = '[redacted]';
 
 /** CDK's logical ids end in an 8-hex hash: RealtimeMessage1A2B3C4D is RealtimeMessage. */
 export const functionName = (source: string): string => source.replace(/[0-9A-F]{8}$/, '');
@@ -23,6 +31,31 @@ export const functionName = (source: string): string => source.replace(/[0-9A-F]
 /** Local wall-clock time, to the millisecond: what a developer compares with what they just did. */
 export const clock = (date: Date): string =>
   `${[date.getHours(), date.getMinutes(), date.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':')}.${String(date.getMilliseconds()).padStart(3, '0')}`;
+
+/** A JWT (three base64url parts, the first a JSON header: `eyJ`), or what follows `Bearer`. */
+const TOKEN_TEXT = /\beyJ[\w-]*\.[\w-]*\.[\w-]*|\bBearer\s+[\w\-.~+/=]+/g;
+/** `name: value`, `name=value`, `"name":"value"` (as console.log(obj), a URL or a header prints it): a name, then a
+ * quoted string or a bare value (an auth scheme and its value together). */
+const NAMED_TEXT = /([A-Za-z_$][\w$-]*)(["']?\s*[:=]\s*)("[^"]*"|'[^']*'|(?:(?:Bearer|Basic|Digest)\s+)?[^"'\s,;}&]+)/g;
+
+/** Text with whatever looks like a credential replaced by [redacted]. */
+export function maskCredentials(text: string): string {
+  return text
+    .replace(TOKEN_TEXT, (match: string) => (match.startsWith('Bearer') ? `Bearer ${REDACTED}` : REDACTED))
+    .replace(NAMED_TEXT, (match: string, name: string, sep: string, v: string) => {
+      if (!isSecretField(name)) return match;
+      const quote = v[0] === '"' || v[0] === "'" ? v[0] : '';
+      return `${name}${sep}${quote}${REDACTED}${quote}`;
+    });
+}
+
+/** A log record with credential fields replaced at every depth and credential-like text masked. */
+export function redact(value: unknown): unknown {
+  if (typeof value === 'string') return maskCredentials(value);
+  if (Array.isArray(value)) return value.map(redact);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, isSecretField(k) ? REDACTED : redact(v)]));
+}
 
 /** An error as the logger writes it ({name, message}) reads as `Name: message`. */
 const isError = (v: unknown): v is { name: string; message: string } =>
@@ -41,24 +74,46 @@ function value(v: unknown): string {
 function fields(record: Record<string, unknown>, eventKey: string | undefined): string {
   const keys = Object.keys(record).filter((k) => !COLUMNS.has(k) && k !== eventKey && record[k] !== undefined);
   const ordered = [...FIRST.filter((k) => keys.includes(k)), ...keys.filter((k) => !FIRST.includes(k))];
-  return ordered.map((k) => `${k}=${isSecretField(k) ? '[redacted]' : value(record[k])}`).join(' ');
+  return ordered.map((k) => `${k}=${value(record[k])}`).join(' ');
 }
 
-/** One line of a function's output, readable; `now` stamps lines that carry no time of their own. */
-export function formatLogLine(source: string, line: string, now: () => Date = () => new Date()): string {
-  const name = functionName(source).padEnd(NAME_WIDTH);
-  let record: unknown;
+function parseRecord(line: string): Record<string, unknown> | undefined {
   try {
-    record = JSON.parse(line);
+    const parsed: unknown = JSON.parse(line);
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
   } catch {
-    record = undefined;
+    return undefined;
   }
-  if (!record || typeof record !== 'object' || Array.isArray(record)) return `${clock(now())} ${name} ${line}`;
-  const r = record as Record<string, unknown>;
+}
+
+/** One redacted record as one readable line. */
+function readable(name: string, r: Record<string, unknown>, now: () => Date): string {
   const time = typeof r.time === 'string' && !Number.isNaN(Date.parse(r.time)) ? new Date(r.time) : now();
   const level = typeof r.level === 'string' ? r.level : 'info';
   const eventKey = EVENT_KEYS.find((k) => typeof r[k] === 'string');
   const event = eventKey ? String(r[eventKey]) : '';
   const rest = fields(r, eventKey);
-  return `${clock(time)} ${name} ${level.padEnd(5)} ${event}${rest ? `  ${rest}` : ''}`;
+  return `${clock(time)} ${name.padEnd(NAME_WIDTH)} ${level.padEnd(5)} ${event}${rest ? `  ${rest}` : ''}`;
+}
+
+export interface LogPrinterOptions {
+  /** Print JSON lines as JSON (redacted only where they hold a credential). @default false: one readable line each */
+  json?: boolean;
+  /** Stamps lines that carry no time of their own. @default the current time */
+  now?: () => Date;
+}
+
+/** Formats each line a source (a function's logical id, or an emulator's name) writes, as `npm start` prints it. */
+export function createLogPrinter({ json = false, now = () => new Date() }: LogPrinterOptions = {}): (source: string, line: string) => string {
+  const names = new Map<string, string>();
+  return (source, line) => {
+    const record = parseRecord(line);
+    if (typeof record?.component === 'string' && record.component) names.set(source, record.component);
+    const name = names.get(source) ?? functionName(source);
+    if (!record) return `${clock(now())} ${name.padEnd(NAME_WIDTH)} ${maskCredentials(line)}`;
+    const clean = redact(record) as Record<string, unknown>;
+    if (!json) return readable(name, clean, now);
+    const out = JSON.stringify(clean);
+    return out === JSON.stringify(record) ? line : out;
+  };
 }

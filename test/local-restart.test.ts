@@ -1,14 +1,18 @@
 /**
- * A CLI left running across an `npm start` restart: the system comes back on the same ports with the same user pool
- * and app client ids (cognito-local's are random; the local system keeps its seeded pool), so the CLI's token is
- * still good there and `connect` reconnects, rejoins and sends, by itself.
+ * Restarts: ids derived from names, not cognito-local's random ones, so two starts that each seed a pool afresh agree
+ * on the pool, app client and user ids and accept each other's access tokens (refresh tokens are the pool's state,
+ * and do not survive a fresh one); and a CLI left running across an `npm start` restart on the same ports
+ * reconnects, rejoins and sends, by itself.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import WebSocket from 'ws';
 import type { LocalConfig } from '../protocol';
+import { writeLocalConfig } from '../local/config';
 import { ROOT } from '../local/paths';
+import { startLocalSystem } from '../local/system';
 import { freePort, npmStart, READY, type NpmStart } from './support/npm-start';
 import { waitUntil } from './support/wait';
 
@@ -22,6 +26,38 @@ beforeAll(() => {
 afterAll(async () => {
   for (const run of running) await run.ctrlC().catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
+});
+
+const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8')) as { sub: string; client_id: string };
+
+test('two starts that each seed a pool afresh write the same pool and client ids, and a token of the first opens a socket on the second', async () => {
+  // A state folder each: nothing is shared, not even the seed cache, so each start seeds its own pool.
+  const start = (name: string) => startLocalSystem({ stateDir: path.join(dir, name), log: () => undefined });
+  const first = await start('state-1');
+  const tokens = await first.signIn('alice@acme.test');
+  const before = writeLocalConfig(first, path.join(dir, 'first.json'));
+  await first.stop();
+
+  const second = await start('state-2');
+  try {
+    const after = writeLocalConfig(second, path.join(dir, 'second.json'));
+    expect({ pool: after.userPoolId, client: after.clientId }).toEqual({ pool: before.userPoolId, client: before.clientId });
+    expect(after.clientId).toMatch(/^[a-z0-9]{26}$/); // Cognito's form
+    expect(claims((await second.signIn('alice@acme.test')).accessToken)).toMatchObject({ sub: claims(tokens.accessToken).sub, client_id: after.clientId });
+
+    // The access token from before the restart: same issuer, client, user and signing key, so the authorizer takes it.
+    const socket = new WebSocket(second.urls.websocket, { headers: { Authorization: `Bearer ${tokens.accessToken}` } });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('unexpected-response', (_req, res) => reject(new Error(`handshake ${res.statusCode}`)));
+      socket.once('error', reject);
+    });
+    socket.close();
+    // Its refresh token was the first pool's: a client signs in again.
+    await expect(second.cognito.refresh(tokens.refreshToken)).rejects.toThrow("Invalid Refresh Token");
+  } finally {
+    await second.stop();
+  }
 });
 
 test('a running `connect` reconnects after npm start is stopped and started again, with the same pool and client ids', async () => {

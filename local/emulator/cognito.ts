@@ -12,7 +12,8 @@
  *   a refresh with a revoked token fails with NotAuthorizedException "Refresh Token has been revoked", and Cognito
  *   APIs called with a revoked access token answer "Access Token has been revoked". (A JWT library still accepts a
  *   revoked token until it expires, as with Cognito: revocation is the application's to check.)
- * - **Errors.** A wrong password is NotAuthorizedException "Incorrect username or password.", as at Cognito.
+ * - **Errors.** A wrong password is NotAuthorizedException "Incorrect username or password.", an unknown refresh
+ *   token NotAuthorizedException "Invalid Refresh Token", as at Cognito.
  * - **Challenges.** AdminInitiateAuth for a user who must set a new password answers NEW_PASSWORD_REQUIRED, as
  *   Cognito does, instead of tokens; refreshes answer ExpiresIn; GetTokensFromRefreshToken (which Amplify calls and
  *   cognito-local lacks) is answered as InitiateAuth with REFRESH_TOKEN_AUTH.
@@ -26,6 +27,10 @@
  *   and the caller allowed `cognito-idp:<Operation>` on the pool's ARN (`arn:aws:cognito-idp:<region>:<account>:
  *   userpool/<id>`; `*` for an operation on no pool), else 400 AccessDeniedException with IAM's message. An
  *   operation this front end does not know as public needs IAM (stricter than reading it as public).
+ *
+ * Ids are the same on every start, so a page or CLI left running across a restart keeps working: the pool is
+ * `<region>_Gatehouse`, each app client's id is derived from the pool and its logical id, each user's `sub` from the
+ * pool and the username (cognito-local's own are random), and cognito-local signs with the key its package ships.
  *
  * Tokens carry the real Cognito issuer form (`https://cognito-idp.<region>.amazonaws.com/<region>_<id>`), so a
  * production verifier accepts them unchanged; only the JWKS location differs (served over http here).
@@ -102,8 +107,7 @@ export interface CognitoOptions {
   stateDir?: string;
   /**
    * Without `stateDir`: keep a freshly seeded pool here, keyed by everything that seeded it, and start from a copy
-   * of it next time. cognito-local gives app clients random ids; this keeps them the same from one start to the
-   * next (a page or CLI left running keeps working), and skips seeding. @default seed afresh each start
+   * of it next time, which skips seeding (and its restart of cognito-local). @default seed afresh each start
    */
   seedCacheDir?: string;
   /** Shorter access tokens than the template's (to watch sockets expire). */
@@ -116,6 +120,9 @@ const REVOCATIONS_FILE = 'emulator-revocations.json';
 const TARGET = 'AWSCognitoIdentityProviderService.';
 const COGNITO_LOCAL = path.dirname(require.resolve('cognito-local/package.json'));
 const EXIT_WITH_PARENT = path.join(__dirname, 'exit-with-parent.cjs');
+const COGNITO_LOCAL_VERSION = (JSON.parse(readFileSync(path.join(COGNITO_LOCAL, 'package.json'), 'utf8')) as { version: string }).version;
+/** Changes when what a seeded pool holds does (2: derived client ids and subs), so older cached seeds are not reused. */
+const SEED_FORMAT = 2;
 
 /**
  * The operations Cognito authorizes without AWS credentials: the public ones and those a session or access token
@@ -225,27 +232,36 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
   };
   const key = createPrivateKey((JSON.parse(readFileSync(path.join(COGNITO_LOCAL, 'lib', 'keys', 'cognitoLocal.private.json'), 'utf8')) as { pem: string }).pem);
 
-  const backendPort = await freePort();
-  const child = spawn(process.execPath, ['--require', EXIT_WITH_PARENT, path.join(COGNITO_LOCAL, 'lib', 'bin', 'start.js')], {
-    cwd: dir,
-    env: { ...process.env, PORT: String(backendPort), HOST: '127.0.0.1', NODE_NO_WARNINGS: '1', DEBUG: '' },
-    // stdin: a pipe this process holds open for as long as it lives (see exit-with-parent.cjs).
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const killOnExit = () => child.kill('SIGKILL');
+  // cognito-local, (re)started by `launch`: seeding a new pool restarts it once (see stableClients).
+  let backendPort = 0;
+  let child: ChildProcess | undefined;
+  const killOnExit = () => child?.kill('SIGKILL');
   process.once('exit', killOnExit);
   const stopChild = async () => {
-    process.removeListener('exit', killOnExit);
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child!.once('exit', resolve));
       child.kill('SIGTERM');
       await exited;
     }
   };
-  try {
+  const launch = async () => {
+    backendPort = await freePort();
+    child = spawn(process.execPath, ['--require', EXIT_WITH_PARENT, path.join(COGNITO_LOCAL, 'lib', 'bin', 'start.js')], {
+      cwd: dir,
+      env: { ...process.env, PORT: String(backendPort), HOST: '127.0.0.1', NODE_NO_WARNINGS: '1', DEBUG: '' },
+      // stdin: a pipe this process holds open for as long as it lives (see exit-with-parent.cjs).
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     await waitForListening(child, options.log);
-  } catch (err) {
+  };
+  const stopBackend = async () => {
+    process.removeListener('exit', killOnExit);
     await stopChild();
+  };
+  try {
+    await launch();
+  } catch (err) {
+    await stopBackend();
     if (!options.stateDir) rmSync(dir, { recursive: true, force: true });
     throw err;
   }
@@ -360,6 +376,9 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
     if (/InitiateAuth$/.test(operation) && String(parsed.__type ?? parsed.code).includes('InvalidPasswordException')) {
       return cognitoError(res, 'NotAuthorizedException', 'Incorrect username or password.');
     }
+    // A refresh token the pool does not know (another pool's, or one from before a fresh start) is "Invalid Refresh
+    // Token" at Cognito; cognito-local says "User not authorized".
+    if (isRefresh && String(parsed.__type ?? parsed.code).includes('NotAuthorized')) return cognitoError(res, 'NotAuthorizedException', 'Invalid Refresh Token');
     if (answer.status !== 200 || !parsed.AuthenticationResult) return res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.1' }).end(answer.body);
 
     if (operation === 'AdminInitiateAuth' && !isRefresh && /PASSWORD/.test(flow)) {
@@ -433,15 +452,20 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
   const stop = async () => {
     front.closeAllConnections();
     await new Promise((resolve) => front.close(resolve));
-    await stopChild();
+    await stopBackend();
     if (!options.stateDir) rmSync(dir, { recursive: true, force: true });
   };
 
   const clientFor = (credentials: Credentials) => new CognitoIdentityProviderClient({ endpoint, region, credentials });
   const client = clientFor(OPERATOR_CREDENTIALS);
   try {
-    const clients = seed?.clients ?? (await seedPool(client, userPoolId, options));
-    if (!seed) {
+    let clients = seed?.clients;
+    if (!clients) {
+      await seedPool(client, userPoolId, options);
+      // cognito-local holds its clients in memory: stopped, its file re-keyed, started again.
+      await stopChild();
+      clients = stableClients(dbDir);
+      await launch();
       writeFileSync(seedPath, JSON.stringify({ userPoolId, clients }));
       if (cached) keepSeed(dir, cached);
     }
@@ -479,11 +503,46 @@ export async function startCognito(options: CognitoOptions): Promise<LocalCognit
   }
 }
 
+/** A stable value in [0, 2^256) for `parts`: ids derived from names, the same on every start and every machine. */
+const digest = (...parts: string[]) => createHash('sha256').update(JSON.stringify(parts)).digest();
+
+/** An app client id in Cognito's form (26 lowercase letters and digits), derived from the pool and the client's name. */
+export const stableClientId = (userPoolId: string, clientName: string): string =>
+  BigInt(`0x${digest('client', userPoolId, clientName).toString('hex')}`).toString(36).padStart(26, '0').slice(-26);
+
+/** A user's `sub` in Cognito's form (a version 4 UUID), derived from the pool and the username. */
+export function stableSub(userPoolId: string, username: string): string {
+  const b = digest('sub', userPoolId, username);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = b.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * Gives the app clients cognito-local created (random ids) the ids stableClientId derives, in its clients file
+ * (`{Clients: {<id>: {ClientId, ClientName, UserPoolId, ...}}}`), while it is stopped. Secrets stay as generated: one
+ * derived from public names would be no secret. Returns the new ids by client name (the template's logical id).
+ */
+function stableClients(dbDir: string): Record<string, string> {
+  const file = path.join(dbDir, 'clients.json');
+  const db = JSON.parse(readFileSync(file, 'utf8')) as { Clients?: Record<string, { ClientId?: unknown; ClientName?: unknown; UserPoolId?: unknown }> };
+  const byName: Record<string, string> = {};
+  const rekeyed: Record<string, unknown> = {};
+  for (const record of Object.values(db.Clients ?? {})) {
+    if (typeof record.ClientName !== 'string' || typeof record.UserPoolId !== 'string') throw new Error(`${file} is not as cognito-local ${COGNITO_LOCAL_VERSION} writes it: a client without ClientName or UserPoolId`);
+    const id = stableClientId(record.UserPoolId, record.ClientName);
+    rekeyed[id] = { ...record, ClientId: id };
+    byName[record.ClientName] = id;
+  }
+  writeFileSync(file, JSON.stringify({ ...db, Clients: rekeyed }, null, 2));
+  return byName;
+}
+
 /** What a seeded pool depends on: the template's Cognito resources, the users and groups, token lifetimes, region. */
 function seedKey(options: CognitoOptions): string {
   const cognitoResources = Object.entries(options.template.Resources ?? {}).filter(([, r]) => String(r.Type).startsWith('AWS::Cognito::'));
-  const version = (JSON.parse(readFileSync(path.join(COGNITO_LOCAL, 'package.json'), 'utf8')) as { version: string }).version;
-  const inputs = [version, options.region, options.accountId, cognitoResources, options.users, options.groups, options.accessTokenSeconds];
+  const inputs = [SEED_FORMAT, COGNITO_LOCAL_VERSION, options.region, options.accountId, cognitoResources, options.users, options.groups, options.accessTokenSeconds];
   return createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 32);
 }
 
@@ -503,8 +562,8 @@ function keepSeed(dir: string, cached: string): void {
   }
 }
 
-/** Configures the pool and its clients as the template does, creates the groups and the users. */
-async function seedPool(client: CognitoIdentityProviderClient, userPoolId: string, options: CognitoOptions): Promise<Record<string, string>> {
+/** Configures the pool and its clients as the template does (clients named by logical id), creates the groups and the users. */
+async function seedPool(client: CognitoIdentityProviderClient, userPoolId: string, options: CognitoOptions): Promise<void> {
   const { template } = options;
   const [, pool] = onlyResource(template, 'AWS::Cognito::UserPool');
   const p = pool.Properties ?? {};
@@ -517,11 +576,10 @@ async function seedPool(client: CognitoIdentityProviderClient, userPoolId: strin
       AutoVerifiedAttributes: p.AutoVerifiedAttributes,
     }),
   );
-  const clients: Record<string, string> = {};
   for (const [logicalId, appClient] of resourcesOfType(template, 'AWS::Cognito::UserPoolClient')) {
     const c = appClient.Properties ?? {};
     const seconds = options.accessTokenSeconds;
-    const { UserPoolClient } = await client.send(
+    await client.send(
       new CreateUserPoolClientCommand({
         UserPoolId: userPoolId,
         ClientName: logicalId,
@@ -535,7 +593,6 @@ async function seedPool(client: CognitoIdentityProviderClient, userPoolId: strin
         GenerateSecret: c.GenerateSecret === true,
       }),
     );
-    clients[logicalId] = UserPoolClient!.ClientId!;
   }
   const groups = new Set([
     ...resourcesOfType(template, 'AWS::Cognito::UserPoolGroup').map(([, g]) => g.Properties?.GroupName as string),
@@ -550,7 +607,8 @@ async function seedPool(client: CognitoIdentityProviderClient, userPoolId: strin
         Username: user.username,
         MessageAction: 'SUPPRESS',
         ...(user.mustChangePassword ? { TemporaryPassword: user.password } : {}),
-        UserAttributes: Object.entries(user.attributes ?? {}).map(([Name, Value]) => ({ Name, Value })),
+        // A sub of its own would make the user someone else (another userId) whenever the pool is seeded afresh.
+        UserAttributes: Object.entries({ sub: stableSub(userPoolId, user.username), ...user.attributes }).map(([Name, Value]) => ({ Name, Value })),
       }),
     );
     if (!user.mustChangePassword) {
@@ -560,5 +618,4 @@ async function seedPool(client: CognitoIdentityProviderClient, userPoolId: strin
       await client.send(new AdminAddUserToGroupCommand({ UserPoolId: userPoolId, Username: user.username, GroupName }));
     }
   }
-  return clients;
 }

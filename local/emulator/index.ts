@@ -44,7 +44,7 @@ export interface EmulatorOptions {
   dynamoPort?: number;
   /** Keep DynamoDB and Cognito state here between runs. @default in memory */
   stateDir?: string;
-  /** Without `stateDir`: where seeded user pools are kept, so app client ids stay the same across starts. @default none */
+  /** Without `stateDir`: where seeded user pools are kept, so later starts copy one instead of seeding. @default none */
   cognitoSeedCacheDir?: string;
   /** Users to create in the user pool. @default none */
   users?: CognitoUser[];
@@ -167,8 +167,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const stopAll = async () => {
     for (const stop of started.reverse()) await stop().catch(() => undefined);
   };
+  // The emulator's own events, shaped like the functions' log lines (common/log.ts), `component` saying which service.
   const emit = (source: string) => (event: string, fields: Record<string, unknown>) =>
-    log(source, JSON.stringify({ time: new Date().toISOString(), level: 'warn', event, ...fields }));
+    log(source, JSON.stringify({ time: new Date().toISOString(), level: 'warn', event, component: source, ...fields }));
 
   try {
     const server: Server = createGatewayServer({ headersTimeoutMs: options.headersTimeoutMs });

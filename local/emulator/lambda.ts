@@ -267,7 +267,7 @@ export class LocalFunction {
   /** An asynchronous (Event) invocation: queued, retried as Lambda retries, then sent to the on-failure destination. */
   invokeAsync(event: unknown): void {
     const entry: Queued = { event, requestId: randomUUID(), receivedAt: Date.now(), attempts: 0 };
-    const run = this.runQueued(entry).catch((err: Error) => this.log(this.spec.name, JSON.stringify({ level: 'error', event: 'async_invoke_failed', error: err.message })));
+    const run = this.runQueued(entry).catch((err: Error) => this.log(this.spec.name, JSON.stringify({ time: new Date().toISOString(), level: 'error', event: 'async_invoke_failed', function: this.spec.name, error: err.message })));
     this.queued.add(run);
     void run.finally(() => this.queued.delete(run));
   }
@@ -298,7 +298,7 @@ export class LocalFunction {
   }
 
   private async fail(entry: Queued, condition: InvocationRecord['requestContext']['condition'], err: Error | undefined, onFailure: AsyncConfig['onFailure']) {
-    this.log(this.spec.name, JSON.stringify({ level: 'warn', event: 'async_event_discarded', requestId: entry.requestId, condition, attempts: entry.attempts, destination: Boolean(onFailure) }));
+    this.log(this.spec.name, JSON.stringify({ time: new Date().toISOString(), level: 'warn', event: 'async_event_discarded', function: this.spec.name, requestId: entry.requestId, condition, attempts: entry.attempts, destination: Boolean(onFailure) }));
     await onFailure?.({
       version: '1.0',
       timestamp: new Date().toISOString(),
