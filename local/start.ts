@@ -4,17 +4,20 @@
  *
  * Ctrl-C always ends it within STOP_DEADLINE_MS: during startup at once, after it gracefully, and if any part of
  * the graceful stop hangs, by exiting anyway (the process's 'exit' kills cognito-local; the kernel frees the
- * ports of everything in process).
+ * ports of everything in process). The synth and the web build run in a child process for that reason: done in
+ * this one, they would hold the event loop for up to a minute, and no signal handler could run until they ended.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCAL_CONFIG, writeLocalConfig } from './config';
-import { ensureSynth } from './synth';
+import { synthIsCurrent } from './synth';
 import { startInspector, type Inspector } from './inspect';
-import { formatLogLine, functionName } from './log-format';
+import { createLogPrinter } from './log-format';
 import { exactOrigin, startLocalSystem, type LocalSystem } from './system';
-import { ensureWebBuild } from '../web/build';
+import { ROOT } from './paths';
+import { WEB_DIST, webBuildIsCurrent } from '../web/build';
 
 /** The longest a Ctrl-C waits for the graceful stop before the process leaves anyway. */
 const STOP_DEADLINE_MS = 4_000;
@@ -68,15 +71,36 @@ ${users}
 `;
 }
 
-/** Prints what a quiet step is doing, then how long it took. */
-function step<T>(label: string, run: (starting: () => void) => T): T {
-  let began: number | undefined;
-  const result = run(() => {
-    began = Date.now();
-    process.stdout.write(`… ${label}\n`);
-  });
-  if (began !== undefined) process.stdout.write(`✓ ${label} (${((Date.now() - began) / 1000).toFixed(1)} s)\n`);
-  return result;
+/** How often a step in progress says how long it has taken so far (a terminal's line is rewritten every second). */
+const PROGRESS_EVERY_MS = 5_000;
+
+/**
+ * Runs `script` (a synth or a build that is stale) in a child Node process, saying what it is doing and for how
+ * long, and returns once it succeeded; its output is shown only if it failed. `running.step` is the child while it
+ * runs, for the signal handler to stop.
+ */
+async function step(label: string, script: string, running: { step?: ChildProcess }): Promise<void> {
+  const began = Date.now();
+  const seconds = () => `${((Date.now() - began) / 1000).toFixed(0)} s`;
+  const tty = process.stdout.isTTY === true;
+  process.stdout.write(tty ? `… ${label}` : `… ${label}\n`);
+  const ticker = setInterval(() => process.stdout.write(tty ? `\r… ${label} (${seconds()})` : `… ${label} (${seconds()})\n`), tty ? 1_000 : PROGRESS_EVERY_MS);
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.step = child;
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('close', (c, sig) => resolve([c, sig])));
+  clearInterval(ticker);
+  running.step = undefined;
+  if (code !== 0) {
+    if (tty) process.stdout.write('\n');
+    // Ended by a terminal's Ctrl-C, which reached this process too: its handler exits and says so (a moment is
+    // enough for it to run; a signal to the child alone ends in the error below).
+    if (signal === 'SIGINT' || signal === 'SIGTERM') await new Promise((resolve) => setTimeout(resolve, 1_000));
+    throw new Error(`${label} failed (${signal ?? `exit code ${code}`}):\n${output.trimEnd()}`);
+  }
+  process.stdout.write(`${tty ? '\r' : ''}✓ ${label} (${((Date.now() - began) / 1000).toFixed(1)} s)\n`);
 }
 
 async function main(): Promise<void> {
@@ -84,13 +108,16 @@ async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const started = Date.now();
   // Handled from the first moment: a Ctrl-C during startup must not leave cognito-local running on its port.
-  const running: { system?: LocalSystem; configFile?: string; inspector?: Inspector } = {};
+  const running: { system?: LocalSystem; configFile?: string; inspector?: Inspector; step?: ChildProcess } = {};
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) process.exit(130); // a second Ctrl-C: leave now
     stopping = true;
     const { system } = running;
     if (!system) {
+      // A synth or build in progress: its child is ended too (a terminal's Ctrl-C reaches it anyway; a kill of this
+      // process alone does not), and its half-written output is redone by the next start (the stamp comes last).
+      running.step?.kill('SIGKILL');
       process.stdout.write(`\n${signal} during startup: stopped.\n`);
       process.exit(130);
     }
@@ -147,9 +174,13 @@ async function main(): Promise<void> {
   const indexLagMs = Number(values['index-lag']);
   if (!Number.isInteger(indexLagMs) || indexLagMs < 0) throw new Error(`--index-lag takes milliseconds (0 or more), not "${values['index-lag']}".`);
   const allowedOrigins = values['allow-origin'].map(exactOrigin);
+  const printLog = createLogPrinter({ json: values.json });
 
-  const synthesized = step('synthesizing the CDK app (sources changed since the last synth)', (starting) => ensureSynth('Gatehouse', starting));
-  const webDir = step('building the web app', (starting) => ensureWebBuild(starting));
+  // The synth builds the web app too, as an asset; a current synth may still find the build stale (its own inputs).
+  const synthesized = !synthIsCurrent();
+  if (synthesized) await step('synthesizing the CDK app (sources changed since the last synth)', 'local/synth.ts', running);
+  if (!webBuildIsCurrent()) await step('building the web app', 'web/build.ts', running);
+  const webDir = WEB_DIST;
   const system = await startLocalSystem({
     webDir,
     port: Number(values.port),
@@ -165,9 +196,9 @@ async function main(): Promise<void> {
     ...(values['token-seconds'] ? { accessTokenSeconds: Number(values['token-seconds']) } : {}),
     ...(values['sweep-seconds'] ? { scheduleIntervalMs: Number(values['sweep-seconds']) * 1000, functionEnv: { SWEEP_EVERY_SECONDS: '60' } } : {}),
     log: (source, line) => {
+      // cognito-local's own chatter says nothing a developer of Gatehouse needs.
       if (values.quiet || source === 'cognito') return;
-      // Function names without CDK's hash suffix: [RealtimeMessage], [PublishingFanout].
-      process.stdout.write(values.json ? `[${functionName(source)}] ${line}\n` : `${formatLogLine(source, line)}\n`);
+      process.stdout.write(`${printLog(source, line)}\n`);
     },
   });
 

@@ -63,8 +63,8 @@ describe('npm start and Ctrl-C', () => {
   }, 300_000);
 
   it.each([
-    ['one readable line per function log', [], /^\d\d:\d\d:\d\d\.\d{3} RealtimeConnect +info +connected +category=audit tenantId=acme userId=\S+ connectionId=\S+ source=header$/m, /^\{|\] \{"time"/m],
-    ['the raw JSON lines with --json', ['--json'], /^\[RealtimeConnect\] \{"time":"[^"]+","level":"info","event":"connected"/m, /^\d\d:\d\d:\d\d\.\d{3} RealtimeConnect/m],
+    ['one readable line per function log', [], /^\d\d:\d\d:\d\d\.\d{3} connect +info +connected +tenantId=acme userId=\S+ connectionId=\S+ category=audit source=header$/m, /^\{|"time"|RealtimeConnect/m],
+    ['the raw JSON lines with --json', ['--json'], /^\{"time":"[^"]+","level":"info","event":"connected","component":"connect",/m, /^\d\d:\d\d:\d\d\.\d{3} connect /m],
   ])('prints %s', async (_what, flags, printed, notPrinted) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
     const config = path.join(dir, 'local.json');
@@ -97,6 +97,16 @@ describe('npm start and Ctrl-C', () => {
     }
   }, 60_000);
 
+  it('stops cleanly when whatever read its output went away (EPIPE on the stop message is not a crash)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
+    const run = npmStart(['--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet', '--config', path.join(dir, 'local.json')]);
+    await run.printed(READY, 60_000);
+    run.process.stdout!.destroy(); // as `npm start | head` does once head has its lines
+    await run.ctrlC(DEADLINE_MS);
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(run.output).not.toMatch(/EPIPE|Error/);
+  }, 60_000);
+
   it('leaves no cognito-local behind when its process is killed outright (no exit handler runs)', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
     const run = npmStart(['--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet', '--config', path.join(dir, 'local.json')]);
@@ -104,6 +114,23 @@ describe('npm start and Ctrl-C', () => {
     expect(groupCommands(run.pgid).filter((c) => c.includes('cognito-local'))).toHaveLength(1);
     process.kill(run.pgid, 'SIGKILL'); // the Node process only, as the OOM killer or `kill -9` would
     await waitUntil(() => !groupCommands(run.pgid).length, 5_000, `the group to be gone: ${groupCommands(run.pgid).join('; ')}`);
+  }, 60_000);
+
+  it('says how long a synth has been running, and stops within 5 s when Ctrl-C comes during it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-start-'));
+    // An empty cloud assembly folder: this start must synthesize (into it, leaving the shared cdk.out alone).
+    const cdkOut = path.join(dir, 'cdk.out');
+    const run = npmStart(['--port', '0', '--cognito-port', '0', '--dynamo-port', '0', '--quiet', '--config', path.join(dir, 'local.json')], { env: { GATEHOUSE_CDK_OUT: cdkOut } });
+    await run.printed(/^… synthesizing the CDK app \(sources changed since the last synth\)$/m, 30_000);
+    // The progress line with the time so far: the synth is under way (a child of the group), and Ctrl-C comes now.
+    await run.printed(/^… synthesizing the CDK app \(sources changed since the last synth\) \(5 s\)$/m, 30_000);
+    expect(groupCommands(run.pgid).some((c) => c.includes('local/synth.ts'))).toBe(true);
+    await run.ctrlC(DEADLINE_MS);
+    expect(run.output).toContain('SIGINT during startup: stopped.');
+    expect(run.output).not.toContain('failed');
+    expect(await run.exited).toEqual({ code: 130, signal: null });
+    // Nothing claims a finished synth: the next start synthesizes again.
+    expect(existsSync(path.join(cdkOut, '.gatehouse-sources'))).toBe(false);
   }, 60_000);
 
   it('stops within 5 s when Ctrl-C comes during startup, leaving no cognito-local behind', async () => {

@@ -32,10 +32,19 @@ export function hashSources(entries: readonly string[]): string {
   return hash.digest('hex');
 }
 
+/** The inputs' hash when web/dist is missing or was built from other sources; undefined when it is current. */
+function staleHash(): string | undefined {
+  const hash = hashSources(INPUTS);
+  return existsSync(path.join(WEB_DIST, 'index.html')) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash ? undefined : hash;
+}
+
+/** Whether web/dist was built from the sources as they are now. */
+export const webBuildIsCurrent = (): boolean => staleHash() === undefined;
+
 /** Builds web/dist if it is missing or stale; returns its path. */
 export function ensureWebBuild(starting?: () => void): string {
-  const hash = hashSources(INPUTS);
-  if (existsSync(path.join(WEB_DIST, 'index.html')) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash) return WEB_DIST;
+  const hash = staleHash();
+  if (hash === undefined) return WEB_DIST;
   starting?.();
   const vite = path.join(path.dirname(require.resolve('vite/package.json')), 'bin', 'vite.js');
   execFileSync(process.execPath, [vite, 'build', '--config', path.join(ROOT, 'web', 'vite.config.mts')], {

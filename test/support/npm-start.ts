@@ -23,11 +23,12 @@ export interface NpmStart {
   ctrlC(deadlineMs?: number): Promise<number>;
 }
 
-export function npmStart(args: string[], { viaNpm = false } = {}): NpmStart {
+export function npmStart(args: string[], { viaNpm = false, env = {} as Record<string, string> } = {}): NpmStart {
   const [command, ...prefix] = viaNpm ? ['npm', 'start', '--'] : [process.execPath, '--import', 'tsx', 'local/start.ts'];
   const child = spawn(command, [...prefix, ...args], {
     cwd: ROOT,
     detached: true,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -69,6 +70,7 @@ export function npmStart(args: string[], { viaNpm = false } = {}): NpmStart {
       }),
     async ctrlC(deadlineMs = 5_000) {
       const sent = Date.now();
+      if (!groupAlive(run.pgid)) throw new Error(`npm start had already exited (${JSON.stringify(await exited)}):\n${output}`);
       process.kill(-run.pgid, 'SIGINT');
       while (groupAlive(run.pgid)) {
         if (Date.now() - sent > deadlineMs) {
