@@ -357,10 +357,13 @@ describe('server-side publishing', () => {
   });
 
   it('answers --help per command, an unknown command and a missing or bad flag with the flag names, publishing nothing', async () => {
-    const help = await cli('publish', '--help');
-    expect(help).toMatchObject({ status: 0, stderr: '' });
-    expect(help.stdout).toContain('Usage: npx gatehouse publish [options]');
-    expect(help.stdout).not.toContain('speak ');
+    const commands = ['token', 'connect', 'publish', 'speak'];
+    const helps = await Promise.all(commands.map((command) => cli(command, '--help')));
+    helps.forEach((help, i) => {
+      expect({ command: commands[i], ...help }).toMatchObject({ status: 0, stderr: '', stdout: expect.stringContaining(`Usage: npx gatehouse ${commands[i]} [options]`) });
+      // One command's help, not every command's.
+      for (const other of commands.filter((c) => c !== commands[i])) expect(help.stdout).not.toContain(`npx gatehouse ${other} `);
+    });
     const unknown = await cli('pubish', '--tenant', 'acme');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('gatehouse: unknown command "pubish" (the commands: token, connect, publish, speak)');
