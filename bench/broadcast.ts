@@ -7,13 +7,13 @@
  * concurrent posts to the local API Gateway); the Scan broadcaster only swaps how the room's members are read.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createNodeClient, type GatehouseClient } from '@gatehouse/client/node';
 import { createLogger } from '../common/log';
 import { TABLE, keys } from '../common/table-schema';
 import { realtimeConfig, type RealtimeConfig } from '../lambda/core/config';
+import { createConnectionsApi } from '../lambda/core/connections-api';
 import { deliverToRoom, type DeliverDeps } from '../lambda/core/deliver';
 import { ConnectionStore } from '../lambda/core/store';
 import { ensureSynth } from '../local/synth';
@@ -261,7 +261,7 @@ export const broadcastBench: Bench = async ({ full, log }) => {
     // The fan-out Lambda's own configuration (table, concurrency, history retention) as the template sets it.
     const config = realtimeConfig(fanout.env);
     const metered = meteredClient(system);
-    const api = new ApiGatewayManagementApiClient({ endpoint: system.urls.connections, region: system.region, credentials: LOCAL_CREDENTIALS });
+    const api = createConnectionsApi({ endpoint: system.urls.connections, region: system.region, credentials: () => LOCAL_CREDENTIALS });
     const stores = {
       gatehouse: new ConnectionStore(metered.doc, config.tableName),
       scan: new ScanningStore(metered.doc, config.tableName),

@@ -8,7 +8,6 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { App, Stack } from 'aws-cdk-lib';
@@ -17,6 +16,7 @@ import { createLogger } from '../common/log';
 import { keys } from '../common/table-schema';
 import { markRead, readOwn } from '../lambda/core/conversation';
 import { realtimeConfig } from '../lambda/core/config';
+import { createConnectionsApi, type ConnectionsApi } from '../lambda/core/connections-api';
 import { numberMessage, deliverToRoom } from '../lambda/core/deliver';
 import { enterRoom, signalRoom } from '../lambda/core/presence';
 import { ConnectionStore } from '../lambda/core/store';
@@ -70,7 +70,7 @@ async function postCounter() {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/live`;
-  const api = new ApiGatewayManagementApiClient({ endpoint: url, region: 'eu-west-1', credentials: CREDENTIALS });
+  const api = createConnectionsApi({ endpoint: url, region: 'eu-west-1', credentials: () => CREDENTIALS });
   return { counter, url, api, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
@@ -83,7 +83,7 @@ class NaiveConversation {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly table: string,
-    private readonly api: ApiGatewayManagementApiClient,
+    private readonly api: ConnectionsApi,
   ) {}
 
   private async members(room: string): Promise<string[]> {
@@ -102,7 +102,7 @@ class NaiveConversation {
   private async postAll(room: string, payload: string): Promise<void> {
     const ids = await this.members(room);
     for (let i = 0; i < ids.length; i += 32) {
-      await Promise.all(ids.slice(i, i + 32).map((id) => this.api.send(new PostToConnectionCommand({ ConnectionId: id, Data: new TextEncoder().encode(payload) }))));
+      await Promise.all(ids.slice(i, i + 32).map((id) => this.api.post(id, payload)));
     }
   }
 

@@ -16,6 +16,7 @@ import { broadcastBench } from './broadcast';
 import { coldStartBench } from './cold-start';
 import { conversationBench } from './conversation';
 import { loadBench } from './load';
+import { postsBench } from './posts';
 import { machine, type Bench, type Section } from './report';
 import { speechBench } from './speech';
 import { verifyBench } from './verify';
@@ -24,6 +25,7 @@ export const BENCHES: Array<[string, Bench]> = [
   ['verify', verifyBench],
   ['cold-start', coldStartBench],
   ['broadcast', broadcastBench],
+  ['posts', postsBench],
   ['conversation', conversationBench],
   ['load', loadBench],
   ['speech', speechBench],
@@ -84,8 +86,14 @@ export function merge(existing: string, fresh: Section[], info: { full: boolean;
     const bAt = bullets.findIndex((l) => l.startsWith(`- **${s.title}**:`));
     bullets = bAt >= 0 ? bullets.map((l, i) => (i === bAt ? bullet : l)) : [...bullets, bullet];
   }
-  const note = `Re-run on ${info.date}, apart from the rest: ${fresh.map((s) => s.id).join(', ')}.`;
-  const header = head.replace(/\n*$/, '\n\n').replace(/^Re-run on .*\n\n/m, '') + `${note}\n\n`;
+  // One line per re-run; an earlier line keeps the sections that were not measured again since.
+  const ids = new Set(fresh.map((s) => s.id));
+  const earlier = [...head.matchAll(/^Re-run on (\S+), apart from the rest: (.*)\.$/gm)]
+    .map(([, date, list]) => [date, list.split(', ').filter((id) => !ids.has(id))] as const)
+    .filter(([, list]) => list.length > 0)
+    .map(([date, list]) => `Re-run on ${date}, apart from the rest: ${list.join(', ')}.`);
+  const notes = [...earlier, `Re-run on ${info.date}, apart from the rest: ${[...ids].join(', ')}.`];
+  const header = head.replace(/^Re-run on .*\n+/gm, '').replace(/\n*$/, '\n\n') + `${notes.join('\n\n')}\n\n`;
   return `${header}## Summary\n\n${bullets.join('\n')}\n\n${sections.join('')}`.replace(/\n{3,}/g, '\n\n');
 }
 

@@ -3,7 +3,6 @@
  * the WebSocket authorizer and by the speech service alike (they share the check, and this proves it). Tickets,
  * sessions and revocations live in a real DynamoDB engine; tokens are signed by test keys against a served JWKS.
  */
-import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import WebSocket from 'ws';
 import { authConfig, createAuth, type Auth } from '../common/auth';
@@ -15,6 +14,7 @@ import { speechConfig } from '../speech/config';
 import { LocalSpeechProvider } from '../speech/providers/local';
 import { SpeechServer } from '../speech/server';
 import { CLIENT_ID, ISSUER, USER_POOL_ID, accessClaims, hs256WithPublicKey, makeKey, serveJwks, signToken, unsigned, type JwksServer } from './support/jwt';
+import { createConnectionsApi } from '../lambda/core/connections-api';
 import { memoryLogger } from './support/log';
 import { startStore, type StoreFixture } from './support/store';
 
@@ -258,7 +258,7 @@ describe('refresh corpus: one refresh policy for both services', () => {
     await fx.store.registerUserConnection('user-1111', connectionId, now() + 7200, 1000);
     const reply = await handleMessage(
       { connectionId, body: JSON.stringify({ action: 'refresh', token: refreshToken }) },
-      { store: fx.store, api: new ApiGatewayManagementApiClient({ endpoint: config.connectionsUrl }), config, auth: authorizerAuth, log: memoryLogger().log },
+      { store: fx.store, api: createConnectionsApi({ endpoint: config.connectionsUrl, region: 'eu-west-1', credentials: () => ({ accessKeyId: 'local', secretAccessKey: 'local' }) }), config, auth: authorizerAuth, log: memoryLogger().log },
     );
     await fx.store.deleteConnection(connectionId);
     return reply.type === 'refreshed' ? 'ALLOWED' : /refused: (\w+)/.exec(reply.type === 'error' ? reply.message : '')?.[1] ?? JSON.stringify(reply);

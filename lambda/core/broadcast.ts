@@ -4,11 +4,11 @@
  * Recipients arrive a page at a time (a strongly consistent Query of the room's partition), posts run with bounded concurrency, and a recipient that
  * answers 410 Gone (its socket died without a $disconnect) is removed from the store during the same broadcast.
  */
-import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
+import { isGone, isThrottled, type ConnectionsApi } from './connections-api';
 
 export interface BroadcastDeps {
-  api: ApiGatewayManagementApiClient;
+  api: ConnectionsApi;
   /** Removes a connection that API Gateway no longer knows. */
   removeConnection: (connectionId: string) => Promise<unknown>;
   log: Logger;
@@ -20,17 +20,10 @@ export interface BroadcastResult {
   /** Of those delivered, to connections `options.others` counts (other users' sockets). */
   others?: number;
   gone: number;
+  /** Not delivered: refused for another reason than gone (throttled past the client's retries included). */
   failed: number;
-}
-
-/** Sends one payload to one connection; throws what API Gateway answers (see isGone). */
-export async function postToConnection(api: ApiGatewayManagementApiClient, connectionId: string, payload: string): Promise<void> {
-  await api.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: new TextEncoder().encode(payload) }));
-}
-
-export function isGone(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === 'GoneException' || e?.$metadata?.httpStatusCode === 410;
+  /** Of those failed, refused with 429 after every retry (the account's post rate, or a client not reading). */
+  throttled?: number;
 }
 
 /**
@@ -48,7 +41,7 @@ export async function broadcast(
 
   const deliver = async (connectionId: string): Promise<void> => {
     try {
-      await postToConnection(deps.api, connectionId, payload);
+      await deps.api.post(connectionId, payload);
       result.delivered++;
       if (options.others?.(connectionId)) result.others!++;
     } catch (err) {
@@ -62,7 +55,8 @@ export async function broadcast(
         }
       } else {
         result.failed++;
-        deps.log.warn('post_failed', { connectionId, error: err });
+        if (isThrottled(err)) result.throttled = (result.throttled ?? 0) + 1;
+        deps.log.warn('post_failed', { connectionId, error: err as Error });
       }
     }
   };

@@ -7,17 +7,17 @@
  * live by a member query that sees the new member, or it is already in the history the joiner reads.
  */
 import { randomUUID } from 'node:crypto';
-import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
 import { byteLength, type Json, type JoinedEvent, type MessageEvent, type RoomEvent, type Sender } from '../../protocol';
-import { broadcast, isGone, postToConnection, type BroadcastResult } from './broadcast';
+import { broadcast, type BroadcastResult } from './broadcast';
+import { isGone, type ConnectionsApi } from './connections-api';
 import type { RealtimeConfig } from './config';
 import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
 
 export interface DeliverDeps {
   store: ConnectionStore;
-  api: ApiGatewayManagementApiClient;
+  api: ConnectionsApi;
   config: Pick<RealtimeConfig, 'broadcastConcurrency' | 'historyRetentionSeconds' | 'maxReplay'> & Partial<Pick<RealtimeConfig, 'signalMaxMembers'>>;
   log: Logger;
   now?: () => number;
@@ -135,7 +135,7 @@ export async function replayAfter(
   let replayed = 0;
   try {
     for (const item of items) {
-      await postToConnection(deps.api, connectionId, item.event);
+      await deps.api.post(connectionId, item.event);
       replayed++;
     }
   } catch (err) {

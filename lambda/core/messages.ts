@@ -4,7 +4,6 @@
  * that renew or end it). A bad frame gets an error event and changes nothing. The reply is returned (API Gateway
  * sends it back on the same socket as the route response); room traffic goes out through the broadcast module.
  */
-import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
@@ -25,6 +24,7 @@ import {
   type ServerEvent,
 } from '../../protocol';
 import type { RealtimeConfig } from './config';
+import type { ConnectionsApi } from './connections-api';
 import { deleteMessage, editMessage, markRead, readOwn, receiptsOf } from './conversation';
 import { REPLAY_BYTES_PER_TOKEN, deliverToRoom, numberMessage, replayAfter } from './deliver';
 import { enterRoom, exitRoom, isLive, signalRoom, snapshotOf } from './presence';
@@ -36,7 +36,7 @@ import type { ConnectionStore, StoredConnection } from './store';
 
 export interface MessageDeps {
   store: ConnectionStore;
-  api: ApiGatewayManagementApiClient;
+  api: ConnectionsApi;
   config: RealtimeConfig;
   auth: Pick<Auth, 'verifier' | 'credentials' | 'sessions' | 'config' | 'refresh' | 'revoked'>;
   cognito?: CognitoIdentityProviderClient;
@@ -67,7 +67,7 @@ export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Pr
     const connection = await store.getConnection(frame.connectionId);
     if (!connection || connection.revoked) {
       // A socket without a record (purged), or signed out while it connected: nothing it sends can act; close it.
-      await deps.api.send(new DeleteConnectionCommand({ ConnectionId: frame.connectionId })).catch(() => undefined);
+      await deps.api.remove(frame.connectionId).catch(() => undefined);
       return notRegistered();
     }
 
@@ -107,7 +107,7 @@ async function refuseForRate(connectionId: string, userId: string, strikes: numb
   log.warn('rate_limited', { category: 'audit', connectionId, userId, strikes });
   if (strikes >= config.rateLimit.strikes) {
     log.warn('rate_limit_disconnect', { category: 'audit', connectionId, userId });
-    await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId })).catch(() => undefined);
+    await deps.api.remove(connectionId).catch(() => undefined);
     return errorEvent('rate_limited', 'Too many messages: disconnected.', id);
   }
   return errorEvent('rate_limited', `Too many messages: at most ${config.rateLimit.rate} per second.`, id);

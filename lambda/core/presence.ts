@@ -5,17 +5,17 @@
  * presence change costs at most one presence write, one read of up to `signalMaxMembers + 1` keys and that many
  * posts, whatever the size of the room.
  */
-import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
 import { PRESENCE_SNAPSHOT_MAX, REALTIME_DEFAULTS, type Member, type PresenceEvent, type PresenceSnapshot, type ReceiptEvent, type TypingEvent } from '../../protocol';
 import { broadcast, type BroadcastResult } from './broadcast';
 import type { RealtimeConfig } from './config';
+import type { ConnectionsApi } from './connections-api';
 import type { ConnectionStore, Departure } from './store';
 
 /** What signalling needs; every runtime that removes connections has it (limits default when not configured). */
 export interface SignalDeps {
   store: ConnectionStore;
-  api: ApiGatewayManagementApiClient;
+  api: ConnectionsApi;
   log: Logger;
   config?: Partial<Pick<RealtimeConfig, 'signalMaxMembers' | 'broadcastConcurrency'>>;
 }

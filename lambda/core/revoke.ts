@@ -3,13 +3,12 @@
  * authorizer and the speech service check on every handshake, revokes the refresh token at Cognito, and closes every
  * live API socket of that sign-in (the speech service closes its own within seconds, from the same records).
  */
-import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { RevokeTokenCommand, type CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { Auth } from '../../common/auth';
 import type { CognitoSessions, CredentialStore } from '../../common/credentials';
 import type { Logger } from '../../common/log';
 import type { ServerEvent } from '../../protocol';
-import { isGone, postToConnection } from './broadcast';
+import { isGone, type ConnectionsApi } from './connections-api';
 import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
 
@@ -34,7 +33,7 @@ export interface SignOutDeps {
   sessions?: CognitoSessions;
   /** Revokes a public client's refresh token. */
   cognito?: { client: CognitoIdentityProviderClient; publicClientId: string };
-  api: ApiGatewayManagementApiClient;
+  api: ConnectionsApi;
   log: Logger;
   maxTokenLifetimeSeconds: number;
   sessionLifetimeSeconds: number;
@@ -70,8 +69,8 @@ export async function signOut(target: SignOutTarget, deps: SignOutDeps): Promise
       .filter((c) => target.everywhere || c.signIn === target.signIn)
       .map(async ({ connectionId, connectedAt }) => {
         const close = async () => {
-          await postToConnection(deps.api, connectionId, JSON.stringify(notice));
-          await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+          await deps.api.post(connectionId, JSON.stringify(notice));
+          await deps.api.remove(connectionId);
           closed++;
         };
         try {
@@ -106,7 +105,7 @@ export function signOutDeps(parts: {
   store: ConnectionStore;
   auth: Pick<Auth, 'credentials' | 'sessions' | 'config'>;
   cognito?: CognitoIdentityProviderClient;
-  api: ApiGatewayManagementApiClient;
+  api: ConnectionsApi;
   log: Logger;
   now?: () => number;
 }): SignOutDeps | undefined {

@@ -34,7 +34,6 @@ import {
   type RequestOf,
   type RoomMembersEvent,
 } from '../../protocol';
-import { postToConnection } from './broadcast';
 import type { RealtimeConfig } from './config';
 import { exitRoom, type SignalDeps } from './presence';
 import { RoomAclStore, type RoomAcl } from './room-access-store';
@@ -377,7 +376,7 @@ async function evict(tenantId: string, room: string, userId: string, deps: Acces
       if (!connection || connection.tenantId !== tenantId || !connection.rooms.includes(room)) return false;
       if (!(await deps.store.leave(connection, room))) return false;
       await exitRoom(tenantId, room, userId, connectionId, deps);
-      await postToConnection(deps.api, connectionId, JSON.stringify(event)).catch((err) =>
+      await deps.api.post(connectionId, JSON.stringify(event)).catch((err) =>
         deps.log.info('removed_notice_failed', { connectionId, room, error: err as Error }),
       );
       return true;

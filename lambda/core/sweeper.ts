@@ -2,10 +2,9 @@
  * Expiring sockets: a connection lives no longer than its credential. The sweeper reads only the connections whose
  * credential has expired (the byExpiry index, minute by minute: no Scan), tells each why, and closes it.
  */
-import { DeleteConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { Logger } from '../../common/log';
 import type { ServerEvent } from '../../protocol';
-import { isGone, postToConnection } from './broadcast';
+import { isGone, type ConnectionsApi } from './connections-api';
 import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
 
@@ -13,7 +12,7 @@ import type { ConnectionStore } from './store';
 export const SWEEP_LOOKBACK_SECONDS = 30 * 60;
 
 export async function sweepExpired(
-  deps: { store: ConnectionStore; api: ApiGatewayManagementApiClient; log: Logger },
+  deps: { store: ConnectionStore; api: ConnectionsApi; log: Logger },
   nowMs = Date.now(),
 ): Promise<{ closed: number; gone: number }> {
   const notice: ServerEvent = { type: 'expired', message: 'Your sign-in for this connection expired; reconnect with a fresh token.' };
@@ -25,8 +24,8 @@ export async function sweepExpired(
       const current = await deps.store.getConnection(connectionId);
       if (!current || current.tokenExpiresAt > Math.floor(nowMs / 1000)) continue;
       try {
-        await postToConnection(deps.api, connectionId, JSON.stringify(notice));
-        await deps.api.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        await deps.api.post(connectionId, JSON.stringify(notice));
+        await deps.api.remove(connectionId);
         closed++;
       } catch (err) {
         if (!isGone(err)) {

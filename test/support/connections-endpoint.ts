@@ -1,14 +1,18 @@
 /**
- * A stand-in for API Gateway's @connections management endpoint, reached by the real
- * ApiGatewayManagementApiClient through its endpoint setting: POST delivers, unknown ids answer 410 Gone.
+ * A stand-in for API Gateway's @connections management endpoint, reached by the functions' own client
+ * (lambda/core/connections-api.ts) through its endpoint setting: a request must carry a valid SigV4 signature
+ * (403 otherwise, as AWS answers), POST delivers, unknown ids answer 410 Gone.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { createConnectionsApi, type ConnectionsApi } from '../../lambda/core/connections-api';
+import { verifySignature } from '../../local/emulator/sigv4';
+
+const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 export interface ConnectionsEndpoint {
   url: string;
-  client: ApiGatewayManagementApiClient;
+  client: ConnectionsApi;
   /** Connections that exist; posting to any other id answers 410. */
   live: Set<string>;
   received: Map<string, unknown[]>;
@@ -34,6 +38,15 @@ export async function startConnectionsEndpoint(stage = 'live'): Promise<Connecti
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
+      const signed = verifySignature({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) }, {
+        service: 'execute-api',
+        region: 'eu-west-1',
+        secretOf: (key) => (key === CREDENTIALS.accessKeyId ? CREDENTIALS.secretAccessKey : undefined),
+      });
+      if (!signed.ok) {
+        res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'InvalidSignatureException' }).end(JSON.stringify({ message: signed.message }));
+        return;
+      }
       current++;
       state.maxConcurrent = Math.max(state.maxConcurrent, current);
       if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
@@ -62,14 +75,9 @@ export async function startConnectionsEndpoint(stage = 'live'): Promise<Connecti
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${stage}`;
-  state.client = new ApiGatewayManagementApiClient({
-    endpoint: state.url,
-    region: 'eu-west-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+  state.client = createConnectionsApi({ endpoint: state.url, region: 'eu-west-1', credentials: () => CREDENTIALS });
   state.close = () =>
     new Promise<void>((resolve) => {
-      state.client.destroy();
       server.closeAllConnections();
       server.close(() => resolve());
     });
