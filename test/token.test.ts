@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createAccessTokenVerifier, resolveTenant, type DenyReason, type VerifierConfig } from '../common/token';
+import { createAccessTokenVerifier, isCanonicalSegment, resolveTenant, type DenyReason, type VerifierConfig } from '../common/token';
 import {
   CLIENT_ID,
   ISSUER,
@@ -92,11 +92,53 @@ describe('access token verification', () => {
     ['two segments', () => signToken(key, accessClaims()).split('.').slice(0, 2).join('.'), 'malformed_token'],
     ['a non-JSON header', () => `bm90IGpzb24.${signToken(key, accessClaims()).split('.').slice(1).join('.')}`, 'malformed_token'],
     ['an empty string', () => '', 'missing_token'],
+    // The claim types aws-jwt-verify's own parse requires, now checked on Gatehouse's one decoding.
+    ['a kid that is not a string', () => signToken(key, accessClaims(), { kid: 7 }), 'malformed_token'],
+    ['an aud that is a number', () => signToken(key, accessClaims({ aud: 42 })), 'malformed_token'],
+    ['an aud list with a number', () => signToken(key, accessClaims({ aud: ['a', 1] })), 'malformed_token'],
+    ['an nbf that is a string', () => signToken(key, accessClaims({ nbf: 'soon' })), 'malformed_token'],
+    ['a scope that is a list', () => signToken(key, accessClaims({ scope: ['a'] })), 'malformed_token'],
+    ['a jti that is a number', () => signToken(key, accessClaims({ jti: 5 })), 'malformed_token'],
   ];
 
   it.each(cases)('denies %s', async (_name, make, reason) => {
     const verifier = createAccessTokenVerifier(config());
     expect(await verifier.verify(make())).toEqual({ ok: false, reason });
+  });
+
+  it.each([
+    ['a key for another algorithm', { alg: 'RS512' }, 'bad_algorithm'],
+    ['an encryption key', { use: 'enc' }, 'jwks_unavailable'],
+  ] as const)("refuses a token whose key in the pool's JWKS is %s", async (_name, change, reason) => {
+    const own = await serveJwks([{ ...key, publicJwk: { ...key.publicJwk, ...change } }]);
+    try {
+      const verifier = createAccessTokenVerifier(config({ jwksUri: own.url }));
+      expect(await verifier.verify(signToken(key, accessClaims()))).toEqual({ ok: false, reason });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('keeps a token\'s __proto__ and constructor claims from reaching anything (as aws-jwt-verify does)', async () => {
+    const verifier = createAccessTokenVerifier(config());
+    // A payload with those keys (JSON.parse makes them own properties), signed: it verifies, and no prototype is touched.
+    const payload = JSON.stringify(accessClaims()).replace(/^\{/, '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},');
+    const token = signToken(key, JSON.parse(payload) as Record<string, unknown>);
+    expect(Buffer.from(token.split('.')[1], 'base64url').toString()).toContain('"__proto__"');
+    const result = await verifier.verify(token);
+    expect(result.ok).toBe(true);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('decides canonical base64url exactly as decoding and re-encoding would, for every length and last character', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    for (let length = 1; length <= 9; length++) {
+      for (const last of alphabet) {
+        const segment = 'Q'.repeat(length - 1) + last;
+        expect({ segment, canonical: isCanonicalSegment(segment) }).toEqual({ segment, canonical: Buffer.from(segment, 'base64url').toString('base64url') === segment });
+      }
+    }
+    for (const odd of ['', 'a=', 'a+b', 'a/b', 'a.b', 'ab\n']) expect(isCanonicalSegment(odd)).toBe(false);
   });
 
   it('fetches the JWKS once and serves later verifications from the cache, even concurrent cold ones', async () => {
