@@ -56,6 +56,13 @@ function accessTokenValidityFromContext(value: string | undefined): Duration | u
   return Duration.minutes(minutes);
 }
 
+/** Context `alarmEmails`: comma-separated addresses subscribed to the alarm topic. */
+function alarmEmailsFromContext(emails: string[] | undefined): string[] | undefined {
+  const bad = emails?.find((e) => !/^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/.test(e));
+  if (bad !== undefined) throw new Error(`Context alarmEmails must be comma-separated email addresses, not "${bad}".`);
+  return emails;
+}
+
 /**
  * Composes the app from context (`cdk.json`, or `-c key=value` on the command line) and applies the cdk-nag
  * AwsSolutions checks to all of it: an unacknowledged finding fails the synth. Tests build the app the same way.
@@ -88,6 +95,9 @@ export function buildApp(app: App): GatehouseStack {
     },
     publishing: {
       publisherArns: list('publishers'),
+    },
+    operations: {
+      alarmEmails: alarmEmailsFromContext(list('alarmEmails')),
     },
   };
   const roomHook = roomHookFromContext(ctx('roomHook'), list('roomHookNamespaces'));

@@ -2,9 +2,11 @@ import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { ConnectionTable, type ConnectionTableProps } from './connection-table';
+import { metricsNamespaceOf } from '../common/metrics';
 import { Edge, type EdgeProps } from './edge';
 import { FailedInvocations } from './failed-invocations';
 import { Network, type NetworkProps } from './network';
+import { Operations, type OperationsProps } from './operations';
 import { Identity, type IdentityProps } from './identity';
 import { ConnectionSweeper } from './connection-sweeper';
 import { Publishing, type PublishingProps } from './publishing';
@@ -57,6 +59,8 @@ export interface GatehouseStackProps extends StackProps {
   readonly webAuthMode?: 'session' | 'token';
   /** Rooms of these namespaces are joined only when the hook allows it. @default none: only built-in namespaces */
   readonly roomHook?: RoomHookSettings;
+  /** Who gets the alarms, and the denial threshold. @default no subscriber (subscribe to `operations.topic`), 500 denials */
+  readonly operations?: Pick<OperationsProps, 'alarmEmails' | 'authorizerDenialThreshold'>;
 }
 
 /** Gatehouse: identity, connection store, realtime API, publishing, the speech service and the edge, composed. */
@@ -69,6 +73,8 @@ export class GatehouseStack extends Stack {
   readonly sessionApi: SessionApi;
   readonly speech: SpeechService;
   readonly edge: Edge;
+  /** Alarms, their topic and the dashboard. */
+  readonly operations: Operations;
 
   constructor(scope: Construct, id: string, props: GatehouseStackProps = {}) {
     super(scope, id, props);
@@ -92,7 +98,7 @@ export class GatehouseStack extends Stack {
     });
     this.sessionApi = new SessionApi(this, 'Sessions', { ...props.sessions, realtime: this.realtime, table: this.connections.table });
     this.failedInvocations = new FailedInvocations(this, 'FailedInvocations');
-    new ConnectionSweeper(this, 'Sweeper', { realtime: this.realtime, table: this.connections.table, failures: this.failedInvocations });
+    const sweeper = new ConnectionSweeper(this, 'Sweeper', { realtime: this.realtime, table: this.connections.table, failures: this.failedInvocations });
     this.publishing = new Publishing(this, 'Publishing', {
       ...props.publishing,
       realtime: this.realtime,
@@ -125,6 +131,27 @@ export class GatehouseStack extends Stack {
       },
     });
 
+    this.operations = new Operations(this, 'Operations', {
+      ...props.operations,
+      namespace: metricsNamespaceOf(this.stackName),
+      functions: [
+        { label: 'Authorizer', fn: this.realtime.authorizerFunction },
+        { label: 'Connect', fn: this.realtime.connectFunction },
+        { label: 'Disconnect', fn: this.realtime.disconnectFunction },
+        { label: 'Message', fn: this.realtime.messageFunction },
+        { label: 'Fanout', fn: this.publishing.fanout },
+        { label: 'Sweeper', fn: sweeper.handler },
+        { label: 'Sessions', fn: this.sessionApi.handler },
+        // The sample room hook, when it is deployed here (a hook named by ARN is its owner's to watch).
+        ...(this.node.tryFindChild('RoomHook') instanceof lambda.Function ? [{ label: 'RoomHook', fn: this.node.tryFindChild('RoomHook') as lambda.Function }] : []),
+      ],
+      table: this.connections.table,
+      api: this.realtime.api,
+      stageName: this.realtime.stage.stageName,
+      failedInvocations: this.failedInvocations,
+      speech: this.speech,
+    });
+
     // The pages allowed to open sockets and call /api: the edge's own origin(s).
     this.realtime.allowOrigins(...[this.edge.domainName, ...(props.edge?.domain?.names.slice(1) ?? [])].map((d) => `https://${d}`));
 
@@ -138,6 +165,8 @@ export class GatehouseStack extends Stack {
     new CfnOutput(this, 'EventBusName', { value: this.publishing.bus.eventBusName });
     new CfnOutput(this, 'FailedInvocationsQueueUrl', { value: this.failedInvocations.queue.queueUrl });
     new CfnOutput(this, 'Region', { value: this.region });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.operations.topic.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: this.operations.dashboard.dashboardName });
   }
 
   /** The hook's function: an existing one by ARN, or the sample deployed here. */

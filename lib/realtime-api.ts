@@ -12,6 +12,7 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ACTIONS, DEFAULT_RATE_LIMIT, GROUP_DEFAULTS, REALTIME_DEFAULTS } from '../protocol';
+import { METRICS_NAMESPACE_ENV, metricsNamespaceOf } from '../common/metrics';
 import { ENV } from '../lambda/core/config';
 import { ROOM_ACCESS_DEFAULTS, ROOM_ACCESS_ENV, hookNamespaceProblem } from '../lambda/core/room-access';
 import { handlerFunction } from './handler-function';
@@ -153,6 +154,7 @@ export class RealtimeApi extends Construct {
       // Filled in once the edge exists (allowOrigins); resolved at synth.
       [ENV.allowedOrigins]: Lazy.string({ produce: () => this.allowedOrigins.join(',') }),
       [ENV.logLevel]: logLevel,
+      [METRICS_NAMESPACE_ENV]: metricsNamespaceOf(Stack.of(this).stackName),
     };
     this.authorizerFunction = handler('Authorizer', 'authorizer.ts', this.authEnvironment);
 

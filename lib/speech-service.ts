@@ -11,6 +11,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { IgnoreMode } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { SPEECH_LOAD_METRIC } from '../common/metrics';
 import { DEFAULT_MODEL_ID, SPEECH_ENV } from '../speech/config';
 
 const ROOT = path.join(__dirname, '..');
@@ -90,6 +91,10 @@ function limitsEnvironment(props: SpeechServiceProps): Record<string, string> {
 export class SpeechService extends Construct {
   readonly service: ecs.FargateService;
   readonly loadBalancer: elbv2.NetworkLoadBalancer;
+  /** The service's tasks behind the load balancer (their health is on the dashboard and alarmed). */
+  readonly targetGroup: elbv2.NetworkTargetGroup;
+  /** The ECS service's name: the dimension of its load metric (SPEECH_LOAD_METRIC). */
+  readonly serviceName: string;
   readonly taskRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: SpeechServiceProps) {
@@ -99,6 +104,7 @@ export class SpeechService extends Construct {
     const bedrockRegion = props.bedrockRegion ?? stack.region;
     const maxSessions = props.maxSessionsPerTask ?? 50;
     const serviceName = `${stack.stackName}-speech`;
+    this.serviceName = serviceName;
 
     const cluster = new ecs.Cluster(this, 'Cluster', { vpc: props.vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
 
@@ -224,7 +230,7 @@ export class SpeechService extends Construct {
       circuitBreaker: { enable: true, rollback: true },
       healthCheckGracePeriod: Duration.seconds(30),
     });
-    const targets = listener.addTargets('Speech', {
+    this.targetGroup = listener.addTargets('Speech', {
       port: SPEECH_PORT,
       protocol: elbv2.Protocol.TCP,
       targets: [this.service.loadBalancerTarget({ containerName: container.containerName, containerPort: SPEECH_PORT })],
@@ -238,15 +244,15 @@ export class SpeechService extends Construct {
       },
     });
     // When the delay ends, the NLB closes what is left instead of letting it hang on a task about to stop.
-    targets.setAttribute('deregistration_delay.connection_termination.enabled', 'true');
+    this.targetGroup.setAttribute('deregistration_delay.connection_termination.enabled', 'true');
 
     const scaling = this.service.autoScaleTaskCount({ minCapacity: props.minTasks ?? 2, maxCapacity: props.maxTasks ?? 10 });
     scaling.scaleToTrackCustomMetric('Sessions', {
       // Published by each task as an embedded-metric log line (speech/main.ts): no PutMetricData permission needed.
       metric: new cloudwatch.Metric({
-        namespace: 'Gatehouse/Speech',
-        metricName: 'ActiveSessions',
-        dimensionsMap: { Service: serviceName },
+        namespace: SPEECH_LOAD_METRIC.namespace,
+        metricName: SPEECH_LOAD_METRIC.name,
+        dimensionsMap: { [SPEECH_LOAD_METRIC.dimension]: serviceName },
         statistic: 'Average',
         period: Duration.minutes(1),
       }),

@@ -103,17 +103,37 @@ export interface LogPrinterOptions {
   now?: () => Date;
 }
 
+/**
+ * A CloudWatch embedded-metric-format line (common/metrics.ts) as a log record: `metrics` and the values, at the
+ * line's own timestamp and in its component's name; other records as they are.
+ */
+function asRecord(record: Record<string, unknown>): Record<string, unknown> {
+  const meta = record._aws as { Timestamp?: unknown; CloudWatchMetrics?: Array<{ Dimensions?: string[][] }> } | undefined;
+  if (!meta || typeof meta !== 'object' || !Array.isArray(meta.CloudWatchMetrics)) return record;
+  const dimensions = new Set(meta.CloudWatchMetrics.flatMap((m) => m.Dimensions?.flat() ?? []));
+  const values = Object.fromEntries(Object.entries(record).filter(([k]) => k !== '_aws' && !dimensions.has(k)));
+  const component = [...dimensions].map((d) => record[d]).find((v) => typeof v === 'string');
+  return {
+    ...(typeof meta.Timestamp === 'number' ? { time: new Date(meta.Timestamp).toISOString() } : {}),
+    level: 'info',
+    event: 'metrics',
+    ...(component ? { component } : {}),
+    ...values,
+  };
+}
+
 /** Formats each line a source (a function's logical id, or an emulator's name) writes, as `npm start` prints it. */
 export function createLogPrinter({ json = false, now = () => new Date() }: LogPrinterOptions = {}): (source: string, line: string) => string {
   const names = new Map<string, string>();
   return (source, line) => {
-    const record = parseRecord(line);
+    const parsed = parseRecord(line);
+    const record = parsed && asRecord(parsed);
     if (typeof record?.component === 'string' && record.component) names.set(source, record.component);
     const name = names.get(source) ?? functionName(source);
     if (!record) return `${clock(now())} ${name.padEnd(NAME_WIDTH)} ${maskCredentials(line)}`;
-    const clean = redact(record) as Record<string, unknown>;
-    if (!json) return readable(name, clean, now);
-    const out = JSON.stringify(clean);
-    return out === JSON.stringify(record) ? line : out;
+    if (!json) return readable(name, redact(record) as Record<string, unknown>, now);
+    // --json: the line as written (the metrics as CloudWatch would get them), redacted only if it had to be.
+    const clean = JSON.stringify(redact(parsed));
+    return clean === JSON.stringify(parsed) ? line : clean;
   };
 }

@@ -7,6 +7,7 @@ import { BedrockAgentRuntimeClient, RetrieveCommand } from '@aws-sdk/client-bedr
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { NodeHttp2Handler } from '@smithy/node-http-handler';
 import { createLogger, type Logger } from '../common/log';
+import { METRICS_NAMESPACE_ENV, SPEECH_LOAD_METRIC } from '../common/metrics';
 import { createAuth } from '../common/auth';
 import { speechConfig, type SpeechConfig } from './config';
 import type { SpeechProvider } from './provider';
@@ -48,16 +49,14 @@ export function createProvider(config: SpeechConfig): SpeechProvider {
   });
 }
 
-/** CloudWatch embedded-metric-format line: the autoscaling policy tracks ActiveSessions per task. */
+/** CloudWatch embedded-metric-format line: the autoscaling policy tracks ActiveSessions per task (SPEECH_LOAD_METRIC). */
 export function emitSessionMetric(sessions: number, service: string, write = (line: string) => process.stdout.write(line + '\n')): void {
+  const { namespace, name, dimension } = SPEECH_LOAD_METRIC;
   write(
     JSON.stringify({
-      _aws: {
-        Timestamp: Date.now(),
-        CloudWatchMetrics: [{ Namespace: 'Gatehouse/Speech', Dimensions: [['Service']], Metrics: [{ Name: 'ActiveSessions', Unit: 'Count' }] }],
-      },
-      Service: service,
-      ActiveSessions: sessions,
+      _aws: { Timestamp: Date.now(), CloudWatchMetrics: [{ Namespace: namespace, Dimensions: [[dimension]], Metrics: [{ Name: name, Unit: 'Count' }] }] },
+      [dimension]: service,
+      [name]: sessions,
     }),
   );
 }
@@ -97,7 +96,7 @@ export function startSpeechProcess(): void {
   // Node 20 is supported here; the SDK's notice about its future Node 22 requirement would only add noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const level = (process.env.LOG_LEVEL as 'info' | undefined) ?? 'info';
-  const log = createLogger({ component: 'speech' }, { level });
+  const log = createLogger({ component: 'speech' }, { level, metricsNamespace: process.env[METRICS_NAMESPACE_ENV] });
   // One session's failure must never take down the others: log what escaped its handler and carry on.
   process.on('unhandledRejection', (reason) => log.error('unhandled_rejection', { error: reason as Error }));
   runSpeechService(process.env, log)

@@ -21,6 +21,7 @@ import type { HandshakeIdentity, RefreshResult } from '../common/handshake';
 import type { Logger } from '../common/log';
 import { SUBPROTOCOL } from '../protocol';
 import { SPEECH_CLOSE, SPEECH_START_BUFFER_BYTES, SPEECH_START_BUFFER_MS, parseSpeechControl, type SpeechEvent } from '../protocol';
+import { METRICS } from '../common/metrics';
 import type { SpeechConfig } from './config';
 import type { ProviderSession, SpeechProvider } from './provider';
 
@@ -440,6 +441,7 @@ export class SpeechServer {
             // One model stream failed (throttling, a stream error): this session ends, the process carries on.
             log.error('speech_provider_error', { sessionId: session.id, error: err });
             this.send(session, { type: 'error', code: 'provider_error', message: 'The speech model failed; start again.' });
+            log.metrics({ [METRICS.speechErrorCloses]: 1 });
             session.ws.close(SPEECH_CLOSE.internal, 'speech model error');
           },
         },
@@ -449,6 +451,7 @@ export class SpeechServer {
         return;
       }
       this.send(session, { type: 'started' });
+      log.metrics({ [METRICS.speechSessions]: 1 });
       // Synchronously, so that no frame arriving now overtakes the ones kept while the stream opened.
       const provider = session.provider;
       for (const pcm of session.early) {

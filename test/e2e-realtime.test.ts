@@ -93,6 +93,13 @@ function cognitoLocalToken(claims: Record<string, unknown>): string {
   return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
 }
 
+/** The embedded-metric-format lines the functions wrote (common/metrics.ts), parsed. */
+const metricLines = () =>
+  t.logs
+    .map((l) => l.slice(l.indexOf('{')))
+    .filter((l) => l.startsWith('{"_aws"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
 describe('connecting', () => {
   it.each([
     ['the Authorization header', 'header'],
@@ -144,6 +151,10 @@ describe('connecting', () => {
     expect((await bearer(cognitoLocalToken({ ...claims, iat: now, exp: now + 600 }))).status).toBe(101);
 
     const reasons = t.logs.filter((l) => l.includes('connect_denied')).map((l) => JSON.parse(l.slice(l.indexOf('{'))).reason);
+    // Each refusal is counted for the AuthorizerDenials alarm, in the stack's namespace.
+    const denials = metricLines().filter((m) => m.Component === 'authorizer' && m.AuthorizerDenied === 1);
+    expect(denials.length).toBeGreaterThanOrEqual(5);
+    expect((denials[0]._aws as { CloudWatchMetrics: Array<{ Namespace: string }> }).CloudWatchMetrics[0].Namespace).toBe('Gatehouse/Gatehouse');
     expect(reasons).toEqual(expect.arrayContaining(['bad_signature', 'expired', 'wrong_token_use', 'non_canonical_encoding', 'missing_token']));
     for (const secret of [accessToken, idToken, forged, expired]) {
       expect(t.logs.some((l) => l.includes(secret.split('.')[2]))).toBe(false);
@@ -230,6 +241,8 @@ describe('rooms', () => {
     await waitUntil(async () => (await stored(ghostId)) === undefined, 3000, 'the stale connection to be purged');
     expect(await stored(aliceId)).toBeDefined();
     expect(t.logs.some((l) => l.includes('stale_connection_removed') && l.includes(ghostId))).toBe(true);
+    // The delivery's counts reach CloudWatch as an embedded-metric line: one delivered (alice), one gone (the ghost).
+    expect(metricLines()).toContainEqual(expect.objectContaining({ Component: 'message', Deliveries: 1, ConnectionsGone: 1, ThrottledPosts: 0, FailedPosts: 0 }));
     await alice.client.close();
   });
 

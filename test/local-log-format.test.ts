@@ -23,6 +23,26 @@ describe('function logs as npm start prints them', () => {
     );
   });
 
+  it('prints a metrics line (embedded metric format) as `metrics` and its values, at its timestamp; --json keeps it as CloudWatch gets it', () => {
+    const lines: string[] = [];
+    createLogger({ component: 'message' }, { write: (l) => lines.push(l), metricsNamespace: 'Gatehouse/Test' }).metrics({ Deliveries: 3, ConnectionsGone: 0 });
+    const line = lines[0].replace(/"Timestamp":\d+/, `"Timestamp":${Date.parse(at)}`);
+    expect(createLogPrinter()('RealtimeMessageA8211083', line)).toBe(`${local} message     info  metrics  Deliveries=3 ConnectionsGone=0`);
+    expect(createLogPrinter({ json: true })('RealtimeMessageA8211083', line)).toBe(line);
+    expect(JSON.parse(line)).toEqual({
+      _aws: { Timestamp: Date.parse(at), CloudWatchMetrics: [{ Namespace: 'Gatehouse/Test', Dimensions: [['Component'], []], Metrics: [{ Name: 'Deliveries', Unit: 'Count' }, { Name: 'ConnectionsGone', Unit: 'Count' }] }] },
+      Component: 'message',
+      Deliveries: 3,
+      ConnectionsGone: 0,
+    });
+  });
+
+  it('writes no metrics line without a namespace (tests, a runtime not configured for metrics)', () => {
+    const lines: string[] = [];
+    createLogger({ component: 'message' }, { write: (l) => lines.push(l) }).metrics({ Deliveries: 3 });
+    expect(lines).toEqual([]);
+  });
+
   it('names a function by its logical id without the hash until it has logged its component, then by that, plain lines too', () => {
     const print = createLogPrinter({ now });
     expect(print('RealtimeConnectB0ACF594', 'cold start')).toBe(`${local} RealtimeConnect cold start`);

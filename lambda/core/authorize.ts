@@ -9,6 +9,7 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
+import { METRICS } from '../../common/metrics';
 import { toAuthorizerContext } from './identity';
 
 export interface AuthorizeDeps {
@@ -44,6 +45,7 @@ export async function authorize(event: APIGatewayRequestAuthorizerEvent, deps: A
   const result = await deps.auth.handshake(withRepeats(event), event.queryStringParameters);
   if (!result.ok) {
     deps.log.info('connect_denied', { ...audit, reason: result.reason, source: result.source });
+    deps.log.metrics({ [METRICS.authorizerDenied]: 1 });
     // API Gateway maps this exact message to 401.
     if (result.reason === 'missing_token') throw new Error('Unauthorized');
     return { principalId: 'anonymous', policyDocument: policy('Deny', event.methodArn) };

@@ -7,6 +7,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { authConfig, createAuth, type Auth } from '../../common/auth';
 import { createLogger, type Logger } from '../../common/log';
+import { METRICS_NAMESPACE_ENV } from '../../common/metrics';
 import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
 import { createConnectionsApi, environmentCredentials, type ConnectionsApi } from './connections-api';
 import { cognitoProfiles, type Profiles } from './profiles';
@@ -36,7 +37,7 @@ export function realtimeRuntime(component: string, env: Record<string, string | 
   const config = realtimeConfig(env);
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
   const cognito = new CognitoIdentityProviderClient({});
-  const log = createLogger({ component }, { level: logLevel(env) });
+  const log = createLogger({ component }, { level: logLevel(env), metricsNamespace: env[METRICS_NAMESPACE_ENV] });
   const auth = createAuth(authConfig(env, { allowQueryToken: true }), { db, cognito });
   const store = new ConnectionStore(db, config.tableName);
   return {

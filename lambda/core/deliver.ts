@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log';
+import { METRICS } from '../../common/metrics';
 import { byteLength, type Json, type JoinedEvent, type MessageEvent, type RoomEvent, type Sender } from '../../protocol';
 import { broadcast, type BroadcastResult } from './broadcast';
 import { isGone, type ConnectionsApi } from './connections-api';
@@ -89,7 +90,7 @@ export async function deliverRoomEvent(
       yield page.map((m) => m.connectionId);
     }
   }
-  return broadcast(
+  const result = await broadcast(
     members(),
     json,
     {
@@ -101,6 +102,9 @@ export async function deliverRoomEvent(
     },
     { ...(options.protect ? { protect: options.protect } : {}), ...(options.sender !== undefined ? { others: (id: string) => !own.has(id) } : {}) },
   );
+  const throttled = result.throttled ?? 0;
+  deps.log.metrics({ [METRICS.deliveries]: result.delivered, [METRICS.gone]: result.gone, [METRICS.throttledPosts]: throttled, [METRICS.failedPosts]: result.failed - throttled });
+  return result;
 }
 
 /** Replayed bytes one rate-limit token pays for: a replay costs as many tokens as it would take frames to send it. */

@@ -7,6 +7,7 @@
 import type { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
+import { METRICS } from '../../common/metrics';
 import {
   HISTORY_PAGE_BYTES,
   HISTORY_PAGE_DEFAULT,
@@ -105,6 +106,7 @@ export async function handleMessage(frame: IncomingFrame, deps: MessageDeps): Pr
 async function refuseForRate(connectionId: string, userId: string, strikes: number, id: string | undefined, deps: MessageDeps): Promise<ErrorEvent> {
   const { config, log } = deps;
   log.warn('rate_limited', { category: 'audit', connectionId, userId, strikes });
+  log.metrics({ [METRICS.rateLimited]: 1 });
   if (strikes >= config.rateLimit.strikes) {
     log.warn('rate_limit_disconnect', { category: 'audit', connectionId, userId });
     await deps.api.remove(connectionId).catch(() => undefined);

@@ -7,6 +7,7 @@ import { RevokeTokenCommand, type CognitoIdentityProviderClient } from '@aws-sdk
 import type { Auth } from '../../common/auth';
 import type { CognitoSessions, CredentialStore } from '../../common/credentials';
 import type { Logger } from '../../common/log';
+import { METRICS } from '../../common/metrics';
 import type { ServerEvent } from '../../protocol';
 import { isGone, type ConnectionsApi } from './connections-api';
 import { departConnection } from './presence';
@@ -97,6 +98,7 @@ export async function signOut(target: SignOutTarget, deps: SignOutDeps): Promise
       }),
   );
   deps.log.info('revoked', { category: 'audit', userId: target.userId, everywhere: target.everywhere, socketsClosed: closed });
+  deps.log.metrics({ [METRICS.revoked]: closed });
   return { closed };
 }
 

@@ -3,6 +3,7 @@
  * credential has expired (the byExpiry index, minute by minute: no Scan), tells each why, and closes it.
  */
 import type { Logger } from '../../common/log';
+import { METRICS } from '../../common/metrics';
 import type { ServerEvent } from '../../protocol';
 import { isGone, type ConnectionsApi } from './connections-api';
 import { departConnection } from './presence';
@@ -38,5 +39,6 @@ export async function sweepExpired(
     }
   }
   if (closed + gone > 0) deps.log.info('swept', { category: 'audit', closed, gone });
+  deps.log.metrics({ [METRICS.sweepClosed]: closed, [METRICS.sweepGone]: gone });
   return { closed, gone };
 }
