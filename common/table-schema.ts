@@ -3,7 +3,10 @@
  * and the local system, so the deployed schema and the code that reads it cannot drift.
  *
  *   connection   pk=conn#<connectionId>          sk=conn    rooms=<set of joined rooms>, gsiExpiry=<minute bucket>
- *   room member  pk=room#<tenantId>#<room>       sk=conn#<connectionId>   credExp=<credential expiry> (who is in a room: broadcast reads this)
+ *   room member  pk=room#<tenantId>#<room>[#<shard>]   sk=conn#<connectionId>   credExp=<credential expiry>, userId
+ *                (who is in a room: deliveries read this; a big room's members are spread over shards, see
+ *                lambda/core/membership-store.ts; the connection item holds `rs#<room>`, its shard there, when not 0)
+ *   room shards  pk=room#<tenantId>#<room>       sk=#shards  count=<shards>   (a split room; never expires)
  *   user         pk=user#<userId>                sk=conns   conns=<map connectionId -> expiry>, rlTat  (the per-user cap and rate)
  *   room counter pk=seq#<tenantId>#<room>        sk=seq     value=<last sequence number>, msgs=<messages>   (never expires)
  *   room history pk=hist#<tenantId>#<room>       sk=<seq, 12 digits>   event=<the JSON, as edited>, n, edits, deleted
@@ -14,6 +17,8 @@
  *   profile      pk=prof#<userId>                sk=prof       name=<display name> (an hour: spares the user pool)
  *   room access  pk=acl#<tenantId>#<room>        sk=acl     owner, members=<set of user ids> (a private room's member list; never expires)
  *   published    pk=pub#<event id>               sk=pub     seq, messageId, ts of a published event (idempotency)
+ *   fan-out      pk=fan#<tenantId>#<room>#<seq>#<shard>   sk=fan   lease, cursor, sent, done (a day: one shard of a
+ *                big room's delivery, so a retried shard posts to nobody twice; lambda/core/fanout-store.ts)
  *   session      pk=sess#<hash of the cookie value>   sk=sess    (cookie sign-in: the user's Cognito tokens)
  *   ticket       pk=tkt#<hash of the ticket>          sk=tkt     (one-time WebSocket ticket, 30 s)
  *   revocation   pk=rev#<sign-in id>                  sk=rev     (a signed-out sign-in, until its tokens expire)
@@ -39,7 +44,13 @@ export const keys = {
   connection: (connectionId: string) => ({ pk: `conn#${connectionId}`, sk: 'conn' }),
   connectionPartition: (connectionId: string) => `conn#${connectionId}`,
   roomPartition: (tenantId: string, room: string) => `room#${tenantId}#${room}`,
-  member: (tenantId: string, room: string, connectionId: string) => ({ pk: `room#${tenantId}#${room}`, sk: `conn#${connectionId}` }),
+  /** A shard of a room's members: the room's own partition is shard 0. */
+  memberPartition: (tenantId: string, room: string, shard = 0) => `room#${tenantId}#${room}${shard > 0 ? `#${shard}` : ''}`,
+  member: (tenantId: string, room: string, connectionId: string, shard = 0) => ({ pk: keys.memberPartition(tenantId, room, shard), sk: `conn#${connectionId}` }),
+  /** Marks a split room: its members are spread over `count` shards. Sorted before every member item. */
+  shardMarker: (tenantId: string, room: string) => ({ pk: `room#${tenantId}#${room}`, sk: '#shards' }),
+  /** The attribute of a connection item that holds its shard in `room` (absent: shard 0). */
+  roomShardAttribute: (room: string) => `rs#${room}`,
   user: (userId: string) => ({ pk: `user#${userId}`, sk: 'conns' }),
   counter: (tenantId: string, room: string) => ({ pk: `seq#${tenantId}#${room}`, sk: 'seq' }),
   historyPartition: (tenantId: string, room: string) => `hist#${tenantId}#${room}`,
@@ -53,6 +64,7 @@ export const keys = {
   presence: (tenantId: string, room: string, userId: string) => ({ pk: `pres#${tenantId}#${room}`, sk: userId }),
   roomAccess: (tenantId: string, room: string) => ({ pk: `acl#${tenantId}#${room}`, sk: 'acl' }),
   published: (eventId: string) => ({ pk: `pub#${eventId}`, sk: 'pub' }),
+  fanout: (tenantId: string, room: string, seq: number, shard: number) => ({ pk: `fan#${tenantId}#${room}#${seq}#${shard}`, sk: 'fan' }),
   expiryBucket: (epochSeconds: number) => `exp#${Math.floor(epochSeconds / 60)}`,
   session: (hash: string) => ({ pk: `sess#${hash}`, sk: 'sess' }),
   ticket: (hash: string) => ({ pk: `tkt#${hash}`, sk: 'tkt' }),

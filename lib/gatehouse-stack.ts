@@ -10,6 +10,7 @@ import { Operations, type OperationsProps } from './operations';
 import { Identity, type IdentityProps } from './identity';
 import { ConnectionSweeper } from './connection-sweeper';
 import { Publishing, type PublishingProps } from './publishing';
+import { RoomFanout, type RoomFanoutProps } from './room-fanout';
 import { SessionApi, type SessionApiProps } from './session-api';
 import { handlerFunction } from './handler-function';
 import { RealtimeApi, type RealtimeApiProps, type RoomAuthorizerProps } from './realtime-api';
@@ -59,6 +60,8 @@ export interface GatehouseStackProps extends StackProps {
   readonly webAuthMode?: 'session' | 'token';
   /** Rooms of these namespaces are joined only when the hook allows it. @default none: only built-in namespaces */
   readonly roomHook?: RoomHookSettings;
+  /** The big-room fan-out workers' concurrency, time-out and retries. @default see RoomFanoutProps */
+  readonly fanout?: Omit<RoomFanoutProps, 'realtime' | 'table' | 'failures'>;
   /** Who gets the alarms, and the denial threshold. @default no subscriber (subscribe to `operations.topic`), 500 denials */
   readonly operations?: Pick<OperationsProps, 'alarmEmails' | 'authorizerDenialThreshold'>;
 }
@@ -69,6 +72,8 @@ export class GatehouseStack extends Stack {
   readonly connections: ConnectionTable;
   readonly realtime: RealtimeApi;
   readonly publishing: Publishing;
+  /** Big rooms' delivery, shard by shard, after the sender's reply. */
+  readonly fanout: RoomFanout;
   readonly failedInvocations: FailedInvocations;
   readonly sessionApi: SessionApi;
   readonly speech: SpeechService;
@@ -106,6 +111,9 @@ export class GatehouseStack extends Stack {
       failures: this.failedInvocations,
     });
 
+    this.fanout = new RoomFanout(this, 'RoomFanout', { ...props.fanout, realtime: this.realtime, table: this.connections.table, failures: this.failedInvocations });
+    for (const fn of [this.realtime.messageFunction, this.publishing.fanout]) this.fanout.useFrom(fn);
+
     const network = new Network(this, 'Network', props.network);
     this.speech = new SpeechService(this, 'Speech', {
       ...props.speech,
@@ -140,6 +148,7 @@ export class GatehouseStack extends Stack {
         { label: 'Disconnect', fn: this.realtime.disconnectFunction },
         { label: 'Message', fn: this.realtime.messageFunction },
         { label: 'Fanout', fn: this.publishing.fanout },
+        { label: 'RoomFanout', fn: this.fanout.worker },
         { label: 'Sweeper', fn: sweeper.handler },
         { label: 'Sessions', fn: this.sessionApi.handler },
         // The sample room hook, when it is deployed here (a hook named by ARN is its owner's to watch).

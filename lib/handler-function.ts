@@ -15,6 +15,8 @@ export interface HandlerFunctionProps {
   readonly logRetention: logs.RetentionDays;
   /** @default 10 seconds */
   readonly timeout?: Duration;
+  /** Invocations at once, at most, reserved from the account's concurrency. @default none: the account's pool */
+  readonly reservedConcurrency?: number;
 }
 
 /**
@@ -38,6 +40,7 @@ export function handlerFunction(scope: Construct, id: string, props: HandlerFunc
     architecture: lambda.Architecture.ARM_64,
     memorySize: 512,
     timeout: props.timeout ?? Duration.seconds(10),
+    ...(props.reservedConcurrency !== undefined ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
     role,
     logGroup,
     environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },

@@ -23,6 +23,12 @@ export interface PublishingProps {
    * publish. Principals in this account can also be granted later with `bus.grantPutEventsTo`. @default none
    */
   readonly publisherArns?: string[];
+  /**
+   * Published events handled at once, at most (reserved concurrency): a publish storm waits in Lambda's queue
+   * (EventBridge's events are asynchronous invocations, kept up to 6 hours) instead of taking the account's
+   * concurrency from the authorizer and the message function. @default 20
+   */
+  readonly reservedConcurrency?: number;
 }
 
 /**
@@ -43,6 +49,7 @@ export class Publishing extends Construct {
       entry: 'publish.ts',
       environment: props.realtime.realtimeEnvironment,
       logRetention: props.realtime.logRetention,
+      reservedConcurrency: props.reservedConcurrency ?? 20,
     });
     props.realtime.grantStoreAccess(this.fanout, props.table);
     props.realtime.grantManageConnections(this.fanout);

@@ -197,7 +197,9 @@ async function scanConnections(system: LocalSystem, table: string, observations:
     const prefix = keys.roomPartition(String(tenantId), '');
     const pk = String(item[TABLE.partitionKey]);
     if (typeof tenantId !== 'string' || !pk.startsWith(prefix)) continue;
-    rooms.set(connectionId, [...(rooms.get(connectionId) ?? []), pk.slice(prefix.length)]);
+    // A split room's shards are `room#<tenant>#<room>#<k>` (room names hold no `#`): the room is what precedes it.
+    const room = pk.slice(prefix.length).split('#')[0];
+    rooms.set(connectionId, [...(rooms.get(connectionId) ?? []), room]);
   }
   return [...connections.values()]
     .map((item): InspectedConnection => {

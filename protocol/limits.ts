@@ -47,4 +47,9 @@ export const REALTIME_DEFAULTS = {
   signalMaxMembers: 250,
   /** Rooms with more connections than this get no live read receipts (ask with `receipts`): N readers x N sockets. */
   receiptSignalMaxMembers: 25,
+  /**
+   * Rooms of at most this many connections are posted to before `sent` answers (with the exact reach); bigger ones
+   * are handed to the fan-out workers, and `sent` answers once the message is stored (lambda/core/fanout.ts).
+   */
+  inlineDeliveryMax: 100,
 } as const;

@@ -294,8 +294,10 @@ export interface SentEvent {
   room: string;
   messageId: string;
   seq: number;
-  /** Sockets of other users it reached (0: stored, but nobody else is connected to the room). */
+  /** Sockets of other users it reached before this reply (0: stored, but nobody else is connected to the room). */
   delivered: number;
+  /** A big room: delivery goes on after this reply (the message is stored and numbered; `delivered` is 0). */
+  pending?: true;
   id?: string;
 }
 export interface WhoamiEvent {

@@ -27,7 +27,7 @@ const alarm = (id: string) => {
   return found[1].Properties;
 };
 const [topicId] = resources('AWS::SNS::Topic')[0];
-const FUNCTIONS = ['Authorizer', 'Connect', 'Disconnect', 'Message', 'Fanout', 'Sweeper', 'Sessions', 'RoomHook'];
+const FUNCTIONS = ['Authorizer', 'Connect', 'Disconnect', 'Message', 'Fanout', 'RoomFanout', 'Sweeper', 'Sessions', 'RoomHook'];
 const SERVICE_ALARMS = ['AuthorizerDenials', 'ThrottledPosts', 'FailedPosts', 'GoneRate', 'DynamoThrottles', 'ApiIntegrationErrors', 'SpeechErrorCloses', 'SpeechUnhealthyTargets', 'FailedInvocationsAlarm'];
 const README = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
 
@@ -46,7 +46,7 @@ describe('operations', () => {
   });
 
   it('watches every function the stack deploys: errors, throttles, and a p99 duration at 80% of its timeout', () => {
-    const ours = resources('AWS::Lambda::Function').filter(([id]) => /^(Realtime|Publishing|Sessions|Sweeper|RoomHook)/.test(id) && !/LogRetention|Provider/.test(id));
+    const ours = resources('AWS::Lambda::Function').filter(([id]) => /^(Realtime|Publishing|Sessions|Sweeper|RoomHook|RoomFanout)/.test(id) && !/LogRetention|Provider/.test(id));
     expect(ours.length).toBe(FUNCTIONS.length);
     const watched = (metricName: string) =>
       alarms
@@ -72,7 +72,7 @@ describe('operations', () => {
     expect(alarm('FailedPosts')).toMatchObject({ MetricName: METRICS.failedPosts, Threshold: 10 });
     expect(alarm('SpeechErrorCloses')).toMatchObject({ MetricName: METRICS.speechErrorCloses, Threshold: 5 });
     // Every function writes its counts into that namespace.
-    for (const [id, fn] of resources('AWS::Lambda::Function').filter(([lid]) => /^(Realtime|Publishing|Sessions|Sweeper)/.test(lid))) {
+    for (const [id, fn] of resources('AWS::Lambda::Function').filter(([lid]) => /^(Realtime|Publishing|Sessions|Sweeper|RoomFanout)/.test(lid))) {
       expect({ id, namespace: fn.Properties.Environment.Variables[METRICS_NAMESPACE_ENV] }).toEqual({ id, namespace: 'Gatehouse/Gatehouse' });
     }
     const [, task] = resources('AWS::ECS::TaskDefinition')[0];

@@ -26,6 +26,15 @@ const resources = (type: string) => Object.entries(template.findResources(type))
 const [websocketApiId] = resources('AWS::ApiGatewayV2::Api').find(([, r]) => r.Properties.ProtocolType === 'WEBSOCKET')!;
 const ofWebsocketApi = (type: string) => resources(type).filter(([, r]) => r.Properties.ApiId?.Ref === websocketApiId);
 
+/** Every Lambda action an IAM policy grants, one resource at a time (CDK merges statements with the same action). */
+function lambdaGrants(policies: Array<[string, Record<string, any>]>): Array<{ policy: string; action: string; resource: unknown }> {
+  return policies.flatMap(([policy, r]) =>
+    (r.Properties.PolicyDocument.Statement as any[])
+      .filter((st) => [st.Action].flat().some((a: string) => a.startsWith('lambda:')))
+      .flatMap((st) => [st.Action].flat().flatMap((action: string) => [st.Resource].flat().map((resource: unknown) => ({ policy, action, resource })))),
+  );
+}
+
 describe('Gatehouse stack', () => {
   it('passes every cdk-nag AwsSolutions check (acknowledged findings carry reasons)', () => {
     const report = new AwsSolutionsChecks(app).validateScope(stack);
@@ -198,6 +207,7 @@ describe('Gatehouse stack', () => {
       expect.stringMatching(/^PublishingFanoutRole/), // publishing
       expect.stringMatching(/^RealtimeDisconnectRole/), // presence "left" to the rooms a socket leaves
       expect.stringMatching(/^RealtimeMessageRole/), // messages, sign-out
+      expect.stringMatching(/^RoomFanoutWorkerRole/), // big rooms' deliveries
       expect.stringMatching(/^SessionsHandlerRole/), // sign-out from the session API
       expect.stringMatching(/^SweeperHandlerRole/), // closing expired connections
     ]);
@@ -219,12 +229,9 @@ describe('Gatehouse stack', () => {
     const hookPolicies = resources('AWS::IAM::Policy').filter(([, r]) => r.Properties.Roles.some((role: { Ref: string }) => role.Ref === hookRole));
     expect(hookPolicies.flatMap(([, r]) => r.Properties.PolicyDocument.Statement.map((st: { Action: unknown }) => st.Action))).toEqual([['logs:CreateLogStream', 'logs:PutLogEvents']]);
 
-    const invokers = resources('AWS::IAM::Policy').flatMap(([id, r]) =>
-      (r.Properties.PolicyDocument.Statement as any[]).filter((st) => [st.Action].flat().some((a: string) => a.startsWith('lambda:'))).map((st) => ({ id, st })),
-    );
-    expect(invokers.map((i) => i.id)).toEqual([expect.stringMatching(/^RealtimeMessageRole/)]);
+    const invokers = lambdaGrants(resources('AWS::IAM::Policy')).filter((g) => JSON.stringify(g.resource).includes(hookId));
     // Exactly the function: no version or alias wildcard.
-    expect(invokers[0].st).toEqual({ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [hookId, 'Arn'] } });
+    expect(invokers).toEqual([{ policy: expect.stringMatching(/^RealtimeMessageRole/), action: 'lambda:InvokeFunction', resource: { 'Fn::GetAtt': [hookId, 'Arn'] } }]);
 
     const env = (prefix: string) => functions.find(([id]) => id.startsWith(prefix))![1].Properties.Environment.Variables;
     expect(env('RealtimeMessage')).toMatchObject({
@@ -233,7 +240,7 @@ describe('Gatehouse stack', () => {
       ROOM_HOOK_TIMEOUT_MS: '2000',
       ROOM_HOOK_CACHE_TTL_MS: '30000',
     });
-    for (const other of ['RealtimeConnect', 'RealtimeDisconnect', 'RealtimeAuthorizer', 'PublishingFanout', 'SweeperHandler', 'SessionsHandler', 'RoomHook']) {
+    for (const other of ['RealtimeConnect', 'RealtimeDisconnect', 'RealtimeAuthorizer', 'PublishingFanout', 'RoomFanoutWorker', 'SweeperHandler', 'SessionsHandler', 'RoomHook']) {
       expect(Object.keys(env(other)).filter((k) => k.startsWith('ROOM_HOOK'))).toEqual([]);
     }
   });
@@ -282,6 +289,27 @@ describe('Gatehouse stack', () => {
     template.resourceCountIs('AWS::Events::EventBusPolicy', 0);
     template.hasOutput('EventBusName', {});
     template.hasOutput('FailedInvocationsQueueUrl', {});
+  });
+
+  it('hands big rooms to fan-out workers: reserved concurrency, retries into the failed-invocations queue, invoked only by the functions that deliver and by themselves', () => {
+    const functions = resources('AWS::Lambda::Function');
+    const [workerId, worker] = functions.find(([id]) => id.startsWith('RoomFanoutWorker'))!;
+    expect(worker.Properties).toMatchObject({ Timeout: 60, ReservedConcurrentExecutions: 50, MemorySize: 512 });
+    // The background functions are capped, so a storm of them cannot take the account's concurrency from the rest.
+    const reserved = Object.fromEntries(functions.map(([id, r]) => [id.replace(/[0-9A-F]{8}$/, ''), r.Properties.ReservedConcurrentExecutions]));
+    expect(reserved).toMatchObject({ RoomFanoutWorker: 50, PublishingFanout: 20, RealtimeAuthorizer: undefined, RealtimeMessage: undefined, RealtimeConnect: undefined });
+    const [queueId] = resources('AWS::SQS::Queue').find(([id]) => id.startsWith('FailedInvocations'))!;
+    const [, config] = resources('AWS::Lambda::EventInvokeConfig').find(([, r]) => r.Properties.FunctionName.Ref === workerId)!;
+    expect(config.Properties).toMatchObject({ MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 6 * 3600, DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } } });
+    const invokers = lambdaGrants(resources('AWS::IAM::Policy')).filter((g) => JSON.stringify(g.resource) === JSON.stringify({ 'Fn::GetAtt': [workerId, 'Arn'] }));
+    expect(invokers.map((g) => [g.policy.replace(/[0-9A-F]{8}$/, ''), g.action]).sort()).toEqual([
+      ['PublishingFanoutRoleDefaultPolicy', 'lambda:InvokeFunction'],
+      ['RealtimeMessageRoleDefaultPolicy', 'lambda:InvokeFunction'],
+      ['RoomFanoutInvokeItself', 'lambda:InvokeFunction'], // other shards and continuations, in a policy the function does not depend on
+    ]);
+    const env = (prefix: string) => functions.find(([id]) => id.startsWith(prefix))![1].Properties.Environment.Variables;
+    for (const fn of ['RealtimeMessage', 'PublishingFanout']) expect(env(fn).FANOUT_FUNCTION).toEqual({ 'Fn::GetAtt': [workerId, 'Arn'] });
+    for (const fn of ['RoomFanoutWorker', 'RealtimeConnect', 'SweeperHandler']) expect(env(fn).FANOUT_FUNCTION).toBeUndefined();
   });
 
   it('gives every function that EventBridge invokes (asynchronously) an on-failure destination', () => {
@@ -763,9 +791,9 @@ describe('deployer settings', () => {
         Variables: Match.objectLike({ ROOM_HOOK_FUNCTION: arn, ROOM_HOOK_NAMESPACES: 'run,job', ROOM_HOOK_TIMEOUT_MS: '750', ROOM_HOOK_CACHE_TTL_MS: '0' }),
       },
     });
-    t.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyDocument: { Statement: Match.arrayWith([{ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: arn }]) },
-    });
+    expect(lambdaGrants(Object.entries(t.findResources('AWS::IAM::Policy'))).filter((g) => g.resource === arn)).toEqual([
+      { policy: expect.stringMatching(/^RealtimeMessageRole/), action: 'lambda:InvokeFunction', resource: arn },
+    ]);
   });
 
   it('refuses room hook settings that could not work: built-in or malformed namespaces, a time-out the message function outlives', () => {
@@ -782,8 +810,9 @@ describe('deployer settings', () => {
     const { template: t } = synth({ roomHook: 'none', stackName: 'NoHook' });
     expect(Object.keys(t.findResources('AWS::Lambda::Function')).filter((id) => id.startsWith('RoomHook'))).toEqual([]);
     expect(JSON.stringify(t.toJSON())).not.toContain('ROOM_HOOK');
-    const statements = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((r) => r.Properties.PolicyDocument.Statement as Array<{ Action: unknown }>);
-    expect(statements.filter((st) => [st.Action].flat().includes('lambda:InvokeFunction'))).toEqual([]);
+    // Functions are invoked only to hand big rooms to the fan-out workers.
+    const [workerId] = Object.keys(t.findResources('AWS::Lambda::Function')).filter((id) => id.startsWith('RoomFanoutWorker'));
+    expect(lambdaGrants(Object.entries(t.findResources('AWS::IAM::Policy'))).filter((g) => JSON.stringify(g.resource) !== JSON.stringify({ 'Fn::GetAtt': [workerId, 'Arn'] }))).toEqual([]);
   });
 
   it('reads tenants, the query-token switch and the web sign-in mode from context', () => {

@@ -24,6 +24,8 @@ export interface BroadcastResult {
   failed: number;
   /** Of those failed, refused with 429 after every retry (the account's post rate, or a client not reading). */
   throttled?: number;
+  /** A big room: handed to the fan-out workers, which post after the reply (the counts here are 0). */
+  pending?: true;
 }
 
 /**

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../../common/log';
 import { METRICS_NAMESPACE_ENV } from '../../common/metrics';
 import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
 import { createConnectionsApi, environmentCredentials, type ConnectionsApi } from './connections-api';
+import type { FanoutDispatcher } from './fanout';
 import { cognitoProfiles, type Profiles } from './profiles';
 import { createRoomAccess, type RoomAccess } from './room-access';
 import { ConnectionStore } from './store';
@@ -24,6 +25,23 @@ export interface RealtimeRuntime {
   /** Private rooms and the deployment's room hook (room-access.ts). */
   roomAccess: RoomAccess;
   log: Logger;
+  /** Hands big rooms to the fan-out workers; absent when the function has none configured (FANOUT_FUNCTION). */
+  fanout?: FanoutDispatcher;
+}
+
+/**
+ * Hands a task to the fan-out workers: an asynchronous (Event) invocation of their function, which Lambda queues,
+ * retries and, should it keep failing, records in the failed-invocations queue.
+ */
+export function lambdaDispatcher(functionArn: string): FanoutDispatcher {
+  // Required here, not imported at the top: only the functions that deliver to rooms load it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { LambdaClient, InvokeCommand } = require('@aws-sdk/client-lambda') as typeof import('@aws-sdk/client-lambda');
+  const lambda = new LambdaClient({});
+  const encoder = new TextEncoder();
+  return async (task) => {
+    await lambda.send(new InvokeCommand({ FunctionName: functionArn, InvocationType: 'Event', Payload: encoder.encode(JSON.stringify(task)) }));
+  };
 }
 
 /** The function's region, which Lambda sets (AWS_REGION); the @connections requests are signed for it. */
@@ -49,5 +67,6 @@ export function realtimeRuntime(component: string, env: Record<string, string | 
     profiles: cognitoProfiles(cognito, auth.config.verifier.userPoolId, log, { shared: store.profiles }),
     roomAccess: createRoomAccess(db, config.tableName, env),
     log,
+    ...(config.fanoutFunction ? { fanout: lambdaDispatcher(config.fanoutFunction) } : {}),
   };
 }

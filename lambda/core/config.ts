@@ -26,6 +26,8 @@ export const ENV = {
   maxConnectionsPerUser: 'MAX_CONNECTIONS_PER_USER',
   signalMaxMembers: 'SIGNAL_MAX_MEMBERS',
   receiptSignalMaxMembers: 'RECEIPT_SIGNAL_MAX_MEMBERS',
+  inlineDeliveryMax: 'INLINE_DELIVERY_MAX',
+  fanoutFunction: 'FANOUT_FUNCTION',
   logLevel: 'LOG_LEVEL',
 } as const;
 
@@ -59,6 +61,10 @@ export interface RealtimeConfig {
   signalMaxMembers: number;
   /** Rooms with more connections than this get no live read receipts. */
   receiptSignalMaxMembers: number;
+  /** Rooms of at most this many connections are delivered to before the sender's reply; bigger ones by the workers. */
+  inlineDeliveryMax: number;
+  /** The fan-out workers' function (its ARN). @default none: every room is delivered in the calling function */
+  fanoutFunction?: string;
 }
 
 export function realtimeConfig(env: Env): RealtimeConfig {
@@ -86,6 +92,8 @@ export function realtimeConfig(env: Env): RealtimeConfig {
     maxConnectionsPerUser: envNumber(env, ENV.maxConnectionsPerUser, D.maxConnectionsPerUser),
     signalMaxMembers: envNumber(env, ENV.signalMaxMembers, D.signalMaxMembers),
     receiptSignalMaxMembers: envNumber(env, ENV.receiptSignalMaxMembers, D.receiptSignalMaxMembers),
+    inlineDeliveryMax: envNumber(env, ENV.inlineDeliveryMax, D.inlineDeliveryMax),
+    ...(env[ENV.fanoutFunction] ? { fanoutFunction: env[ENV.fanoutFunction] } : {}),
   };
 }
 

@@ -9,9 +9,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log';
 import { METRICS } from '../../common/metrics';
-import { byteLength, type Json, type JoinedEvent, type MessageEvent, type RoomEvent, type Sender } from '../../protocol';
+import { REALTIME_DEFAULTS, byteLength, type Json, type JoinedEvent, type MessageEvent, type RoomEvent, type Sender } from '../../protocol';
 import { broadcast, type BroadcastResult } from './broadcast';
 import { isGone, type ConnectionsApi } from './connections-api';
+import type { FanoutDispatcher } from './fanout';
+import type { MemberRef } from './membership-store';
 import type { RealtimeConfig } from './config';
 import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
@@ -19,7 +21,9 @@ import type { ConnectionStore } from './store';
 export interface DeliverDeps {
   store: ConnectionStore;
   api: ConnectionsApi;
-  config: Pick<RealtimeConfig, 'broadcastConcurrency' | 'historyRetentionSeconds' | 'maxReplay'> & Partial<Pick<RealtimeConfig, 'signalMaxMembers'>>;
+  config: Pick<RealtimeConfig, 'broadcastConcurrency' | 'historyRetentionSeconds' | 'maxReplay'> & Partial<Pick<RealtimeConfig, 'signalMaxMembers' | 'inlineDeliveryMax'>>;
+  /** Hands big rooms to the fan-out workers (fanout.ts). @default none: every room is posted to here */
+  fanout?: FanoutDispatcher;
   log: Logger;
   now?: () => number;
   newId?: () => string;
@@ -83,10 +87,27 @@ export async function deliverRoomEvent(
   const expiresAt = Math.floor(event.ts / 1000) + deps.config.historyRetentionSeconds;
   const stored = await store.appendHistory(tenantId, room, event.seq, json, expiresAt, { ...(options.n === undefined ? {} : { n: options.n }), ...(options.onlyNew ? { onlyNew: true } : {}) });
   if (!stored) return undefined;
+  let pages: AsyncIterable<MemberRef[]> | Iterable<MemberRef[]>;
+  if (deps.fanout) {
+    // A small room now, before the reply; a bigger one by the fan-out workers, after it (fanout.ts).
+    const few = await store.members.upToRefs(tenantId, room, deps.config.inlineDeliveryMax ?? REALTIME_DEFAULTS.inlineDeliveryMax);
+    if (!few) {
+      await deps.fanout({ kind: 'room', tenantId, room, seq: event.seq, event: json, ...(options.protect ? { protect: options.protect } : {}) });
+      return { delivered: 0, gone: 0, failed: 0, ...(options.sender !== undefined ? { others: 0 } : {}), pending: true };
+    }
+    pages = [few];
+  } else {
+    pages = store.roomMemberRefs(tenantId, room);
+  }
   const own = new Set<string>();
+  /** The shard of each member read so far in a split room (shard 0 is left out): where a gone member's item is. */
+  const shards = new Map<string, number>();
   async function* members() {
-    for await (const page of store.roomMemberRefs(tenantId, room)) {
-      for (const m of page) if (options.sender !== undefined && m.userId === options.sender) own.add(m.connectionId);
+    for await (const page of pages) {
+      for (const m of page) {
+        if (options.sender !== undefined && m.userId === options.sender) own.add(m.connectionId);
+        if (m.shard > 0) shards.set(m.connectionId, m.shard);
+      }
       yield page.map((m) => m.connectionId);
     }
   }
@@ -96,7 +117,7 @@ export async function deliverRoomEvent(
     {
       api: deps.api,
       // The membership itself too: a connection deleted while it was joining may have left one behind.
-      removeConnection: (id) => Promise.all([store.removeMember(tenantId, room, id), departConnection(id, deps)]),
+      removeConnection: (id) => Promise.all([store.removeMember(tenantId, room, id, shards.get(id) ?? 0), departConnection(id, deps)]),
       log: deps.log,
       concurrency: deps.config.broadcastConcurrency,
     },

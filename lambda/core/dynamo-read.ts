@@ -21,9 +21,9 @@ export async function* partitionPages(
   db: DynamoDBDocumentClient,
   tableName: string,
   pk: string,
-  options: { pageSize: number; now: () => number; projection?: string; names?: Record<string, string>; filter?: string },
+  options: { pageSize: number; now: () => number; projection?: string; names?: Record<string, string>; filter?: string; startAfter?: Item },
 ): AsyncGenerator<Item[]> {
-  let startKey: Item | undefined;
+  let startKey: Item | undefined = options.startAfter;
   do {
     const page = await db.send(
       new QueryCommand({

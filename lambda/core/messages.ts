@@ -26,6 +26,7 @@ import {
 } from '../../protocol';
 import type { RealtimeConfig } from './config';
 import type { ConnectionsApi } from './connections-api';
+import type { FanoutDispatcher } from './fanout';
 import { deleteMessage, editMessage, markRead, readOwn, receiptsOf } from './conversation';
 import { REPLAY_BYTES_PER_TOKEN, deliverToRoom, numberMessage, replayAfter } from './deliver';
 import { enterRoom, exitRoom, isLive, signalRoom, snapshotOf } from './presence';
@@ -46,6 +47,8 @@ export interface MessageDeps {
   newId?: () => string;
   /** Private rooms' member lists and the deployment's room hook (room-access.ts). Absent: those rooms are refused. */
   roomAccess?: RoomAccess;
+  /** Hands big rooms to the fan-out workers (fanout.ts). Absent: every room is posted to in this function. */
+  fanout?: FanoutDispatcher;
 }
 
 export interface IncomingFrame {
@@ -197,7 +200,7 @@ const HANDLERS: Handlers = {
     // The author has read what they wrote: it is no unread message of theirs.
     await readOwn(actorOf(connection), message.room, event.seq, numbered.n, deps);
     deps.log.info('message_sent', { connectionId: connection.connectionId, tenantId: connection.tenantId, room: message.room, ...result });
-    return withId({ type: 'sent', room: message.room, messageId: event.messageId, seq: event.seq, delivered: result.others ?? 0 }, message.id);
+    return withId({ type: 'sent', room: message.room, messageId: event.messageId, seq: event.seq, delivered: result.others ?? 0, ...(result.pending ? { pending: true as const } : {}) }, message.id);
   },
 
   history: async (message, { connection, deps }) => {

@@ -13,7 +13,6 @@
  */
 import {
   BatchWriteCommand,
-  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -21,11 +20,13 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../common/dynamo-errors';
-import { batchGetAll, firstOf, isLive, partitionPages } from './dynamo-read';
+import { batchGetAll, isLive } from './dynamo-read';
 import type { TokenSource } from '../../common/handshake';
 import { TABLE, keys } from '../../common/table-schema';
 import type { Identity } from './identity';
 import { ConversationStore } from './conversation-store';
+import { FanoutStore } from './fanout-store';
+import { MembershipStore, shardOf, type MemberRef } from './membership-store';
 import { PresenceStore } from './presence-store';
 
 export interface ConnectionRecord extends Identity {
@@ -50,7 +51,21 @@ export interface RateState {
   rlStrikes?: number;
 }
 
-export type StoredConnection = ConnectionRecord & RateState & { rooms: string[] };
+export type StoredConnection = ConnectionRecord &
+  RateState & {
+    rooms: string[];
+    /** The connection's shard in each split room it joined (membership-store.ts); absent: shard 0. */
+    roomShards?: Record<string, number>;
+  };
+
+const SHARD_ATTRIBUTE = keys.roomShardAttribute('');
+
+/** The `rs#<room>` attributes of a connection item: its shard in each split room (the others are shard 0). */
+function roomShardsOf(item: Record<string, unknown>): Record<string, number> {
+  const shards: Record<string, number> = {};
+  for (const [name, value] of Object.entries(item)) if (name.startsWith(SHARD_ATTRIBUTE) && typeof value === 'number') shards[name.slice(SHARD_ATTRIBUTE.length)] = value;
+  return shards;
+}
 
 export interface StoreOptions {
   now?: () => number;
@@ -96,6 +111,10 @@ export class ConnectionStore {
   readonly presence: PresenceStore;
   /** Edits and deletions in history, read cursors, users' rooms (conversation-store.ts). */
   readonly conversation: ConversationStore;
+  /** Rooms' members, a big room's spread over shards (membership-store.ts). */
+  readonly members: MembershipStore;
+  /** Progress of big rooms' deliveries, shard by shard (fanout-store.ts). */
+  readonly fanouts: FanoutStore;
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -106,6 +125,8 @@ export class ConnectionStore {
     this.pageSize = options.pageSize ?? 250;
     this.presence = new PresenceStore(db, tableName, this.now);
     this.conversation = new ConversationStore(db, tableName, this.now);
+    this.members = new MembershipStore(db, tableName, this.now);
+    this.fanouts = new FanoutStore(db, tableName, this.now);
   }
 
   private seconds(): number {
@@ -267,8 +288,14 @@ export class ConnectionStore {
       new GetCommand({ TableName: this.tableName, Key: keys.connection(connectionId), ConsistentRead: true }),
     );
     if (!this.live(Item)) return undefined;
-    const { pk: _pk, sk: _sk, gsiExpiry: _e, rooms, ...record } = Item as Record<string, unknown>;
-    return { ...(record as unknown as ConnectionRecord & RateState), rooms: rooms instanceof Set ? [...(rooms as Set<string>)] : [] };
+    const { pk: _pk, sk: _sk, gsiExpiry: _e, rooms, ...rest } = Item as Record<string, unknown>;
+    const roomShards = roomShardsOf(rest);
+    const record = Object.fromEntries(Object.entries(rest).filter(([name]) => !name.startsWith(SHARD_ATTRIBUTE)));
+    return {
+      ...(record as unknown as ConnectionRecord & RateState),
+      rooms: rooms instanceof Set ? [...(rooms as Set<string>)] : [],
+      ...(Object.keys(roomShards).length > 0 ? { roomShards } : {}),
+    };
   }
 
   /**
@@ -278,6 +305,7 @@ export class ConnectionStore {
    */
   async renewConnection(connectionId: string, identity: Identity): Promise<boolean> {
     let rooms: string[];
+    let shards: Record<string, number>;
     try {
       const { Attributes } = await this.db.send(
         new UpdateCommand({
@@ -297,6 +325,7 @@ export class ConnectionStore {
         }),
       );
       rooms = Attributes?.rooms instanceof Set ? [...(Attributes.rooms as Set<string>)] : [];
+      shards = roomShardsOf(Attributes ?? {});
     } catch (err) {
       if (isConditionFailed(err)) return false;
       throw err;
@@ -304,26 +333,8 @@ export class ConnectionStore {
     // A join racing this renewal re-reads the connection after writing its membership (see join): between the two,
     // every membership ends up with the later expiry.
     const tenantId = identity.tenantId;
-    await Promise.all(rooms.map((room) => this.setMemberExpiry(tenantId, room, connectionId, identity.tokenExpiresAt)));
+    await Promise.all(rooms.map((room) => this.members.setExpiry(tenantId, room, connectionId, shards[room] ?? 0, identity.tokenExpiresAt)));
     return true;
-  }
-
-  /** Sets a membership's credential expiry, only ever later (concurrent writers converge on the latest). */
-  private async setMemberExpiry(tenantId: string, room: string, connectionId: string, credentialExpiresAt: number): Promise<void> {
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.member(tenantId, room, connectionId),
-          UpdateExpression: 'SET credExp = :exp',
-          ConditionExpression: 'attribute_exists(#pk) AND (attribute_not_exists(credExp) OR credExp < :exp)',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
-          ExpressionAttributeValues: { ':exp': credentialExpiresAt },
-        }),
-      );
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-    }
   }
 
   /**
@@ -482,9 +493,10 @@ export class ConnectionStore {
     } while (startKey);
     const connection = items.find((i) => i[TABLE.sortKey] === 'conn');
     const rooms = connection?.rooms instanceof Set ? [...(connection.rooms as Set<string>)] : [];
+    const shards = connection ? roomShardsOf(connection) : {};
     const deletes = [
       ...items.map((i) => ({ [TABLE.partitionKey]: i[TABLE.partitionKey], [TABLE.sortKey]: i[TABLE.sortKey] })),
-      ...(connection ? rooms.map((room) => keys.member(connection.tenantId as string, room, connectionId)) : []),
+      ...(connection ? rooms.map((room) => keys.member(connection.tenantId as string, room, connectionId, shards[room] ?? 0)) : []),
     ];
     for (let i = 0; i < deletes.length; i += BATCH) await this.batchDelete(deletes.slice(i, i + BATCH));
     const departures: Departure[] = [];
@@ -514,47 +526,44 @@ export class ConnectionStore {
   // --- rooms --------------------------------------------------------------------------------------------------
 
   /**
-   * Adds the connection to a room: the room's own list of members (what broadcasts read) and the connection's set
-   * of rooms (what sends and disconnects read), the latter at most `maxRooms`, atomically. Returns 'limit' when the
-   * connection already holds `maxRooms` other rooms, 'gone' when the connection no longer exists.
+   * Adds the connection to a room: the room's list of members (what deliveries read; in a split room, the shard
+   * the connection hashes to) and the connection's set of rooms (what sends and disconnects read), the latter at
+   * most `maxRooms`, atomically, with the shard beside it. Joining a room again keeps the shard the connection is
+   * in: a member is never in two shards. Returns 'limit' when the connection already holds `maxRooms` other rooms,
+   * 'gone' when the connection no longer exists.
    */
   async join(
     connection: Pick<StoredConnection, 'connectionId' | 'tenantId' | 'userId' | 'expiresAt' | 'tokenExpiresAt'>,
     room: string,
     maxRooms: number,
   ): Promise<'joined' | 'limit' | 'gone'> {
+    const { connectionId, tenantId } = connection;
+    const attribute = keys.roomShardAttribute(room);
+    let shard = shardOf(connectionId, await this.members.shardCount(tenantId, room));
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: keys.connection(connection.connectionId),
-          UpdateExpression: 'ADD rooms :room',
-          ConditionExpression: 'attribute_exists(#pk) AND (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :name))',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
-          ExpressionAttributeValues: { ':room': new Set([room]), ':max': maxRooms, ':name': room },
+          Key: keys.connection(connectionId),
+          UpdateExpression: `ADD rooms :room${shard > 0 ? ' SET #shard = :shard' : ''}`,
+          ConditionExpression: 'attribute_exists(#pk) AND NOT contains(rooms, :name) AND (attribute_not_exists(rooms) OR size(rooms) < :max)',
+          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, ...(shard > 0 ? { '#shard': attribute } : {}) },
+          ExpressionAttributeValues: { ':room': new Set([room]), ':max': maxRooms, ':name': room, ...(shard > 0 ? { ':shard': shard } : {}) },
         }),
       );
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
-      return (await this.getConnection(connection.connectionId)) ? 'limit' : 'gone';
+      const current = await this.getConnection(connectionId);
+      if (!current) return 'gone';
+      if (!current.rooms.includes(room)) return 'limit';
+      // Joined already (a rejoin, or a concurrent join of the same room): its member item stays where it is.
+      shard = current.roomShards?.[room] ?? 0;
     }
-    await this.db.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          ...keys.member(connection.tenantId, room, connection.connectionId),
-          connectionId: connection.connectionId,
-          userId: connection.userId,
-          // Deliveries skip a member whose credential has expired (the sweeper closes it later).
-          credExp: connection.tokenExpiresAt,
-          [TABLE.ttlAttribute]: connection.expiresAt,
-        },
-      }),
-    );
+    await this.members.put(tenantId, room, shard, { connectionId, userId: connection.userId, credExp: connection.tokenExpiresAt, expiresAt: connection.expiresAt });
     // A renewal may have run since the connection was read: the membership takes its expiry too.
-    const current = await this.getConnection(connection.connectionId);
+    const current = await this.getConnection(connectionId);
     if (current && current.tokenExpiresAt > connection.tokenExpiresAt) {
-      await this.setMemberExpiry(connection.tenantId, room, connection.connectionId, current.tokenExpiresAt);
+      await this.members.setExpiry(tenantId, room, connectionId, shard, current.tokenExpiresAt);
     }
     return 'joined';
   }
@@ -562,27 +571,31 @@ export class ConnectionStore {
   /** Returns whether the connection was in the room. */
   async leave(connection: Pick<StoredConnection, 'connectionId' | 'tenantId'>, room: string): Promise<boolean> {
     let was = false;
+    let shard = 0;
     try {
-      await this.db.send(
+      const { Attributes } = await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: keys.connection(connection.connectionId),
-          UpdateExpression: 'DELETE rooms :room',
+          UpdateExpression: 'DELETE rooms :room REMOVE #shard',
           ConditionExpression: 'contains(rooms, :name)',
+          ExpressionAttributeNames: { '#shard': keys.roomShardAttribute(room) },
           ExpressionAttributeValues: { ':room': new Set([room]), ':name': room },
+          ReturnValues: 'ALL_OLD',
         }),
       );
       was = true;
+      shard = roomShardsOf(Attributes ?? {})[room] ?? 0;
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
     }
-    await this.removeMember(connection.tenantId, room, connection.connectionId);
+    await this.removeMember(connection.tenantId, room, connection.connectionId, shard);
     return was;
   }
 
-  /** Removes one membership from a room's list (a connection that left, or answered 410 Gone). */
-  async removeMember(tenantId: string, room: string, connectionId: string): Promise<void> {
-    await this.db.send(new DeleteCommand({ TableName: this.tableName, Key: keys.member(tenantId, room, connectionId) }));
+  /** Removes one membership from a room's list (a connection that left, or answered 410 Gone), in its shard. */
+  async removeMember(tenantId: string, room: string, connectionId: string, shard = 0): Promise<void> {
+    await this.members.remove(tenantId, room, connectionId, shard);
   }
 
   /** Connection ids in a room of a tenant, a page at a time, read strongly consistently. */
@@ -590,31 +603,17 @@ export class ConnectionStore {
     for await (const page of this.roomMemberRefs(tenantId, room)) yield page.map((m) => m.connectionId);
   }
 
-  /** roomMembers, with the user of each connection (memberships written before names were kept say none). */
-  async *roomMemberRefs(tenantId: string, room: string, pageSize = this.pageSize): AsyncGenerator<Array<{ connectionId: string; userId?: string }>> {
-    const pages = partitionPages(this.db, this.tableName, keys.roomPartition(tenantId, room), {
-      pageSize,
-      now: this.now,
-      projection: '#id, #ttl, credExp, userId',
-      names: { '#id': 'connectionId', '#ttl': TABLE.ttlAttribute },
-    });
-    for await (const page of pages) {
-      // A member whose credential expired gets nothing more, though the sweeper has not closed it yet.
-      const now = this.now();
-      const refs = page
-        .filter((item) => typeof item.credExp !== 'number' || item.credExp * 1000 > now)
-        .map((item) => ({ connectionId: item.connectionId as string, ...(typeof item.userId === 'string' ? { userId: item.userId } : {}) }));
-      if (refs.length > 0) yield refs;
-    }
+  /** roomMembers, with the user and shard of each connection (memberships written before names were kept say no user). */
+  async *roomMemberRefs(tenantId: string, room: string, pageSize = this.pageSize): AsyncGenerator<MemberRef[]> {
+    for await (const page of this.members.refs(tenantId, room, pageSize)) if (page.length > 0) yield page;
   }
 
   /**
    * The room's members when there are at most `max` of them (a strongly consistent read of about `max + 1`);
    * undefined for a bigger room. Room signals (presence, typing) go only to rooms this small.
    */
-  async roomMembersUpTo(tenantId: string, room: string, max: number): Promise<string[] | undefined> {
-    const { items, more } = await firstOf(this.roomMemberRefs(tenantId, room, max + 1), max, (m) => m.connectionId);
-    return more ? undefined : items;
+  roomMembersUpTo(tenantId: string, room: string, max: number): Promise<string[] | undefined> {
+    return this.members.upTo(tenantId, room, max);
   }
 
   // --- sequence numbers and history ---------------------------------------------------------------------------

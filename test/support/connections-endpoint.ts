@@ -21,6 +21,10 @@ export interface ConnectionsEndpoint {
   maxConcurrent: number;
   /** Delay before answering, to make concurrency observable. */
   delayMs: number;
+  /** Connections whose next posts answer 429 (LimitExceededException), this many times each. */
+  throttle: Map<string, number>;
+  /** POSTs answered, 429s included. */
+  posts: number;
   close(): Promise<void>;
 }
 
@@ -32,6 +36,8 @@ export async function startConnectionsEndpoint(stage = 'live'): Promise<Connecti
     deleted: [] as string[],
     maxConcurrent: 0,
     delayMs: 0,
+    throttle: new Map<string, number>(),
+    posts: 0,
   } as ConnectionsEndpoint;
   const server = createServer((req, res) => {
     const match = new RegExp(`^/${stage}/@connections/([^/?]+)$`).exec(req.url ?? '');
@@ -59,6 +65,13 @@ export async function startConnectionsEndpoint(stage = 'live'): Promise<Connecti
       if (!state.live.has(id)) {
         res.writeHead(410, { 'content-type': 'application/json', 'x-amzn-errortype': 'GoneException' });
         res.end(JSON.stringify({ message: 'Gone' }));
+        return;
+      }
+      if (req.method === 'POST') state.posts++;
+      const throttled = state.throttle.get(id) ?? 0;
+      if (req.method === 'POST' && throttled > 0) {
+        state.throttle.set(id, throttled - 1);
+        res.writeHead(429, { 'content-type': 'application/json', 'x-amzn-errortype': 'LimitExceededException' }).end(JSON.stringify({ message: 'Rate exceeded' }));
         return;
       }
       if (req.method === 'DELETE') {
