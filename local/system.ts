@@ -65,6 +65,12 @@ export interface LocalSystemOptions {
   asyncRetryDelaysMs?: [number, number];
   /** EventBridge delivers every event twice (its at-least-once delivery, on purpose). @default false */
   duplicateEvents?: boolean;
+  /** How long each @connections request takes (a round trip in AWS; benchmarks model it). @default 0 */
+  connectionsLatencyMs?: number;
+  /** API Gateway's throttle quota for @connections. @default 10,000 a second, a bucket of 5,000 */
+  accountRate?: { perSecond: number; burst: number };
+  /** Lambda's concurrency across all functions. @default 1,000 (the account quota) */
+  accountConcurrency?: number;
   /** Every log line: functions' output and the emulators' own events. @default stdout */
   log?: (source: string, line: string) => void;
 }
@@ -171,6 +177,9 @@ export async function startLocalSystem(options: LocalSystemOptions = {}): Promis
     indexLagMs: options.indexLagMs ?? 200,
     ...(options.asyncRetryDelaysMs ? { asyncRetryDelaysMs: options.asyncRetryDelaysMs } : {}),
     duplicateEvents: options.duplicateEvents ?? false,
+    ...(options.connectionsLatencyMs ? { connectionsLatencyMs: options.connectionsLatencyMs } : {}),
+    ...(options.accountRate ? { accountRate: options.accountRate } : {}),
+    ...(options.accountConcurrency ? { accountConcurrency: options.accountConcurrency } : {}),
     ...(options.scheduleIntervalMs ? { scheduleIntervalMs: options.scheduleIntervalMs } : {}),
     functionEnv: (_name, env, local) => ({
       ...env,

@@ -51,7 +51,19 @@ export interface GatewayOptions {
   iam?: Iam;
   /** @connections POST answers 429 while the client has more than this many bytes unread. @default 1 MiB */
   clientBufferBytes?: number;
+  /**
+   * The account's throttle quota, which API Gateway applies per account and Region "across HTTP APIs, REST APIs,
+   * WebSocket APIs, and WebSocket callback APIs" (the @connections requests): a token bucket of `burst` refilled at
+   * `perSecond`; an @connections request beyond it is 429 LimitExceededException. @default 10,000 a second, a bucket
+   * of 5,000 (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)
+   */
+  accountRate?: { perSecond: number; burst: number };
+  /** How long each @connections request takes to answer: Lambda's round trip to API Gateway, for benchmarks. @default 0 */
+  connectionsLatencyMs?: number;
 }
+
+/** API Gateway's default throttle quota per account and Region (the limits page). */
+export const ACCOUNT_RATE = { perSecond: 10_000, burst: 5_000 } as const;
 
 export interface GatewayServerOptions {
   /** Drop a connection whose request headers are not complete after this long. @default 10 seconds */
@@ -131,8 +143,11 @@ export class WebSocketGateway {
   /** Invocations in progress, so that shutdown waits for them (a $disconnect still writing to the store). */
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly observers = new Set<(event: GatewayEvent) => void>();
+  /** The account's throttle bucket: tokens left, and when it was last refilled. */
+  private readonly bucket: { tokens: number; at: number };
 
   constructor(private readonly options: GatewayOptions) {
+    this.bucket = { tokens: (options.accountRate ?? ACCOUNT_RATE).burst, at: Date.now() };
     const { template } = options;
     const websocketApis = resourcesOfType(template, 'AWS::ApiGatewayV2::Api').filter(([, a]) => a.Properties?.ProtocolType === 'WEBSOCKET');
     if (websocketApis.length !== 1) throw new Error(`Expected one WebSocket API in the template, found ${websocketApis.length}`);
@@ -452,57 +467,75 @@ export class WebSocketGateway {
       if (size <= MAX_MESSAGE_BYTES) chunks.push(chunk);
     });
     req.on('end', () => {
-      if (req.method === 'POST' && size > MAX_MESSAGE_BYTES) return awsError(res, 413, 'PayloadTooLargeException', 'Payload too large');
-      const { iam } = this.options;
-      if (iam) {
-        const verified = verifySignature({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) }, {
-          service: 'execute-api',
-          region: this.options.region,
-          secretOf: iam.secretOf,
-        });
-        if (!verified.ok) {
-          const type = { missing_authentication: 'MissingAuthenticationTokenException', unknown_access_key: 'UnrecognizedClientException' }[verified.reason as string] ?? 'InvalidSignatureException';
-          return awsError(res, 403, type, verified.message);
-        }
-        const resource = `arn:aws:execute-api:${this.options.region}:${this.options.accountId}:${this.options.apiId}/${this.stage}/${req.method}/@connections/${id}`;
-        const decision = iam.authorize(verified.accessKeyId, 'execute-api:ManageConnections', resource);
-        if (!decision.allowed) {
-          return awsError(res, 403, 'AccessDeniedException', iam.denialMessage(decision.principal, 'execute-api:ManageConnections', resource, decision.explicit));
-        }
-      }
-      const conn = this.connections.get(id);
-      if (!conn || conn.socket.readyState !== WebSocket.OPEN) return awsError(res, 410, 'GoneException', `Connection ${id} is gone`);
-      switch (req.method) {
-        case 'POST': {
-          // "the WebSocket client side buffer is full" (LimitExceededException): the client is not reading.
-          if (conn.socket.bufferedAmount > (this.options.clientBufferBytes ?? 1024 * 1024)) {
-            return awsError(res, 429, 'LimitExceededException', 'The WebSocket client side buffer is full.');
-          }
-          const data = Buffer.concat(chunks).toString('utf8');
-          conn.socket.send(data);
-          this.active(conn);
-          this.report({ kind: 'post', connectionId: id, at: conn.lastActiveAt, bytes: size, data });
-          res.writeHead(200).end();
-          return;
-        }
-        case 'GET':
-          res.writeHead(200, { 'content-type': 'application/json' }).end(
-            JSON.stringify({
-              connectedAt: new Date(conn.connectedAt).toISOString(),
-              lastActiveAt: new Date(conn.lastActiveAt).toISOString(),
-              identity: { sourceIp: conn.sourceIp, userAgent: conn.userAgent },
-            }),
-          );
-          return;
-        case 'DELETE':
-          conn.socket.close(1000, 'Connection closed by the server');
-          res.writeHead(204).end();
-          return;
-        default:
-          awsError(res, 405, 'MethodNotAllowedException', 'Method not allowed');
-      }
+      const latency = this.options.connectionsLatencyMs ?? 0;
+      if (latency > 0) setTimeout(() => this.answerConnections(req, res, id, chunks, size), latency);
+      else this.answerConnections(req, res, id, chunks, size);
     });
     return true;
+  }
+
+  /** Takes one request from the account's throttle bucket; false when it is empty (429). */
+  private withinAccountRate(): boolean {
+    const { perSecond, burst } = this.options.accountRate ?? ACCOUNT_RATE;
+    const now = Date.now();
+    this.bucket.tokens = Math.min(burst, this.bucket.tokens + ((now - this.bucket.at) / 1000) * perSecond);
+    this.bucket.at = now;
+    if (this.bucket.tokens < 1) return false;
+    this.bucket.tokens -= 1;
+    return true;
+  }
+
+  private answerConnections(req: IncomingMessage, res: ServerResponse, id: string, chunks: Buffer[], size: number): void {
+    if (!this.withinAccountRate()) return awsError(res, 429, 'LimitExceededException', 'Rate exceeded');
+    if (req.method === 'POST' && size > MAX_MESSAGE_BYTES) return awsError(res, 413, 'PayloadTooLargeException', 'Payload too large');
+    const { iam } = this.options;
+    if (iam) {
+      const verified = verifySignature({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) }, {
+        service: 'execute-api',
+        region: this.options.region,
+        secretOf: iam.secretOf,
+      });
+      if (!verified.ok) {
+        const type = { missing_authentication: 'MissingAuthenticationTokenException', unknown_access_key: 'UnrecognizedClientException' }[verified.reason as string] ?? 'InvalidSignatureException';
+        return awsError(res, 403, type, verified.message);
+      }
+      const resource = `arn:aws:execute-api:${this.options.region}:${this.options.accountId}:${this.options.apiId}/${this.stage}/${req.method}/@connections/${id}`;
+      const decision = iam.authorize(verified.accessKeyId, 'execute-api:ManageConnections', resource);
+      if (!decision.allowed) {
+        return awsError(res, 403, 'AccessDeniedException', iam.denialMessage(decision.principal, 'execute-api:ManageConnections', resource, decision.explicit));
+      }
+    }
+    const conn = this.connections.get(id);
+    if (!conn || conn.socket.readyState !== WebSocket.OPEN) return awsError(res, 410, 'GoneException', `Connection ${id} is gone`);
+    switch (req.method) {
+      case 'POST': {
+        // "the WebSocket client side buffer is full" (LimitExceededException): the client is not reading.
+        if (conn.socket.bufferedAmount > (this.options.clientBufferBytes ?? 1024 * 1024)) {
+          return awsError(res, 429, 'LimitExceededException', 'The WebSocket client side buffer is full.');
+        }
+        const data = Buffer.concat(chunks).toString('utf8');
+        conn.socket.send(data);
+        this.active(conn);
+        this.report({ kind: 'post', connectionId: id, at: conn.lastActiveAt, bytes: size, data });
+        res.writeHead(200).end();
+        return;
+      }
+      case 'GET':
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            connectedAt: new Date(conn.connectedAt).toISOString(),
+            lastActiveAt: new Date(conn.lastActiveAt).toISOString(),
+            identity: { sourceIp: conn.sourceIp, userAgent: conn.userAgent },
+          }),
+        );
+        return;
+      case 'DELETE':
+        conn.socket.close(1000, 'Connection closed by the server');
+        res.writeHead(204).end();
+        return;
+      default:
+        awsError(res, 405, 'MethodNotAllowedException', 'Method not allowed');
+    }
   }
 
   /** Test hook: the socket dies and API Gateway forgets it, but no $disconnect is ever delivered. */

@@ -74,6 +74,10 @@ export interface EmulatorOptions {
   scheduleIntervalMs?: number;
   /** Concurrent executions across all functions (the account quota). @default 1000 */
   accountConcurrency?: number;
+  /** API Gateway's throttle quota for @connections requests. @default 10,000 a second, a bucket of 5,000 (ACCOUNT_RATE) */
+  accountRate?: { perSecond: number; burst: number };
+  /** How long each @connections request takes to answer (a round trip in AWS, for benchmarks). @default 0 */
+  connectionsLatencyMs?: number;
   /** Adjusts a function's environment after the template's is resolved. @default unchanged */
   functionEnv?: (functionId: string, env: Record<string, string>, local: { origin: string; cognito: LocalCognito; dynamo: LocalDynamo }) => Record<string, string>;
   /** The distribution's S3 bucket contents. @default an empty bucket */
@@ -305,6 +309,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       idleTimeoutMs: options.idleTimeoutMs ?? 10 * 60 * 1000,
       maxConnectionMs: options.maxConnectionMs ?? 2 * 60 * 60 * 1000,
       deliverDisconnect: options.deliverDisconnect ?? true,
+      ...(options.accountRate ? { accountRate: options.accountRate } : {}),
+      ...(options.connectionsLatencyMs ? { connectionsLatencyMs: options.connectionsLatencyMs } : {}),
       log: emit('apigateway'),
       ...(iam ? { iam } : {}),
     });

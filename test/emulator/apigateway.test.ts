@@ -188,6 +188,44 @@ describe('frames and the connection', () => {
   });
 });
 
+describe("@connections under the account's throttle quota", () => {
+  it('answers 429 LimitExceededException beyond the bucket, refills at the rate, and answers after the modelled latency', async () => {
+    // API Gateway's quota is 10,000 a second with a bucket of 5,000, across the account; here 2 a second, a bucket of 3.
+    const small = new WebSocketGateway({
+      template: template(resources),
+      functions,
+      region: 'eu-west-1',
+      apiId: 'localapi',
+      accountId: '000000000000',
+      idleTimeoutMs: 600,
+      maxConnectionMs: 60_000,
+      deliverDisconnect: true,
+      log: () => undefined,
+      iam,
+      accountRate: { perSecond: 2, burst: 3 },
+      connectionsLatencyMs: 150,
+    });
+    const own = createServer((req, res) => {
+      if (!small.handleRequest(req, res)) res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => own.listen(0, '127.0.0.1', resolve));
+    const api = new ApiGatewayManagementApiClient({ endpoint: `http://127.0.0.1:${(own.address() as AddressInfo).port}/live`, region: 'eu-west-1', credentials: iam.credentialsOf('Poster'), maxAttempts: 1 });
+    const post = () => api.send(new PostToConnectionCommand({ ConnectionId: 'nobody', Data: new Uint8Array([1]) })).then(() => 200, (err: { $metadata?: { httpStatusCode?: number }; name?: string }) => `${err.$metadata?.httpStatusCode} ${err.name}`);
+    try {
+      const started = Date.now();
+      const answers = await Promise.all(Array.from({ length: 5 }, post));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+      expect(answers.sort()).toEqual(['410 GoneException', '410 GoneException', '410 GoneException', '429 LimitExceededException', '429 LimitExceededException']);
+      await new Promise((r) => setTimeout(r, 600)); // a second's worth of refill, more or less: one token
+      expect(await post()).toBe('410 GoneException');
+    } finally {
+      api.destroy();
+      await small.close();
+      await new Promise((resolve) => own.close(resolve));
+    }
+  });
+});
+
 describe('@connections', () => {
   it('refuses an unsigned request (403 MissingAuthenticationTokenException) and an unknown key', async () => {
     const { ws } = await open();
