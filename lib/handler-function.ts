@@ -17,6 +17,8 @@ export interface HandlerFunctionProps {
   readonly timeout?: Duration;
   /** Invocations at once, at most, reserved from the account's concurrency. @default none: the account's pool */
   readonly reservedConcurrency?: number;
+  /** Whether Lambda may let the function invoke itself in a chain (see RoomFanout). @default Terminate: Lambda stops loops */
+  readonly recursiveLoop?: lambda.RecursiveLoop;
 }
 
 /**
@@ -41,6 +43,7 @@ export function handlerFunction(scope: Construct, id: string, props: HandlerFunc
     memorySize: 512,
     timeout: props.timeout ?? Duration.seconds(10),
     ...(props.reservedConcurrency !== undefined ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
+    ...(props.recursiveLoop ? { recursiveLoop: props.recursiveLoop } : {}),
     role,
     logGroup,
     environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },

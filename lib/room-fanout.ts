@@ -1,10 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
 import { ENV } from '../lambda/core/config';
+import { FANOUT_RESERVE_MS } from '../lambda/core/fanout';
 import type { FailedInvocations } from './failed-invocations';
 import { handlerFunction } from './handler-function';
 import type { RealtimeApi } from './realtime-api';
@@ -19,7 +20,10 @@ export interface RoomFanoutProps {
    * of starving the authorizer and the message function. A room of 100,000 takes 16 at once. @default 50
    */
   readonly reservedConcurrency?: number;
-  /** A worker's time limit; a shard that needs longer is handed on to a fresh invocation. @default 60 seconds */
+  /**
+   * A worker's time limit; a shard that needs longer is handed on to a fresh invocation. At least 40 s: a worker
+   * keeps about 25 s in hand for one post's every retry and its records. @default 60 seconds
+   */
   readonly timeout?: Duration;
   /** Lambda's retries of a failed task before it lands in the failed-invocations queue (0-2). @default 2 */
   readonly retryAttempts?: number;
@@ -42,12 +46,19 @@ export class RoomFanout extends Construct {
 
   constructor(scope: Construct, id: string, props: RoomFanoutProps) {
     super(scope, id);
+    const timeout = props.timeout ?? Duration.seconds(60);
+    if (timeout.toMilliseconds() < FANOUT_RESERVE_MS + 15_000) {
+      throw new Error(`fanout.timeout must be at least ${Math.ceil((FANOUT_RESERVE_MS + 15_000) / 1000)} seconds: a worker keeps ${Math.ceil(FANOUT_RESERVE_MS / 1000)} s in hand for one post's every retry.`);
+    }
     this.worker = handlerFunction(this, 'Worker', {
       entry: 'fanout.ts',
       environment: props.realtime.realtimeEnvironment,
       logRetention: props.realtime.logRetention,
-      timeout: props.timeout ?? Duration.seconds(60),
+      timeout,
       reservedConcurrency: props.reservedConcurrency ?? 50,
+      // The workers invoke themselves on purpose (other shards, continuations), in chains bounded by the room's size:
+      // Lambda's recursive-loop detection must not stop a long shard's continuations at its 16th link.
+      recursiveLoop: lambda.RecursiveLoop.ALLOW,
     });
     props.realtime.grantStoreAccess(this.worker, props.table);
     props.realtime.grantManageConnections(this.worker);

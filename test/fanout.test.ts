@@ -11,6 +11,7 @@ import { connect } from '../lambda/core/connection';
 import { runFanoutTask, type FanoutDeps, type FanoutDispatcher, type FanoutOptions, type FanoutTask } from '../lambda/core/fanout';
 import { toAuthorizerContext, type Identity } from '../lambda/core/identity';
 import { ROOM_SHARDS, SPLIT_AT, shardOf } from '../lambda/core/membership-store';
+import { ConnectionStore } from '../lambda/core/store';
 import { handleMessage, type MessageDeps } from '../lambda/core/messages';
 import type { ServerEvent } from '../protocol';
 import { startConnectionsEndpoint, type ConnectionsEndpoint } from './support/connections-endpoint';
@@ -39,7 +40,7 @@ const EXPIRES = 4_000_000_000;
  * The workers as Lambda runs them: each dispatched task after the dispatcher returned, up to 3 attempts when it
  * throws (then it is a failure, as in the failed-invocations queue).
  */
-function lambdaWorkers(options: FanoutOptions & { remainingMs?: () => number } = {}) {
+function lambdaWorkers(options: FanoutOptions & { remainingMs?: () => number; beforeRun?: (task: FanoutTask, invocation: number) => Promise<void> } = {}) {
   const running: Array<Promise<void>> = [];
   const failures: Array<{ task: FanoutTask; error: Error }> = [];
   const outcomes: unknown[] = [];
@@ -51,6 +52,7 @@ function lambdaWorkers(options: FanoutOptions & { remainingMs?: () => number } =
   async function run(task: FanoutTask, attempt: number): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
     invocations++;
+    await options.beforeRun?.(task, invocations);
     try {
       outcomes.push(await runFanoutTask(task, deps(), options.remainingMs ?? (() => 60_000), options));
     } catch (error) {
@@ -172,6 +174,40 @@ describe('splitting a big room into shards', () => {
     expect(receipts([...first, ...joiners], room, 2)).toEqual(new Map([[1, SPLIT_AT + 400]]));
   });
 
+  it('splits a room that fills up before anyone posts: a sample of joins counts its partition, and later joiners spread', async () => {
+    const room = fresh('quiet');
+    await seedMembers('acme', room, SPLIT_AT - 1);
+    const checking = new ConnectionStore(fx.dynamo.doc, fx.tableName, { splitCheckEvery: 1 }); // every join counts
+    const join = async (i: number) => {
+      const connectionId = `${room}-join-${i}`;
+      await checking.putConnection({ connectionId, ...person(`u-q${i}`), source: 'header', connectedAt: Date.now(), expiresAt: EXPIRES });
+      expect(await checking.join({ connectionId, tenantId: 'acme', userId: `u-q${i}`, expiresAt: EXPIRES, tokenExpiresAt: EXPIRES }, room, 50)).toBe('joined');
+      return connectionId;
+    };
+    await join(0); // the 1,000th member of the partition: the room is split
+    expect(await fx.store.members.shardCount('acme', room, true)).toBe(ROOM_SHARDS);
+    const later = await Promise.all(Array.from({ length: 40 }, (_, i) => join(i + 1)));
+    const shards = new Set((await Promise.all(later.map((id) => checking.getConnection(id)))).map((c) => c!.roomShards?.[room] ?? 0));
+    expect(shards.size).toBeGreaterThan(8);
+  });
+
+  it('counts a split room that has shrunk across its shards: a few members get presence signals and are posted to before the reply again', async () => {
+    const room = fresh('shrunk');
+    await fx.store.members.split('acme', room);
+    const ids = await seedMembers('acme', room, 5, ROOM_SHARDS);
+    expect(new Set(ids.map((id) => shardOf(id, ROOM_SHARDS))).size).toBeGreaterThan(1);
+    expect((await fx.store.roomMembersUpTo('acme', room, 250))?.sort()).toEqual([...ids].sort());
+    const workers = lambdaWorkers();
+    const d: MessageDeps = { ...coreDeps(fx, endpoint, logged.log), fanout: workers.dispatch };
+    const erin = await open(person('u-erin'), d);
+    await erin.send({ action: 'join', room });
+    const sent = (await erin.send({ action: 'send', room, data: 'still here?' })) as Extract<ServerEvent, { type: 'sent' }>;
+    expect(sent).toMatchObject({ delivered: 5 });
+    expect(sent).not.toHaveProperty('pending');
+    expect(workers.invocations).toBe(0);
+    expect(receipts(ids, room, sent.seq)).toEqual(new Map([[1, 5]]));
+  });
+
   it('keeps a member in its shard through a rejoin, and removes it from there when it leaves or disconnects', async () => {
     const room = fresh('hall');
     await fx.store.members.split('acme', room);
@@ -260,6 +296,29 @@ describe('exactly once, whatever fails', () => {
     expect(workers.invocations).toBeGreaterThan(2);
     expect(workers.outcomes.some((o) => (o as { reason?: string }).reason === 'continued')).toBe(true);
     expect(receipts(ids, room, 1)).toEqual(new Map([[1, 100]]));
+  });
+
+  it('skips whom an interrupted page reached even when joins move the page boundaries before the rest is posted', async () => {
+    const room = fresh('moving');
+    const ids = await seedMembers('acme', room, 60);
+    let calls = 0;
+    const workers = lambdaWorkers({
+      pageSize: 20,
+      // The first invocation runs out of time in its first page after 17 posts (each post but the first looks at the clock).
+      remainingMs: () => (++calls === 18 ? 500 : 60_000),
+      beforeRun: async (_task, invocation) => {
+        if (invocation !== 2) return;
+        // Before the rest is posted, members join in the middle of that page's range (ids sort between the seeded ones).
+        const joiners = ids.slice(0, 10).map((id) => `${id}x`);
+        await Promise.all(joiners.map((connectionId) => fx.store.members.put('acme', room, 0, { connectionId, userId: `u-${connectionId}`, credExp: EXPIRES, expiresAt: EXPIRES })));
+        joiners.forEach((id) => endpoint.live.add(id));
+      },
+    });
+    await workers.dispatch(task(room, 1));
+    await workers.settle();
+    expect(workers.outcomes.some((o) => (o as { reason?: string }).reason === 'continued')).toBe(true);
+    // Nobody twice: the seeded members once each (the joiners once or not at all: they came after the message).
+    expect(receipts(ids, room, 1)).toEqual(new Map([[1, 60]]));
   });
 
   it('retries posts answered 429 with backoff, so a throttle that clears loses nothing, and counts one that does not', async () => {

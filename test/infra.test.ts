@@ -294,7 +294,8 @@ describe('Gatehouse stack', () => {
   it('hands big rooms to fan-out workers: reserved concurrency, retries into the failed-invocations queue, invoked only by the functions that deliver and by themselves', () => {
     const functions = resources('AWS::Lambda::Function');
     const [workerId, worker] = functions.find(([id]) => id.startsWith('RoomFanoutWorker'))!;
-    expect(worker.Properties).toMatchObject({ Timeout: 60, ReservedConcurrentExecutions: 50, MemorySize: 512 });
+    expect(worker.Properties).toMatchObject({ Timeout: 60, ReservedConcurrentExecutions: 50, MemorySize: 512, RecursiveLoop: 'Allow' });
+    expect(functions.filter(([, r]) => r.Properties.RecursiveLoop !== undefined).map(([id]) => id)).toEqual([workerId]);
     // The background functions are capped, so a storm of them cannot take the account's concurrency from the rest.
     const reserved = Object.fromEntries(functions.map(([id, r]) => [id.replace(/[0-9A-F]{8}$/, ''), r.Properties.ReservedConcurrentExecutions]));
     expect(reserved).toMatchObject({ RoomFanoutWorker: 50, PublishingFanout: 20, RealtimeAuthorizer: undefined, RealtimeMessage: undefined, RealtimeConnect: undefined });
@@ -310,6 +311,8 @@ describe('Gatehouse stack', () => {
     const env = (prefix: string) => functions.find(([id]) => id.startsWith(prefix))![1].Properties.Environment.Variables;
     for (const fn of ['RealtimeMessage', 'PublishingFanout']) expect(env(fn).FANOUT_FUNCTION).toEqual({ 'Fn::GetAtt': [workerId, 'Arn'] });
     for (const fn of ['RoomFanoutWorker', 'RealtimeConnect', 'SweeperHandler']) expect(env(fn).FANOUT_FUNCTION).toBeUndefined();
+    // A worker keeps 25 s in hand for one post's every retry: a shorter time-out could never make progress.
+    expect(() => new GatehouseStack(new App({ context: cdkJson.context }), 'ShortFanout', { fanout: { timeout: Duration.seconds(30) } })).toThrow('fanout.timeout must be at least 41 seconds');
   });
 
   it('gives every function that EventBridge invokes (asynchronously) an on-failure destination', () => {

@@ -52,6 +52,14 @@ export const isGone = (err: unknown): boolean => err instanceof ConnectionsApiEr
 /** Throttled (the account's @connections rate) or the client is not reading: a later attempt may succeed. */
 export const isThrottled = (err: unknown): boolean => err instanceof ConnectionsApiError && err.status === 429;
 
+/** The poster's retry and time-out defaults (each overridable in ConnectionsApiOptions). */
+export const POST_DEFAULTS = { maxAttempts: 4, baseDelayMs: 50, timeoutMs: 5_000, maxDelayMs: 1_000 } as const;
+
+/** The longest one post can take with the defaults: every attempt timing out, and the longest backoff before each retry. */
+export const WORST_CASE_POST_MS =
+  POST_DEFAULTS.maxAttempts * POST_DEFAULTS.timeoutMs +
+  Array.from({ length: POST_DEFAULTS.maxAttempts - 1 }, (_, i) => Math.min(POST_DEFAULTS.maxDelayMs, POST_DEFAULTS.baseDelayMs * 2 ** i)).reduce((a, b) => a + b, 0);
+
 export interface ConnectionsApiOptions {
   /** The stage's callback URL, `https://<api>.execute-api.<region>.amazonaws.com/<stage>`. */
   endpoint: string;
@@ -159,9 +167,9 @@ export function createConnectionsApi(options: ConnectionsApiOptions): Connection
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = options.random ?? Math.random;
-  const maxAttempts = options.maxAttempts ?? 4;
-  const baseDelayMs = options.baseDelayMs ?? 50;
-  const timeoutMs = options.timeoutMs ?? 5_000;
+  const maxAttempts = options.maxAttempts ?? POST_DEFAULTS.maxAttempts;
+  const baseDelayMs = options.baseDelayMs ?? POST_DEFAULTS.baseDelayMs;
+  const timeoutMs = options.timeoutMs ?? POST_DEFAULTS.timeoutMs;
 
   const once = (method: 'POST' | 'DELETE', connectionId: string, body: string) =>
     new Promise<void>((resolve, reject) => {
@@ -205,7 +213,7 @@ export function createConnectionsApi(options: ConnectionsApiOptions): Connection
         return await once(method, connectionId, body);
       } catch (err) {
         if (!(err instanceof ConnectionsApiError) || !retryable(err) || attempt >= maxAttempts) throw err;
-        await sleep(Math.floor(random() * Math.min(1_000, baseDelayMs * 2 ** (attempt - 1))));
+        await sleep(Math.floor(random() * Math.min(POST_DEFAULTS.maxDelayMs, baseDelayMs * 2 ** (attempt - 1))));
       }
     }
   };

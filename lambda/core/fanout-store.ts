@@ -15,6 +15,8 @@ export interface ShardProgress {
   sent: Set<string>;
   /** Claims so far, this one included. */
   attempts: number;
+  /** (Shard 0 of a split room) the other shards were handed to workers of their own. */
+  dispatched: boolean;
 }
 
 export type ShardClaim = { claimed: true; progress: ShardProgress } | { claimed: false; done: boolean };
@@ -48,7 +50,12 @@ export class FanoutStore {
       );
       return {
         claimed: true,
-        progress: { ...(typeof Attributes?.cursor === 'string' ? { cursor: Attributes.cursor } : {}), sent: strings(Attributes?.sent), attempts: Number(Attributes?.attempts ?? 1) },
+        progress: {
+          ...(typeof Attributes?.cursor === 'string' ? { cursor: Attributes.cursor } : {}),
+          sent: strings(Attributes?.sent),
+          attempts: Number(Attributes?.attempts ?? 1),
+          dispatched: Attributes?.dispatched === true,
+        },
       };
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
@@ -83,6 +90,20 @@ export class FanoutStore {
           ...(progress.cursor !== undefined ? { '#cursor': 'cursor' } : {}),
         },
         ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
+      }),
+    );
+  }
+
+  /** Records that the other shards were handed on (a retry of this shard does not hand them on again). */
+  async markDispatched(tenantId: string, room: string, seq: number): Promise<void> {
+    await this.db.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.fanout(tenantId, room, seq, 0),
+        UpdateExpression: 'SET dispatched = :true',
+        ConditionExpression: 'attribute_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
+        ExpressionAttributeValues: { ':true': true },
       }),
     );
   }

@@ -22,9 +22,10 @@
  */
 import type { Logger } from '../../common/log';
 import { METRICS } from '../../common/metrics';
+import { keys } from '../../common/table-schema';
 import type { BroadcastResult } from './broadcast';
-import { isGone, isThrottled, type ConnectionsApi } from './connections-api';
-import type { FanoutStore } from './fanout-store';
+import { WORST_CASE_POST_MS, isGone, isThrottled, type ConnectionsApi } from './connections-api';
+import type { FanoutStore, ShardProgress } from './fanout-store';
 import { SPLIT_AT } from './membership-store';
 import { departConnection } from './presence';
 import type { ConnectionStore } from './store';
@@ -41,6 +42,8 @@ export interface FanoutTask {
   protect?: string;
   /** The shard (`shard` tasks). */
   shard?: number;
+  /** The room was in one partition when its delivery began: the worker of shard 0 splits it once it counts SPLIT_AT. */
+  unsplit?: true;
 }
 
 /** Hands a task to a worker (an asynchronous invocation of the fan-out function). */
@@ -59,9 +62,15 @@ export interface FanoutDeps {
 export interface FanoutOptions {
   /** Members read and posted between two progress records. @default 500 */
   pageSize?: number;
-  /** A worker with less time left than this hands the rest of its shard on. @default 15 s */
+  /**
+   * A worker with less time left than this starts no more posts and hands the rest of its shard on: one post's
+   * worst case (the poster's every attempt timing out, with backoff) and a margin. @default FANOUT_RESERVE_MS (25.4 s)
+   */
   reserveMs?: number;
 }
+
+/** The time a worker keeps in hand: one post's worst case, and 5 s for the records and the hand-over. */
+export const FANOUT_RESERVE_MS = WORST_CASE_POST_MS + 5_000;
 
 export type FanoutOutcome =
   | { shard: number; delivered: true; result: BroadcastResult & { members: number } }
@@ -71,22 +80,31 @@ export type FanoutOutcome =
 export async function runFanoutTask(task: FanoutTask, deps: FanoutDeps, remainingMs: () => number, options: FanoutOptions = {}): Promise<FanoutOutcome> {
   if (task.kind === 'shard') return deliverShard(task, task.shard ?? 0, deps, remainingMs, options);
   const count = await deps.store.members.shardCount(task.tenantId, task.room, true);
-  // Every other shard to a worker of its own, at once; shard 0 here.
-  await Promise.all(Array.from({ length: count - 1 }, (_, i) => deps.dispatch({ ...task, kind: 'shard', shard: i + 1 })));
-  const outcome = await deliverShard(task, 0, deps, remainingMs, options);
-  if (count === 1 && outcome.delivered && outcome.result.members >= SPLIT_AT) {
-    await deps.store.members.split(task.tenantId, task.room);
-    deps.log.info('room_split', { tenantId: task.tenantId, room: task.room, members: outcome.result.members });
-  }
-  return outcome;
+  // Shard 0 here; every other shard to a worker of its own, once (a duplicate or retry of this task does not hand
+  // them on again), and only by the worker that holds shard 0.
+  return deliverShard({ ...task, ...(count === 1 ? { unsplit: true } : {}) }, 0, deps, remainingMs, options, async (progress) => {
+    if (count === 1 || progress.dispatched) return;
+    await Promise.all(Array.from({ length: count - 1 }, (_, i) => deps.dispatch({ ...task, kind: 'shard', shard: i + 1 })));
+    await deps.fanouts.markDispatched(task.tenantId, task.room, task.seq);
+  });
 }
 
-async function deliverShard(task: FanoutTask, shard: number, deps: FanoutDeps, remainingMs: () => number, options: FanoutOptions): Promise<FanoutOutcome> {
+/** The sort key of a member item: what a shard's cursor compares with. */
+const sortKeyOf = (connectionId: string) => keys.member('', '', connectionId).sk;
+
+async function deliverShard(
+  task: FanoutTask,
+  shard: number,
+  deps: FanoutDeps,
+  remainingMs: () => number,
+  options: FanoutOptions,
+  onClaim?: (progress: ShardProgress) => Promise<void>,
+): Promise<FanoutOutcome> {
   const { store, fanouts, log } = deps;
   const { tenantId, room, seq } = task;
   const now = deps.now ?? Date.now;
   const pageSize = options.pageSize ?? 500;
-  const reserveMs = options.reserveMs ?? 15_000;
+  const reserveMs = options.reserveMs ?? FANOUT_RESERVE_MS;
   const leaseUntil = () => now() + Math.max(remainingMs(), 1000);
   const claim = await fanouts.claim(tenantId, room, seq, shard, leaseUntil());
   if (!claim.claimed) {
@@ -98,8 +116,16 @@ async function deliverShard(task: FanoutTask, shard: number, deps: FanoutDeps, r
   const result = { delivered: 0, gone: 0, failed: 0, throttled: 0, members: 0 };
   /** Members of the page in progress whose post is over (reached, gone or refused: none is posted again). */
   let over = new Set<string>();
+  let split = !task.unsplit;
+  /**
+   * Out of time: no post is started any more (one in flight may take the poster's every retry: reserveMs covers it).
+   * Never before this invocation's first post, so every invocation makes progress.
+   */
+  let started = 0;
+  const late = () => started > 0 && remainingMs() < reserveMs;
 
   const post = async (connectionId: string, memberShard: number) => {
+    started++;
     try {
       await deps.api.post(connectionId, task.event);
       result.delivered++;
@@ -118,25 +144,38 @@ async function deliverShard(task: FanoutTask, shard: number, deps: FanoutDeps, r
     over.add(connectionId);
   };
 
+  const handOn = async () => {
+    // The rest of the shard goes to a fresh invocation, from the page in progress on, skipping whom it reached.
+    await fanouts.checkpoint(tenantId, room, seq, shard, { ...(cursor !== undefined ? { cursor } : {}), sent: new Set([...sent, ...over]) }, 0);
+    await deps.dispatch({ ...task, kind: 'shard', shard });
+    log.info('fanout_continued', { tenantId, room, seq, shard, ...result });
+    emit(deps, result);
+    return { shard, delivered: false as const, reason: 'continued' as const };
+  };
+
   try {
+    await onClaim?.(claim.progress);
     for await (const page of store.members.shardPages(tenantId, room, shard, { pageSize, ...(cursor !== undefined ? { after: cursor } : {}) })) {
       result.members += page.refs.length;
-      await pool(
+      const stopped = await pool(
         page.refs.filter((m) => !sent.has(m.connectionId)),
         deps.config.broadcastConcurrency,
         (m) => post(m.connectionId, m.shard),
+        late,
       );
+      if (stopped) return await handOn();
       cursor = page.last;
-      sent = new Set();
+      // Posted before an interruption, past this page: still to be skipped (pages move as members come and go).
+      const after = cursor;
+      sent = new Set([...sent, ...over].filter((id) => sortKeyOf(id) > after));
       over = new Set();
-      if (remainingMs() < reserveMs) {
-        // Out of time: the rest of the shard goes to a fresh invocation, from this page on.
-        await fanouts.checkpoint(tenantId, room, seq, shard, { cursor, sent }, 0);
-        await deps.dispatch({ ...task, kind: 'shard', shard });
-        log.info('fanout_continued', { tenantId, room, seq, shard, ...result });
-        emit(deps, result);
-        return { shard, delivered: false, reason: 'continued' };
+      // A room still in one partition, found crowded: joins spread over shards from now on.
+      if (!split && result.members >= SPLIT_AT) {
+        split = true;
+        await store.members.split(tenantId, room);
+        log.info('room_split', { tenantId, room, members: result.members });
       }
+      if (late()) return await handOn();
       await fanouts.checkpoint(tenantId, room, seq, shard, { cursor, sent }, leaseUntil());
     }
   } catch (err) {
@@ -157,12 +196,20 @@ function emit(deps: FanoutDeps, result: { delivered: number; gone: number; faile
   deps.log.metrics({ [METRICS.deliveries]: result.delivered, [METRICS.gone]: result.gone, [METRICS.throttledPosts]: result.throttled, [METRICS.failedPosts]: result.failed - result.throttled });
 }
 
-/** Runs `work` over `items`, at most `concurrency` at once; resolves when every one has settled. */
-async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `work` over `items`, at most `concurrency` at once; resolves when every one started has settled, with
+ * whether `stop` ended it early (no item is started once it says so).
+ */
+async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>, stop: () => boolean): Promise<boolean> {
   let next = 0;
+  let stopped = false;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]);
+      while (next < items.length) {
+        if (stopped || (stopped = stop())) return;
+        await work(items[next++]);
+      }
     }),
   );
+  return stopped;
 }

@@ -11,18 +11,22 @@
  * member item without reading the room. Readers read every shard; a room never goes back to one partition (its
  * marker has no TTL), and its members leave the old layout within two hours (every connection's lifetime).
  *
- * A delivery to a split room reads and posts each shard apart, in parallel (fanout.ts), so neither the reads nor
- * the joins of a room of 100,000 meet one partition's limits.
+ * A room is split when it is found crowded: by a join (one in SPLIT_CHECK_EVERY, at random, counts the room's own
+ * partition, so a room that fills up before its first message is split on the way) or by a delivery that counts
+ * SPLIT_AT members there (fanout.ts). A delivery to a split room reads and posts each shard apart, in parallel, so
+ * neither the reads nor the joins of a room of 100,000 meet one partition's limits.
  */
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../common/dynamo-errors';
 import { TABLE, keys } from '../../common/table-schema';
 import { partitionPages } from './dynamo-read';
 
 /** Partitions a big room's members are spread over. */
 export const ROOM_SHARDS = 16;
-/** Members a room's own partition holds before the room is split (found by the delivery that counts them). */
+/** Members a room's own partition holds before the room is split. */
 export const SPLIT_AT = 1000;
+/** One join in this many (at random) counts the room's own partition: a room is split within about as many joins past SPLIT_AT. */
+export const SPLIT_CHECK_EVERY = 64;
 
 /** A member as a delivery needs it: the connection, its user (for `others` counts) and where its item is. */
 export interface MemberRef {
@@ -78,6 +82,26 @@ export class MembershipStore {
     } catch (err) {
       if (!isConditionFailed(err)) throw err;
     }
+  }
+
+  /**
+   * Splits the room if its own partition holds SPLIT_AT members or more: a count of at most SPLIT_AT + 1 keys,
+   * eventually consistent (about 40 read units at most; a join samples it, see SPLIT_CHECK_EVERY).
+   */
+  async splitIfCrowded(tenantId: string, room: string): Promise<boolean> {
+    const { Count = 0 } = await this.db.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :member)',
+        ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey },
+        ExpressionAttributeValues: { ':pk': keys.memberPartition(tenantId, room, 0), ':member': MEMBER_PREFIX },
+        Select: 'COUNT',
+        Limit: SPLIT_AT,
+      }),
+    );
+    if (Count < SPLIT_AT) return false;
+    await this.split(tenantId, room);
+    return true;
   }
 
   /** Writes the member item in its shard. */
@@ -170,12 +194,19 @@ export class MembershipStore {
     return (await this.upToRefs(tenantId, room, max))?.map((m) => m.connectionId);
   }
 
-  /** upTo, with each member's user and shard (what a delivery needs). */
+  /**
+   * upTo, with each member's user and shard (what a delivery needs). A split room is counted across its shards (a
+   * room that was big may have shrunk), and found big as soon as it is: one read of its own partition for a room
+   * still crowded there.
+   */
   async upToRefs(tenantId: string, room: string, max: number): Promise<MemberRef[] | undefined> {
     const members: MemberRef[] = [];
-    for await (const page of this.shardPages(tenantId, room, 0, { pageSize: max + 2 })) {
-      if (page.marker) return undefined;
-      for (const ref of page.refs) if (members.push(ref) > max) return undefined;
+    let count = 1;
+    for (let shard = 0; shard < count; shard++) {
+      for await (const page of this.shardPages(tenantId, room, shard, { pageSize: max + 2 })) {
+        if (page.marker) count = page.marker;
+        for (const ref of page.refs) if (members.push(ref) > max) return undefined;
+      }
     }
     return members;
   }

@@ -26,7 +26,7 @@ import { TABLE, keys } from '../../common/table-schema';
 import type { Identity } from './identity';
 import { ConversationStore } from './conversation-store';
 import { FanoutStore } from './fanout-store';
-import { MembershipStore, shardOf, type MemberRef } from './membership-store';
+import { MembershipStore, SPLIT_CHECK_EVERY, shardOf, type MemberRef } from './membership-store';
 import { PresenceStore } from './presence-store';
 
 export interface ConnectionRecord extends Identity {
@@ -71,6 +71,10 @@ export interface StoreOptions {
   now?: () => number;
   /** Items per page when reading a room's members. */
   pageSize?: number;
+  /** A join counts the room's own partition (to split a crowded room) one time in this many. @default SPLIT_CHECK_EVERY */
+  splitCheckEvery?: number;
+  /** @default Math.random */
+  random?: () => number;
 }
 
 export interface HistoryItem {
@@ -107,6 +111,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class ConnectionStore {
   private readonly now: () => number;
   private readonly pageSize: number;
+  private readonly splitCheckEvery: number;
+  private readonly random: () => number;
   /** Who is in each room, per user (presence-store.ts). */
   readonly presence: PresenceStore;
   /** Edits and deletions in history, read cursors, users' rooms (conversation-store.ts). */
@@ -123,6 +129,8 @@ export class ConnectionStore {
   ) {
     this.now = options.now ?? Date.now;
     this.pageSize = options.pageSize ?? 250;
+    this.splitCheckEvery = options.splitCheckEvery ?? SPLIT_CHECK_EVERY;
+    this.random = options.random ?? Math.random;
     this.presence = new PresenceStore(db, tableName, this.now);
     this.conversation = new ConversationStore(db, tableName, this.now);
     this.members = new MembershipStore(db, tableName, this.now);
@@ -539,27 +547,37 @@ export class ConnectionStore {
   ): Promise<'joined' | 'limit' | 'gone'> {
     const { connectionId, tenantId } = connection;
     const attribute = keys.roomShardAttribute(room);
-    let shard = shardOf(connectionId, await this.members.shardCount(tenantId, room));
-    try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: keys.connection(connectionId),
-          UpdateExpression: `ADD rooms :room${shard > 0 ? ' SET #shard = :shard' : ''}`,
-          ConditionExpression: 'attribute_exists(#pk) AND NOT contains(rooms, :name) AND (attribute_not_exists(rooms) OR size(rooms) < :max)',
-          ExpressionAttributeNames: { '#pk': TABLE.partitionKey, ...(shard > 0 ? { '#shard': attribute } : {}) },
-          ExpressionAttributeValues: { ':room': new Set([room]), ':max': maxRooms, ':name': room, ...(shard > 0 ? { ':shard': shard } : {}) },
-        }),
-      );
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-      const current = await this.getConnection(connectionId);
-      if (!current) return 'gone';
-      if (!current.rooms.includes(room)) return 'limit';
-      // Joined already (a rejoin, or a concurrent join of the same room): its member item stays where it is.
-      shard = current.roomShards?.[room] ?? 0;
+    const count = await this.members.shardCount(tenantId, room);
+    let shard = shardOf(connectionId, count);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: keys.connection(connectionId),
+            UpdateExpression: `ADD rooms :room${shard > 0 ? ' SET #shard = :shard' : ''}`,
+            ConditionExpression: 'attribute_exists(#pk) AND NOT contains(rooms, :name) AND (attribute_not_exists(rooms) OR size(rooms) < :max)',
+            ExpressionAttributeNames: { '#pk': TABLE.partitionKey, ...(shard > 0 ? { '#shard': attribute } : {}) },
+            ExpressionAttributeValues: { ':room': new Set([room]), ':max': maxRooms, ':name': room, ...(shard > 0 ? { ':shard': shard } : {}) },
+          }),
+        );
+        break;
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err;
+        const current = await this.getConnection(connectionId);
+        if (!current) return 'gone';
+        if (current.rooms.includes(room)) {
+          // Joined already (a rejoin, or a concurrent join of the same room): its member item stays where it is.
+          shard = current.roomShards?.[room] ?? 0;
+          break;
+        }
+        // Not in the room and under the limit: a leave ran between the condition and the read. Try once more.
+        if (current.rooms.length >= maxRooms || attempt >= 2) return 'limit';
+      }
     }
     await this.members.put(tenantId, room, shard, { connectionId, userId: connection.userId, credExp: connection.tokenExpiresAt, expiresAt: connection.expiresAt });
+    // A room filling up before anyone posts is split on the way (a sample of joins count its own partition).
+    if (count === 1 && this.random() * this.splitCheckEvery < 1) await this.members.splitIfCrowded(tenantId, room);
     // A renewal may have run since the connection was read: the membership takes its expiry too.
     const current = await this.getConnection(connectionId);
     if (current && current.tokenExpiresAt > connection.tokenExpiresAt) {
