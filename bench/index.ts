@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { bigRoomBench } from './bigroom';
 import { broadcastBench } from './broadcast';
 import { coldStartBench } from './cold-start';
 import { conversationBench } from './conversation';
@@ -26,6 +27,7 @@ export const BENCHES: Array<[string, Bench]> = [
   ['cold-start', coldStartBench],
   ['broadcast', broadcastBench],
   ['posts', postsBench],
+  ['bigroom', bigRoomBench],
   ['conversation', conversationBench],
   ['load', loadBench],
   ['speech', speechBench],
