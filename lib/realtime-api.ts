@@ -3,7 +3,7 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
-import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { WebSocketLambdaIntegration, WebSocketMockIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type * as cognito from 'aws-cdk-lib/aws-cognito';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -11,7 +11,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ACTIONS, DEFAULT_RATE_LIMIT, GROUP_DEFAULTS, REALTIME_DEFAULTS } from '../protocol';
+import { ACTIONS, DEFAULT_RATE_LIMIT, GROUP_DEFAULTS, PONG_TEMPLATE, REALTIME_DEFAULTS } from '../protocol';
 import { METRICS_NAMESPACE_ENV, metricsNamespaceOf } from '../common/metrics';
 import { ENV } from '../lambda/core/config';
 import { ROOM_ACCESS_DEFAULTS, ROOM_ACCESS_ENV, hookNamespaceProblem } from '../lambda/core/room-access';
@@ -201,7 +201,8 @@ export class RealtimeApi extends Construct {
         integration: new WebSocketLambdaIntegration('Disconnect', this.disconnectFunction),
       }),
       this.api.addRoute('$default', { integration: message, returnResponse: true }),
-      ...ACTIONS.map((action) => this.api.addRoute(action, { integration: message, returnResponse: true })),
+      ...ACTIONS.filter((action) => action !== 'ping').map((action) => this.api.addRoute(action, { integration: message, returnResponse: true })),
+      this.pingRoute(),
     ];
     for (const route of unauthorizedRoutes) {
       Validations.of(route).acknowledge({
@@ -279,6 +280,29 @@ export class RealtimeApi extends Construct {
     // The authorizer consumes tickets, refreshes cookie sessions and reads revocations; sign-out (message) too.
     for (const fn of [this.authorizerFunction, this.messageFunction]) this.grantAuthentication(fn, props.table);
     if (props.roomAuthorizer) this.useRoomAuthorizer(props.roomAuthorizer);
+  }
+
+  /**
+   * `ping`, answered by API Gateway itself: a mock integration whose response is the pong (PONG_TEMPLATE), so an
+   * idle socket's heartbeat runs no function and writes nothing (two messages, the ping and the pong, are all it
+   * costs). It has no per-connection rate limit, unlike every other action: the stage's throttle bounds it.
+   */
+  private pingRoute(): apigwv2.WebSocketRoute {
+    const route = this.api.addRoute('ping', {
+      integration: new WebSocketMockIntegration('Ping', { requestTemplates: { $default: '{"statusCode": 200}' }, templateSelectionExpression: '\\$default' }),
+      returnResponse: true,
+    });
+    const integration = route.node.findAll().find((c): c is apigwv2.CfnIntegration => c instanceof apigwv2.CfnIntegration) ??
+      this.api.node.findAll().find((c): c is apigwv2.CfnIntegration => c instanceof apigwv2.CfnIntegration && c.integrationType === 'MOCK');
+    if (!integration) throw new Error('The ping route has no integration');
+    new apigwv2.CfnIntegrationResponse(this, 'PingResponse', {
+      apiId: this.api.apiId,
+      integrationId: integration.ref,
+      integrationResponseKey: '$default',
+      templateSelectionExpression: '\\$default',
+      responseTemplates: { $default: PONG_TEMPLATE },
+    });
+    return route;
   }
 
   /** The message function asks the hook about joins of its namespaces: its settings, and invoke on it only. */

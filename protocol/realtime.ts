@@ -312,6 +312,18 @@ export interface WhoamiEvent {
   tokenExpiresAt: number;
   id?: string;
 }
+/**
+ * How long a socket may go without a frame either way before the client pings it: API Gateway closes a connection
+ * idle for 10 minutes; a hidden browser tab's timers can fire a minute late, and the ping needs its time too.
+ */
+export const HEARTBEAT_MS = 8 * 60 * 1000;
+
+/**
+ * The pong API Gateway itself answers a ping with: the response template of the `ping` route's mock integration
+ * (no function runs, nothing is stored). It cannot echo the ping's `id`: a pong answers whichever ping came first.
+ */
+export const PONG_TEMPLATE = '{"type":"pong","ts":$context.requestTimeEpoch}';
+
 export interface PongEvent {
   type: 'pong';
   ts: number;

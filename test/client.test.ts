@@ -224,6 +224,27 @@ describe('GatehouseClient', () => {
     expect(s.client.state).toBe('closed');
   });
 
+  it('pings only a socket that has been quiet for heartbeatMs, without an id, and takes the next pong as the answer', async () => {
+    const s = setup({ heartbeatMs: 60, requestTimeoutMs: 1000 });
+    const connecting = s.client.connect();
+    await tick();
+    s.last().open();
+    await connecting;
+    const pings = () => s.last().sent.filter((m) => m.action === 'ping');
+    // Traffic every 20 ms (API Gateway's idle timer is reset by it): no ping is needed.
+    for (let i = 0; i < 8; i++) {
+      s.last().push({ type: 'unread', rooms: [] });
+      await tick(20);
+    }
+    expect(pings()).toEqual([]);
+    await tick(90); // quiet for longer than heartbeatMs
+    expect(pings()).toEqual([{ action: 'ping' }]); // no id: API Gateway's mock pong cannot echo one
+    s.last().push({ type: 'pong', ts: 1 });
+    await tick(30);
+    expect(s.client.state).toBe('open');
+    await s.client.close();
+  });
+
   it('closes a connection whose heartbeat gets no answer, which triggers a reconnect', async () => {
     const s = setup({ heartbeatMs: 20, requestTimeoutMs: 20 });
     const connecting = s.client.connect();

@@ -5,7 +5,7 @@ import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { buildApp } from '../bin/app';
-import { ACTIONS } from '../protocol';
+import { ACTIONS, PONG_TEMPLATE } from '../protocol';
 import { GatehouseStack, type RoomHookSettings } from '../lib/gatehouse-stack';
 import cdkJson from '../cdk.json';
 
@@ -74,14 +74,27 @@ describe('Gatehouse stack', () => {
   });
 
   it('integrates routes with Lambda proxy integrations, and message routes return the reply', () => {
-    const integrations = ofWebsocketApi('AWS::ApiGatewayV2::Integration').map(([, r]) => r.Properties);
-    expect(integrations).toHaveLength(3); // connect, disconnect, one message function for $default and actions
-    for (const i of integrations) expect(i.IntegrationType).toBe('AWS_PROXY');
+    const integrations = ofWebsocketApi('AWS::ApiGatewayV2::Integration');
+    // connect, disconnect, one message function for $default and actions; and ping's mock
+    expect(integrations.map(([, r]) => r.Properties.IntegrationType).sort()).toEqual(['AWS_PROXY', 'AWS_PROXY', 'AWS_PROXY', 'MOCK']);
     const routes = ofWebsocketApi('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
     for (const r of routes.filter((r) => !['$connect', '$disconnect'].includes(r.RouteKey))) {
       expect(r.RouteResponseSelectionExpression).toBe('$default');
     }
     template.resourceCountIs('AWS::ApiGatewayV2::RouteResponse', ACTIONS.length + 1);
+  });
+
+  it('answers ping from API Gateway itself (a mock integration and its pong): a heartbeat runs no function and writes nothing', () => {
+    const [mockId, mock] = ofWebsocketApi('AWS::ApiGatewayV2::Integration').find(([, r]) => r.Properties.IntegrationType === 'MOCK')!;
+    expect(mock.Properties).toMatchObject({ RequestTemplates: { $default: '{"statusCode": 200}' }, TemplateSelectionExpression: '\\$default' });
+    const ping = ofWebsocketApi('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.RouteKey === 'ping')![1].Properties;
+    expect(JSON.stringify(ping.Target)).toContain(mockId);
+    const [, response] = resources('AWS::ApiGatewayV2::IntegrationResponse').find(([, r]) => r.Properties.IntegrationId.Ref === mockId)!;
+    expect(response.Properties).toMatchObject({ IntegrationResponseKey: '$default', ResponseTemplates: { $default: PONG_TEMPLATE } });
+    // Every other action reaches the message function.
+    const others = ofWebsocketApi('AWS::ApiGatewayV2::Route').filter(([, r]) => r.Properties.RouteKey !== 'ping' && !r.Properties.RouteKey.startsWith('$'));
+    expect(new Set(others.map(([, r]) => JSON.stringify(r.Properties.Target))).size).toBe(1);
+    expect(others).toHaveLength(ACTIONS.length - 1);
   });
 
   it('throttles the stage and writes JSON access logs that hold no token and no query string', () => {

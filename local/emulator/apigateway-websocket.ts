@@ -95,9 +95,30 @@ const MAX_AUTHORIZER_RESULT_BYTES = 8 * 1024;
 
 interface Route {
   key: string;
-  functionName: string;
+  /** The Lambda function behind an AWS_PROXY integration. */
+  functionName?: string;
+  /** A MOCK integration: its request template, and its integration responses' keys and templates. */
+  mock?: { request?: string; responses: Array<{ key: string; template?: string }> };
   twoWay: boolean;
   authorizer?: { functionName: string; identitySource: string[] };
+}
+
+/** The `$context` variables a mock's templates may use here (more would need the VTL engine API Gateway runs). */
+const TEMPLATE_CONTEXT = ['requestTimeEpoch', 'connectionId', 'requestId', 'stage', 'routeKey', 'apiId', 'eventType', 'domainName'] as const;
+
+/**
+ * A mapping template of a MOCK integration: the `$context` variables above, substituted; anything else of VTL
+ * (`$input`, `#set`, other variables) is refused when the template is loaded, so a template the emulator cannot
+ * evaluate fails loudly instead of answering something API Gateway would not.
+ */
+function checkTemplate(template: string, where: string): string {
+  const rest = template.replace(new RegExp(`\\$context\\.(${TEMPLATE_CONTEXT.join('|')})\\b`, 'g'), '');
+  if (/[$#]/.test(rest)) throw new Error(`${where}: a mapping template the emulator cannot evaluate (only $context.${TEMPLATE_CONTEXT.join(', $context.')}): ${template}`);
+  return template;
+}
+
+function renderTemplate(template: string, context: Record<string, unknown>): string {
+  return template.replace(new RegExp(`\\$context\\.(${TEMPLATE_CONTEXT.join('|')})\\b`, 'g'), (_m, name: string) => String(context[name] ?? ''));
 }
 
 interface Connection {
@@ -165,14 +186,29 @@ export class WebSocketGateway {
       if (!fn) throw new Error(`The ${kind} ${logicalId} does not point at a Lambda function in the template`);
       return fn;
     };
+    /** A MOCK integration's templates: the request template (`$default`), and its integration responses. */
+    const mockOf = (integrationId: string): Route['mock'] => {
+      const p = template.Resources[integrationId]?.Properties ?? {};
+      const pick = (templates: Record<string, string> | undefined) => templates?.$default ?? Object.values(templates ?? {})[0];
+      const request = pick(p.RequestTemplates as Record<string, string> | undefined);
+      const responses = resourcesOfType(template, 'AWS::ApiGatewayV2::IntegrationResponse')
+        .filter(([, r]) => referencedIds(r.Properties?.IntegrationId).includes(integrationId))
+        .map(([id, r]) => {
+          const response = pick(r.Properties?.ResponseTemplates as Record<string, string> | undefined);
+          return { key: String(r.Properties?.IntegrationResponseKey), ...(response !== undefined ? { template: checkTemplate(response, id) } : {}) };
+        });
+      return { ...(request !== undefined ? { request: checkTemplate(request, integrationId) } : {}), responses };
+    };
     for (const [, route] of resourcesOfType(template, 'AWS::ApiGatewayV2::Route')) {
       const p = route.Properties ?? {};
       if (!referencedIds(p.ApiId).includes(apiId)) continue;
       const integrationId = referencedIds(p.Target)[0];
       const authorizerId = p.AuthorizationType === 'CUSTOM' ? referencedIds(p.AuthorizerId)[0] : undefined;
+      const mock = template.Resources[integrationId]?.Properties?.IntegrationType === 'MOCK';
+      if (mock && (p.RouteKey === '$connect' || p.RouteKey === '$disconnect')) throw new Error(`The emulator runs ${p.RouteKey} through a Lambda integration only`);
       this.routes.set(p.RouteKey, {
         key: p.RouteKey,
-        functionName: functionOf(integrationId, 'integration'),
+        ...(mock ? { mock: mockOf(integrationId) } : { functionName: functionOf(integrationId, 'integration') }),
         twoWay: p.RouteResponseSelectionExpression !== undefined,
         ...(authorizerId
           ? {
@@ -320,7 +356,7 @@ export class WebSocketGateway {
     }
     let response: ProxyResult;
     try {
-      response = (await this.invoke(connectRoute.functionName, {
+      response = (await this.invoke(connectRoute.functionName!, {
         headers,
         multiValueHeaders,
         queryStringParameters: query,
@@ -377,7 +413,7 @@ export class WebSocketGateway {
       'x-restapi': randomBytes(16).toString('hex'),
     };
     try {
-      await this.invoke(route.functionName, {
+      await this.invoke(route.functionName!, {
         headers,
         multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
         requestContext: {
@@ -391,6 +427,30 @@ export class WebSocketGateway {
     } catch (err) {
       this.options.log('disconnect_failed', { connectionId: conn.id, error: (err as Error).message });
     }
+  }
+
+  /**
+   * A MOCK integration, as API Gateway runs one: the request template's output names the status code, which picks
+   * the integration response (its key `$default`, or a `/regex/` over the code); a two-way route sends that
+   * response's template back. No function runs. A template without a status code is an integration failure.
+   */
+  private answerMock(conn: Connection, route: Route, context: ReturnType<WebSocketGateway['requestContext']>): void {
+    const fail = (why: string) => {
+      this.options.log('integration_failed', { connectionId: conn.id, route: route.key, error: why });
+      if (conn.socket.readyState === WebSocket.OPEN) conn.socket.send(JSON.stringify({ message: 'Internal server error', connectionId: conn.id, requestId: context.requestId }));
+    };
+    let statusCode: unknown;
+    try {
+      statusCode = (JSON.parse(renderTemplate(route.mock!.request ?? '', context)) as { statusCode?: unknown }).statusCode;
+    } catch {
+      return fail('the MOCK request template is not JSON');
+    }
+    if (typeof statusCode !== 'number') return fail('the MOCK request template names no statusCode');
+    const responses = route.mock!.responses;
+    const matched =
+      responses.find((r) => r.key.startsWith('/') && r.key.endsWith('/') && new RegExp(`^(?:${r.key.slice(1, -1)})$`).test(String(statusCode))) ??
+      responses.find((r) => r.key === '$default');
+    if (route.twoWay && matched?.template !== undefined && conn.socket.readyState === WebSocket.OPEN) conn.socket.send(renderTemplate(matched.template, context));
   }
 
   /** Traffic in either direction keeps a connection from idling out. */
@@ -431,8 +491,9 @@ export class WebSocketGateway {
       conn.socket.send(JSON.stringify({ message: 'Forbidden', connectionId: conn.id, requestId: context.requestId }));
       return;
     }
+    if (route.mock) return this.answerMock(conn, route, context);
     try {
-      const result = (await this.invoke(route.functionName, {
+      const result = (await this.invoke(route.functionName!, {
         requestContext: { ...context, messageId: randomBytes(8).toString('base64'), authorizer: conn.authorizer },
         body,
         isBase64Encoded: false,

@@ -62,6 +62,15 @@ const resources: Record<string, Resource> = {
   ConnectRoute: route('$connect', 'ConnectIntegration', { AuthorizationType: 'CUSTOM', AuthorizerId: { Ref: 'Authorizer' } }),
   DisconnectRoute: route('$disconnect', 'DisconnectIntegration'),
   DefaultRoute: route('$default', 'DefaultIntegration', { RouteResponseSelectionExpression: '$default' }),
+  // A route no function runs: a MOCK integration answering from its templates.
+  PingIntegration: { Type: 'AWS::ApiGatewayV2::Integration', Properties: { ApiId: { Ref: 'Api' }, IntegrationType: 'MOCK', RequestTemplates: { $default: '{"statusCode": 200}' }, TemplateSelectionExpression: '\\$default' } },
+  PingResponse: {
+    Type: 'AWS::ApiGatewayV2::IntegrationResponse',
+    Properties: { ApiId: { Ref: 'Api' }, IntegrationId: { Ref: 'PingIntegration' }, IntegrationResponseKey: '$default', ResponseTemplates: { $default: '{"type":"pong","ts":$context.requestTimeEpoch,"connection":"$context.connectionId"}' } },
+  },
+  PingRoute: route('ping', 'PingIntegration', { RouteResponseSelectionExpression: '$default' }),
+  BrokenIntegration: { Type: 'AWS::ApiGatewayV2::Integration', Properties: { ApiId: { Ref: 'Api' }, IntegrationType: 'MOCK', RequestTemplates: { $default: '{"ok": true}' } } },
+  BrokenRoute: route('broken', 'BrokenIntegration', { RouteResponseSelectionExpression: '$default' }),
   Poster: role([{ Effect: 'Allow', Action: 'execute-api:ManageConnections', Resource: 'arn:aws:execute-api:eu-west-1:000000000000:localapi/live/POST/@connections/*' }]),
   Bystander: role([{ Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: '*' }]),
 };
@@ -185,6 +194,38 @@ describe('frames and the connection', () => {
     }
     expect(alive).toBe(true); // 1.6 s, well past the 0.6 s idle timeout
     expect(await closed(ws!)).toBe(1001); // and once nothing moves, it idles out
+  });
+});
+
+describe('MOCK integrations', () => {
+  it('answers a route from its templates, with the $context variables filled in and no function run', async () => {
+    const { ws } = await open();
+    const id = await connectionId(ws!);
+    const before = lines.length;
+    const reply = new Promise<string>((resolve) => ws!.once('message', (data) => resolve(String(data))));
+    const sent = Date.now();
+    ws!.send(JSON.stringify({ action: 'ping' }));
+    const pong = JSON.parse(await reply) as { type: string; ts: number; connection: string };
+    expect(pong).toEqual({ type: 'pong', ts: expect.any(Number), connection: id });
+    expect(Math.abs(pong.ts - sent)).toBeLessThan(5000);
+    expect(lines.length).toBe(before); // no function ran (every function here logs)
+    ws!.close();
+  });
+
+  it('fails a MOCK route whose request template names no statusCode as an integration failure', async () => {
+    const { ws } = await open();
+    await connectionId(ws!);
+    const reply = new Promise<string>((resolve) => ws!.once('message', (data) => resolve(String(data))));
+    ws!.send(JSON.stringify({ action: 'broken' }));
+    expect(JSON.parse(await reply)).toMatchObject({ message: 'Internal server error' });
+    ws!.close();
+  });
+
+  it('refuses, when it loads the template, a mapping template it cannot evaluate', () => {
+    const withInput = { ...resources, PingResponse: { ...resources.PingResponse, Properties: { ...resources.PingResponse.Properties, ResponseTemplates: { $default: '{"echo": $input.body}' } } } };
+    expect(() => new WebSocketGateway({ template: template(withInput), functions, region: 'eu-west-1', apiId: 'localapi', accountId: '000000000000', idleTimeoutMs: 600, maxConnectionMs: 60_000, deliverDisconnect: true, log: () => undefined })).toThrow(
+      /PingResponse: a mapping template the emulator cannot evaluate/,
+    );
   });
 });
 

@@ -14,6 +14,7 @@
 import {
   BEARER_SUBPROTOCOL_PREFIX,
   CLOSE,
+  HEARTBEAT_MS,
   SUBPROTOCOL,
   ROOM_EVENT_TYPES,
   TYPING_THROTTLE_MS,
@@ -23,6 +24,7 @@ import {
   type JoinedEvent,
   type Json,
   type Member,
+  type PongEvent,
   type PresenceEvent,
   type PresenceSnapshot,
   type ReadCursor,
@@ -70,7 +72,10 @@ export interface ClientOptions {
   token: () => string | Promise<string>;
   /** How to open sockets. @default browserSocket */
   socket?: SocketFactory;
-  /** Heartbeat interval; must stay well under API Gateway's 10-minute idle timeout. @default 4 minutes */
+  /**
+   * How long the socket may go without a frame either way before the client pings (HEARTBEAT_MS): API Gateway closes
+   * a connection idle for 10 minutes, and a hidden browser tab's timers may fire a minute late. @default 8 minutes
+   */
   heartbeatMs?: number;
   /** A request without a reply for this long fails (and a heartbeat without one closes the socket). @default 10 s */
   requestTimeoutMs?: number;
@@ -174,7 +179,11 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
   private readonly rooms = new Map<string, RoomState>();
   private nextId = 0;
   private attempt = 0;
-  private heartbeat?: ReturnType<typeof setInterval>;
+  private heartbeat?: ReturnType<typeof setTimeout>;
+  /** When a frame last went either way on the socket (API Gateway's idle timer is reset by both). */
+  private lastTraffic = Date.now();
+  /** Pings waiting for a pong (API Gateway's own answer carries no id: the next pong answers them all). */
+  private readonly pongWaiters: Array<{ resolve: (pong: PongEvent) => void; reject: (err: Error) => void }> = [];
   private retryTimer?: ReturnType<typeof setTimeout>;
   private closing = false;
   /** Bumped by close(): a connect still waiting for its token when the client was closed must not open a socket. */
@@ -189,7 +198,7 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
     super();
     this.opts = {
       socket: browserSocket,
-      heartbeatMs: 4 * 60 * 1000,
+      heartbeatMs: HEARTBEAT_MS,
       renew: 'token',
       renewMarginMs: 60_000,
       requestTimeoutMs: 10_000,
@@ -331,14 +340,26 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
     }, delay);
   }
 
+  /**
+   * Pings only a socket that has been quiet (no frame either way) for heartbeatMs: API Gateway's idle timer is reset
+   * by traffic in either direction, so a busy socket needs no ping. The ping is answered by API Gateway itself (a mock
+   * route: no function runs, nothing is stored), so an idle socket costs two messages every heartbeatMs.
+   */
   private startHeartbeat(): void {
     this.stopHeartbeat();
-    this.heartbeat = setInterval(() => {
-      this.request({ action: 'ping' }).catch(() => {
+    const check = () => {
+      const quiet = Date.now() - this.lastTraffic;
+      if (quiet < this.opts.heartbeatMs) {
+        this.heartbeat = setTimeout(check, this.opts.heartbeatMs - quiet);
+        return;
+      }
+      this.ping().then(
+        () => (this.heartbeat = setTimeout(check, this.opts.heartbeatMs)),
         // No pong: the connection is dead even if the socket has not noticed. Closing it triggers a reconnect.
-        this.socket?.close(CLOSE.heartbeatTimeout.code, CLOSE.heartbeatTimeout.reason);
-      });
-    }, this.opts.heartbeatMs);
+        () => this.socket?.close(CLOSE.heartbeatTimeout.code, CLOSE.heartbeatTimeout.reason),
+      );
+    };
+    this.heartbeat = setTimeout(check, this.opts.heartbeatMs);
   }
 
   /** Renews the credential of the open socket shortly before it expires (the server closes expired sockets). */
@@ -367,8 +388,9 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
   }
 
   private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.heartbeat) clearTimeout(this.heartbeat);
     this.heartbeat = undefined;
+    for (const waiter of this.pongWaiters.splice(0)) waiter.reject(new GatehouseError('closed', 'Not connected'));
   }
 
   private failPending(err: Error): void {
@@ -390,11 +412,13 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
         reject(new GatehouseError('timeout', `No reply to ${message.action} within ${this.opts.requestTimeoutMs} ms`));
       }, this.opts.requestTimeoutMs);
       this.pending.set(id, { resolve: resolve as (e: ServerEvent) => void, reject, timer });
+      this.lastTraffic = Date.now();
       socket.send(JSON.stringify({ ...message, id }));
     });
   }
 
   private receive(raw: string): void {
+    this.lastTraffic = Date.now();
     let event: ServerEvent;
     try {
       event = JSON.parse(raw) as ServerEvent;
@@ -403,6 +427,10 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
       return;
     }
     this.emit('event', event);
+    if (event.type === 'pong' && !('id' in event && event.id !== undefined)) {
+      for (const waiter of this.pongWaiters.splice(0)) waiter.resolve(event);
+      return;
+    }
     if ((ROOM_EVENT_TYPES as readonly string[]).includes(event.type)) {
       this.deliver(event as RoomEvent);
       return;
@@ -663,8 +691,27 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
     return this.whoamiInFlight;
   }
 
-  ping() {
-    return this.request<'ping'>({ action: 'ping' });
+  /**
+   * Pings the server and resolves with its pong. The ping carries no id: API Gateway answers it from a mock route
+   * (the pong cannot echo an id), so any pong arriving next answers it.
+   */
+  ping(): Promise<PongEvent> {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== OPEN) return Promise.reject(new GatehouseError('closed', 'Not connected'));
+    return new Promise<PongEvent>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.pongWaiters.indexOf(waiter);
+        if (i >= 0) this.pongWaiters.splice(i, 1);
+        reject(new GatehouseError('timeout', `No pong within ${this.opts.requestTimeoutMs} ms`));
+      }, this.opts.requestTimeoutMs);
+      const waiter = {
+        resolve: (pong: PongEvent) => (clearTimeout(timer), resolve(pong)),
+        reject: (err: Error) => (clearTimeout(timer), reject(err)),
+      };
+      this.pongWaiters.push(waiter);
+      this.lastTraffic = Date.now();
+      socket.send(JSON.stringify({ action: 'ping' }));
+    });
   }
 
   // --- presence and typing -----------------------------------------------------------------------------------
