@@ -15,6 +15,7 @@ export const BEARER_SUBPROTOCOL_PREFIX = 'bearer.';
 /** Actions, routed by API Gateway on `$request.body.action`. */
 export const ACTIONS = [
   'join',
+  'join_rooms',
   'leave',
   'send',
   'history',
@@ -40,6 +41,11 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
 export type ClientMessage =
   /** `after`: the last sequence number seen in this room; the server replays what came after it. */
   | { action: 'join'; room: string; after?: number; id?: string }
+  /**
+   * Several joins in one frame (at most MAX_JOIN_ROOMS, no room twice): one function invocation and one reply
+   * where a client would otherwise send one each, as after a reconnect. Each room is joined as `join` would.
+   */
+  | { action: 'join_rooms'; rooms: Array<{ room: string; after?: number }>; id?: string }
   | { action: 'leave'; room: string; id?: string }
   | { action: 'send'; room: string; data: Json; id?: string }
   /** Older messages of a joined room, newest page first: `before` is the cursor a previous page returned. */
@@ -167,6 +173,19 @@ export const ROOM_EVENT_TYPES: ReadonlyArray<RoomEvent['type']> = ['message', 'm
 /** A user's read cursor: they have read the room up to `seq`. */
 export interface ReadCursor extends Member {
   seq: number;
+}
+
+/** Rooms one `join_rooms` frame may name. */
+export const MAX_JOIN_ROOMS = 10;
+
+/** A failed join in a `join_rooms` reply: the error, and the room it is about. */
+export type RoomErrorEvent = ErrorEvent & { room: string };
+
+/** The reply to `join_rooms`: each room's outcome, in the order asked, as `join` would have answered it. */
+export interface JoinedRoomsEvent {
+  type: 'joined_rooms';
+  results: Array<JoinedEvent | RoomErrorEvent>;
+  id?: string;
 }
 
 export interface JoinedEvent {
@@ -344,6 +363,7 @@ export interface SignedOutEvent {
 /** The reply each request gets (or an ErrorEvent): the client's `request` is typed by it. */
 export interface Replies {
   join: JoinedEvent;
+  join_rooms: JoinedRoomsEvent;
   leave: LeftEvent;
   send: SentEvent;
   history: HistoryEvent;
@@ -452,6 +472,7 @@ export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; er
 
 const FIELDS: Record<Action, { required: readonly string[]; optional: readonly string[] }> = {
   join: { required: ['room'], optional: ['after'] },
+  join_rooms: { required: ['rooms'], optional: [] },
   leave: { required: ['room'], optional: [] },
   send: { required: ['room', 'data'], optional: [] },
   history: { required: ['room'], optional: ['before', 'limit'] },
@@ -532,6 +553,10 @@ export function parseClientMessage(raw: string, limits: Limits = DEFAULT_LIMITS)
       return fail('too_large', `Field "data" exceeds ${limits.maxDataBytes} bytes.`, id);
     }
   }
+  if (required.includes('rooms')) {
+    const problem = roomsProblem(frame.rooms);
+    if (problem) return fail('invalid_message', problem, id);
+  }
   if ('after' in frame && !(Number.isSafeInteger(frame.after) && (frame.after as number) >= 0)) {
     return fail('invalid_message', 'Field "after" must be a non-negative integer sequence number.', id);
   }
@@ -562,6 +587,24 @@ function roomProblem(room: unknown): string | undefined {
   if (typeof room !== 'string') return 'Field "room" must be a string.';
   if (!ROOM_PATTERN.test(room)) {
     return 'Room must be 1-64 characters of [A-Za-z0-9_.-], optionally prefixed by a namespace such as user:, admin: or private:.';
+  }
+  return undefined;
+}
+
+/** What is wrong with the `rooms` of a `join_rooms` frame, if anything. */
+function roomsProblem(rooms: unknown): string | undefined {
+  if (!Array.isArray(rooms) || rooms.length === 0 || rooms.length > MAX_JOIN_ROOMS) return `Field "rooms" must list 1 to ${MAX_JOIN_ROOMS} rooms.`;
+  const seen = new Set<string>();
+  for (const entry of rooms) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return 'Each of "rooms" must be {"room", "after"?}.';
+    const keys = Object.keys(entry as object);
+    if (keys.some((k) => k !== 'room' && k !== 'after')) return 'Each of "rooms" must be {"room", "after"?}.';
+    const { room, after } = entry as { room?: unknown; after?: unknown };
+    const problem = roomProblem(room);
+    if (problem) return problem;
+    if (seen.has(room as string)) return `Field "rooms" names ${String(room)} twice.`;
+    seen.add(room as string);
+    if (after !== undefined && !(Number.isSafeInteger(after) && (after as number) >= 0)) return 'Field "after" must be a non-negative integer sequence number.';
   }
   return undefined;
 }

@@ -171,7 +171,37 @@ describe('GatehouseClient', () => {
     expect(s.sockets.map((x) => x.token)).toEqual(['token-1', 'token-2']);
     s.last().open();
     await tick();
-    expect(s.last().sent.filter((m) => m.action !== 'whoami')).toEqual([expect.objectContaining({ action: 'join', room: 'r', after: 11 })]);
+    // Every room in one frame (one invocation), each from its last sequence number.
+    expect(s.last().sent.filter((m) => m.action !== 'whoami')).toEqual([expect.objectContaining({ action: 'join_rooms', rooms: [{ room: 'r', after: 11 }] })]);
+  });
+
+  it('rejoins many rooms ten to a frame after a reconnect, applies each answer, and reports a room that failed', async () => {
+    const s = await connected();
+    const names = Array.from({ length: 12 }, (_, i) => `room-${i}`);
+    for (const name of names) {
+      const joining = s.client.join(name);
+      s.last().reply('join', { type: 'joined', room: name, seq: 5 });
+      await joining;
+    }
+    const errors: string[] = [];
+    s.client.on('error', (err) => errors.push(err.message));
+    s.last().close(1001, 'Going away');
+    await tick(30);
+    s.last().open();
+    await tick();
+    const frames = s.last().sent.filter((m) => m.action === 'join_rooms');
+    expect(frames.map((f) => (f.rooms as unknown[]).length)).toEqual([10, 2]);
+    const [first, second] = frames;
+    s.last().push({
+      type: 'joined_rooms',
+      id: first.id,
+      results: (first.rooms as Array<{ room: string }>).map(({ room }) => (room === 'room-3' ? { type: 'error', code: 'forbidden', message: 'Not any more', room } : { type: 'joined', room, seq: 7, presence: { users: [], live: true } })),
+    });
+    s.last().push({ type: 'joined_rooms', id: second.id, results: (second.rooms as Array<{ room: string }>).map(({ room }) => ({ type: 'joined', room, seq: 6, presence: { users: [], live: true } })) });
+    await tick();
+    expect(errors).toEqual(['Not any more']);
+    // Each room from its last sequence number.
+    expect((first.rooms as Array<{ after: number }>).every((r) => r.after === 5)).toBe(true);
   });
 
   it('holds requests about a room until its rejoin after a reconnect is answered (the new connection is not in it before)', async () => {
@@ -187,10 +217,10 @@ describe('GatehouseClient', () => {
     const paging = s.client.history('r');
     await tick(20);
     const actions = () => s.last().sent.map((m) => m.action).filter((a) => a !== 'whoami');
-    expect(actions()).toEqual(['join']);
-    s.last().reply('join', { type: 'joined', room: 'r', seq: 10 });
+    expect(actions()).toEqual(['join_rooms']);
+    s.last().reply('join_rooms', { type: 'joined_rooms', results: [{ type: 'joined', room: 'r', seq: 10 }] });
     await tick();
-    expect(actions()).toEqual(['join', 'send', 'read', 'history']);
+    expect(actions()).toEqual(['join_rooms', 'send', 'read', 'history']);
     s.last().reply('send', { type: 'sent', room: 'r', seq: 11, messageId: 'm11', delivered: 1 });
     s.last().reply('read', { type: 'read', room: 'r', seq: 10 });
     s.last().reply('history', { type: 'history', room: 'r', messages: [] });

@@ -19,8 +19,22 @@ describe('parseClientMessage', () => {
     ['{"action":"join","room":"general","after":42}', { action: 'join', room: 'general', after: 42 }],
     ['{"action":"whoami"}', { action: 'whoami' }],
     ['{"action":"ping","id":"x:1"}', { action: 'ping', id: 'x:1' }],
+    ['{"action":"join_rooms","rooms":[{"room":"a"},{"room":"b","after":3}]}', { action: 'join_rooms', rooms: [{ room: 'a' }, { room: 'b', after: 3 }] }],
   ])('accepts %s', (raw, expected) => {
     expect(parseClientMessage(raw, limits)).toEqual({ ok: true, message: expected });
+  });
+
+  it.each<[string, unknown]>([
+    ['no rooms', []],
+    ['eleven rooms', Array.from({ length: 11 }, (_, i) => ({ room: `r${i}` }))],
+    ['a room twice', [{ room: 'a' }, { room: 'a', after: 1 }]],
+    ['a bad room name', [{ room: 'no spaces' }]],
+    ['a negative after', [{ room: 'a', after: -1 }]],
+    ['an unknown field', [{ room: 'a', data: 1 }]],
+    ['a string instead of an entry', ['a']],
+    ['not a list', { room: 'a' }],
+  ])('refuses join_rooms with %s', (_name, rooms) => {
+    expect(rejected(JSON.stringify({ action: 'join_rooms', rooms, id: 'j' }))).toEqual({ code: 'invalid_message', id: 'j' });
   });
 
   it.each<[string, string, ErrorCode]>([

@@ -121,6 +121,11 @@ class FakeServer {
     for (const [socket, frame] of due) this.answer(socket, frame);
   }
 
+  /** What a join of `room` answers (with the gap this server was told to report on a resume). */
+  private joined(room: string, after: unknown) {
+    return { type: 'joined', room, seq: this.room(room).seq, presence: { users: [{ ...ME, v: 1 }], live: true }, ...(after !== undefined && this.gap ? { gap: this.gap } : {}) };
+  }
+
   private answer(socket: FakeSocket, frame: Frame) {
     if (socket.readyState !== 1) return;
     const reply = (event: Record<string, unknown>) => socket.push({ ...event, id: frame.id });
@@ -130,7 +135,9 @@ class FakeServer {
       case 'whoami':
         return reply({ type: 'whoami', ...ME, tenantId: 'acme', groups: [], connectionId: 'c1', tokenExpiresAt: Math.floor(Date.now() / 1000) + 3600 });
       case 'join':
-        return reply({ type: 'joined', room, seq: this.room(room).seq, presence: { users: [{ ...ME, v: 1 }], live: true }, ...(frame.after !== undefined && this.gap ? { gap: this.gap } : {}) });
+        return reply(this.joined(room, frame.after));
+      case 'join_rooms':
+        return reply({ type: 'joined_rooms', results: (frame.rooms as Array<{ room: string; after?: number }>).map((r) => this.joined(r.room, r.after)) });
       case 'leave':
         return reply({ type: 'left', room });
       case 'history': {

@@ -299,6 +299,35 @@ describe('sequence numbers and resume', () => {
     expect(again.inbox()).toEqual([]);
   });
 
+  it('rejoins several rooms in one frame, each as its own join would: replays, a refusal, and the rate limit charged per room', async () => {
+    const bob = await open('bob');
+    for (const room of ['multi-a', 'multi-b']) {
+      await bob.send({ action: 'join', room });
+      for (let i = 1; i <= 3; i++) await bob.send({ action: 'send', room, data: `${room}-${i}` });
+    }
+    const alice = await open('alice');
+    const reply = await alice.send({ action: 'join_rooms', id: 'j1', rooms: [{ room: 'multi-a', after: 1 }, { room: 'multi-b' }, { room: 'admin:ops' }] });
+    expect(reply).toEqual({
+      type: 'joined_rooms',
+      id: 'j1',
+      results: [
+        { type: 'joined', room: 'multi-a', seq: 3, replayed: 2, presence: expect.any(Object) },
+        { type: 'joined', room: 'multi-b', seq: 3, presence: expect.any(Object) },
+        { type: 'error', code: 'forbidden', message: expect.any(String), room: 'admin:ops' },
+      ],
+    });
+    expect(alice.inbox().map((e) => e.type === 'message' && e.data)).toEqual(['multi-a-2', 'multi-a-3']);
+    // In both rooms now: a message to each reaches it.
+    await bob.send({ action: 'send', room: 'multi-b', data: 'after' });
+    expect(alice.inbox().map((e) => e.type === 'message' && e.data)).toContain('after');
+    // Three rooms cost three tokens, as three frames would: a burst of 3 lets the frame through, then nothing.
+    const tight = { ...deps, config: { ...deps.config, rateLimit: { ...deps.config.rateLimit, rate: 0.001, burst: 3, strikes: 100 } } };
+    const carol = await open('alice');
+    const frame = (rooms: string[]) => handleMessage({ connectionId: carol.connectionId, body: JSON.stringify({ action: 'join_rooms', rooms: rooms.map((room) => ({ room })) }) }, tight);
+    expect((await frame(['t1', 't2', 't3'])).type).toBe('joined_rooms');
+    expect(await frame(['t4'])).toMatchObject({ type: 'error', code: 'rate_limited' });
+  });
+
   it('reports a gap when what was missed is older than the retention window', async () => {
     const bob = await open('bob');
     await bob.send({ action: 'join', room: 'expired' });

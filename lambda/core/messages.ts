@@ -181,6 +181,29 @@ const HANDLERS: Handlers = {
     return withId({ type: 'joined', room: message.room, ...resume, presence }, message.id);
   },
 
+  join_rooms: async (message, ctx) => {
+    const { connection, deps } = ctx;
+    // The frame paid one token; each further room pays one more, as its own `join` frame would have.
+    if (message.rooms.length > 1) {
+      const rate = await deps.store.takeToken(connection, deps.config.rateLimit, message.rooms.length - 1);
+      if (!rate?.allowed) return refuseForRate(connection.connectionId, connection.userId, rate?.strikes ?? 0, message.id, deps);
+    }
+    // Each room as `join` would answer it, in parallel: the connection item takes concurrent joins atomically.
+    const results = await Promise.all(
+      message.rooms.map(async ({ room, after }) => {
+        try {
+          const reply = await HANDLERS.join({ action: 'join', room, ...(after !== undefined ? { after } : {}) }, ctx);
+          return reply.type === 'error' ? { ...reply, room } : reply;
+        } catch (err) {
+          // One room's failure is that room's answer; the others stand.
+          deps.log.error('message_failed', { connectionId: connection.connectionId, action: 'join_rooms', room, error: err as Error });
+          return { ...errorEvent('internal', 'The request failed; try again.'), room };
+        }
+      }),
+    );
+    return withId({ type: 'joined_rooms', results }, message.id);
+  },
+
   leave: async (message, { connection, deps }) => {
     if (!(await deps.store.leave(connection, message.room))) return errorEvent('not_member', `Not a member of ${message.room}.`, message.id);
     await exitRoom(connection.tenantId, message.room, connection.userId, connection.connectionId, deps);
