@@ -40,6 +40,12 @@ export const CLOSE = {
   heartbeatTimeout: close(4000, 'heartbeat timeout', true),
   /** Client side: the credential could not be renewed on the open socket; a new connection gets a fresh one. */
   renewalFailed: close(4001, 'renewal failed', true),
+  /**
+   * Client side: the credential is due for renewal within the connection's last minutes (API Gateway ends every
+   * connection at 2 hours): a new connection with a fresh one now costs less than a refresh now and the reconnect
+   * at 2 hours.
+   */
+  renewByReconnect: close(4002, 'renewing by reconnecting', true),
   /** Client side: the sign-in is over (signed out, revoked, session gone): sign in again. */
   signedOut: close(4500, 'signed out', false),
 } as const;

@@ -20,8 +20,11 @@ class FakeSocket implements SocketLike {
   send(data: string) {
     this.sent.push(JSON.parse(data));
   }
+  /** How it was closed (by the client, or the test standing in for the server). */
+  closedWith?: { code: number; reason: string };
   close(code = 1000, reason = '') {
     this.readyState = 3;
+    this.closedWith = { code, reason };
     this.onclose?.({ code, reason });
   }
   push(event: unknown) {
@@ -285,6 +288,31 @@ describe('GatehouseClient', () => {
     expect(s.sockets[0].readyState).toBe(3);
     expect(s.sockets.length).toBeGreaterThanOrEqual(2);
     await s.client.close();
+  });
+
+  it('renews by reconnecting when the renewal falls in the connection\'s last 15 minutes (one reconnect instead of a refresh and the 2-hour one)', async () => {
+    const opened = Date.now();
+    const clock = jest.spyOn(Date, 'now');
+    try {
+      const s = setup({ renew: 'token', renewMarginMs: 60_000 });
+      const connecting = s.client.connect();
+      await tick();
+      s.last().open();
+      await connecting;
+      await tick();
+      // 1 h 50 min into the connection (API Gateway ends it at 2 h), the credential is due.
+      clock.mockImplementation(() => opened + 110 * 60_000);
+      s.last().reply('whoami', { type: 'whoami', tokenExpiresAt: Math.floor(Date.now() / 1000) + 61 });
+      await tick(1100);
+      expect(s.sockets[0].sent.some((m) => m.action === 'refresh')).toBe(false);
+      expect(s.sockets[0].closedWith).toEqual({ code: 4002, reason: 'renewing by reconnecting' });
+      await tick(1000);
+      expect(s.sockets.length).toBe(2); // a new connection, with a fresh token
+      expect(s.sockets[1].token).toBe('token-2');
+      await s.client.close();
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('renews the socket with a fresh token before it expires', async () => {

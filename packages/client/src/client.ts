@@ -16,6 +16,7 @@ import {
   CLOSE,
   HEARTBEAT_MS,
   MAX_JOIN_ROOMS,
+  REALTIME_DEFAULTS,
   SUBPROTOCOL,
   ROOM_EVENT_TYPES,
   TYPING_THROTTLE_MS,
@@ -39,6 +40,9 @@ import {
 } from '../../../protocol';
 import { Emitter } from './emitter';
 import type { PayloadOf, RoomHistory, RoomMap, RoomOf, TypedMessage, TypedUpdate } from './rooms';
+
+/** A renewal due within the connection's last this-many milliseconds is done by reconnecting (CLOSE.renewByReconnect). */
+export const RECONNECT_TO_RENEW_MS = 15 * 60 * 1000;
 
 /** Any room, any JSON payload. */
 export type DefaultRooms = { '*': Json };
@@ -181,6 +185,8 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
   private nextId = 0;
   private attempt = 0;
   private heartbeat?: ReturnType<typeof setTimeout>;
+  /** When the open socket opened (API Gateway ends it 2 hours later). */
+  private openedAt = 0;
   /** When a frame last went either way on the socket (API Gateway's idle timer is reset by both). */
   private lastTraffic = Date.now();
   /** Pings waiting for a pong (API Gateway's own answer carries no id: the next pong answers them all). */
@@ -263,6 +269,7 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
       socket.onopen = () => {
         clearTimeout(handshakeTimer);
         opened = true;
+        this.openedAt = Date.now();
         this.attempt = 0;
         this.setState('open');
         this.startHeartbeat();
@@ -372,6 +379,12 @@ export class GatehouseClient<Rooms extends RoomMap = DefaultRooms> extends Emitt
   }
 
   private async renew(): Promise<void> {
+    // API Gateway ends the connection at 2 hours anyway: within its last RECONNECT_TO_RENEW_MS, one reconnect with a
+    // fresh credential (authorizer, $connect, a rejoin, $disconnect) replaces a refresh and that reconnect.
+    if (this.openedAt + REALTIME_DEFAULTS.maxConnectionSeconds * 1000 - Date.now() <= RECONNECT_TO_RENEW_MS) {
+      this.socket?.close(CLOSE.renewByReconnect.code, CLOSE.renewByReconnect.reason);
+      return;
+    }
     try {
       const token = this.opts.renew === 'token' ? await (this.opts.renewToken ?? this.opts.token)() : undefined;
       const renewed = await this.request<'refresh'>({ action: 'refresh', ...(token ? { token } : {}) });
