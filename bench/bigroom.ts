@@ -13,7 +13,6 @@
  * a Lambda function stops at its timeout. A worker posts BROADCAST concurrently, so it goes at the slower of
  * BROADCAST/POST_MS and LAMBDA_SHARE/(CPU per post); the workers share the account's posts (simulated in 10 ms steps).
  */
-import { spawn } from 'node:child_process';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -33,14 +32,12 @@ import { ConnectionTable } from '../lib/connection-table';
 import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from '../local/emulator/dynamodb';
 import { ACCOUNT_RATE } from '../local/emulator/apigateway-websocket';
 import { OPERATOR_CREDENTIALS } from '../local/emulator/iam';
-import { ROOT } from '../local/paths';
 import { REALTIME_DEFAULTS } from '../protocol';
+import { LAMBDA_SHARE, startDynamoProcess, startEndpoint } from './engines';
 import { median, num, ratio, type Bench } from './report';
 
 /** A post's round trip from Lambda to API Gateway's @connections in the same Region (a stated figure). */
 const POST_MS = 15;
-/** A 512 MB function's share of a vCPU: Lambda allocates CPU in proportion to memory, one vCPU at 1,769 MB. */
-const LAMBDA_SHARE = 512 / 1769;
 /** From an asynchronous invocation to the worker running (a warm environment; a stated figure). */
 const INVOKE_MS = 50;
 /** The message function's time-out, which today's single-invocation fan-out runs into. */
@@ -49,49 +46,6 @@ const BROADCAST = REALTIME_DEFAULTS.broadcastConcurrency;
 const TENANT = 'acme';
 const CREDENTIALS = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret' };
 const EXPIRES = 4_000_000_000;
-
-/** An @connections stand-in in its own process: answers every POST 200 at once and counts each connection's copies. */
-async function startEndpoint() {
-  const code = `
-    const counts = new Map();
-    const server = require('node:http').createServer((req, res) => {
-      if (req.method === 'GET') {
-        let copies = 0, twice = 0;
-        for (const n of counts.values()) { copies += n; if (n > 1) twice += n - 1; }
-        return res.end(JSON.stringify({ members: counts.size, copies, duplicates: twice }));
-      }
-      if (req.method === 'DELETE' && req.url === '/reset') { counts.clear(); return res.end('{}'); }
-      const id = decodeURIComponent(req.url.split('/').pop());
-      counts.set(id, (counts.get(id) || 0) + 1);
-      req.resume();
-      req.on('end', () => res.writeHead(200).end());
-    });
-    server.keepAliveTimeout = 60000;
-    server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-    child.once('exit', (c) => reject(new Error(`endpoint exited ${c}`)));
-  });
-  const url = `http://127.0.0.1:${port}/live`;
-  return {
-    url,
-    stats: async () => (await (await fetch(`http://127.0.0.1:${port}/`)).json()) as { members: number; copies: number; duplicates: number },
-    reset: async () => void (await fetch(`http://127.0.0.1:${port}/reset`, { method: 'DELETE' })),
-    stop: () => child.kill(),
-  };
-}
-
-/** The DynamoDB engine in a process of its own: what it spends serving a request is DynamoDB's, not the function's. */
-async function startDynamoProcess(): Promise<{ endpoint: string; stop: () => void }> {
-  const code = `require('./local/emulator/dynamodb').startDynamo({}).then((d) => process.stdout.write(d.endpoint + '\\n'));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    child.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
-    child.once('exit', (c) => reject(new Error(`DynamoDB engine exited ${c}`)));
-  });
-  return { endpoint, stop: () => child.kill() };
-}
 
 /** Members as joins would have put them: the first SPLIT_AT in the room's own partition, the rest spread over the shards. */
 async function seedRoom(dynamo: { doc: DynamoDBDocumentClient }, store: ConnectionStore, table: string, room: string, n: number, log: (l: string) => void): Promise<void> {

@@ -16,6 +16,7 @@ import { bigRoomBench } from './bigroom';
 import { broadcastBench } from './broadcast';
 import { coldStartBench } from './cold-start';
 import { conversationBench } from './conversation';
+import { costBench } from './cost';
 import { loadBench } from './load';
 import { postsBench } from './posts';
 import { machine, type Bench, type Section } from './report';
@@ -29,6 +30,7 @@ export const BENCHES: Array<[string, Bench]> = [
   ['posts', postsBench],
   ['bigroom', bigRoomBench],
   ['conversation', conversationBench],
+  ['cost', costBench],
   ['load', loadBench],
   ['speech', speechBench],
 ];
