@@ -78,7 +78,7 @@ describe('parseClientMessage', () => {
 
 describe('the close-code catalog', () => {
   it('tells a client whether to come back, by entry and by range', () => {
-    expect(Object.values(CLOSE).filter((c) => c.reconnect).map((c) => c.code)).toEqual([1000, 1001, 1011, 1013, 4000, 4001]);
+    expect(Object.values(CLOSE).filter((c) => c.reconnect).map((c) => c.code)).toEqual([1000, 1001, 1011, 1013, 4000, 4001, 4002]);
     for (const c of Object.values(CLOSE)) expect(shouldReconnect(c.code)).toBe(c.reconnect);
     // Dropped networks (no close frame), restarts and unknown codes reconnect; our 4500-4999 never do.
     expect([1005, 1006, 1012, 4100, 4499].map(shouldReconnect)).toEqual([true, true, true, true, true]);
