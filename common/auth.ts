@@ -11,6 +11,7 @@ import {
   authenticateHandshake,
   refreshIdentity,
   revokedAmong,
+  type Alongside,
   type HandshakeIdentity,
   type HandshakeOptions,
   type HandshakeResult,
@@ -105,8 +106,8 @@ export interface Auth {
   verifier: TokenVerifier;
   credentials?: CredentialStore;
   sessions?: CognitoSessions;
-  /** The full handshake check with this runtime's settings. */
-  handshake(headers: Headers, query: Query): Promise<HandshakeResult>;
+  /** The full handshake check with this runtime's settings (`alongside`: see handshake.ts). */
+  handshake(headers: Headers, query: Query, alongside?: Alongside): Promise<HandshakeResult>;
   /** Renews an open socket's credential (a new token, or its cookie session): the one refresh policy. */
   refresh(current: HandshakeIdentity, token: string | undefined): Promise<RefreshResult>;
   /** Which of these open sockets' credentials were revoked since (the watch of long-lived sockets). */
@@ -140,7 +141,7 @@ export function createAuth(
     verifier,
     ...(credentials ? { credentials } : {}),
     ...(sessions ? { sessions } : {}),
-    handshake: (headers, query) => authenticateHandshake(headers, query, options),
+    handshake: (headers, query, alongside) => authenticateHandshake(headers, query, options, alongside),
     refresh: (current, token) => refreshIdentity(current, token, options),
     revoked: (identities) => revokedAmong(identities, options),
   };

@@ -199,7 +199,14 @@ async function isRevoked(identity: HandshakeIdentity, options: HandshakeOptions)
   return options.credentials ? (await options.credentials.revoked([identity]))[0] : false;
 }
 
-export async function authenticateHandshake(headers: Headers, query: Query, options: HandshakeOptions): Promise<HandshakeResult> {
+/**
+ * Work a caller needs for an identity that passed every other check, run alongside the revocation read (an
+ * independent read: the $connect authorizer looks up the display name here). Its outcome is the caller's, and is
+ * thrown away when the handshake is denied; it must not throw for a lookup that may fail.
+ */
+export type Alongside = (identity: HandshakeIdentity) => Promise<void>;
+
+export async function authenticateHandshake(headers: Headers, query: Query, options: HandshakeOptions, alongside?: Alongside): Promise<HandshakeResult> {
   const now = Math.floor((options.now ?? Date.now)() / 1000);
   const extracted = extractCredential(headers, query, options.allowQueryToken);
   if (!extracted.found) return { ok: false, reason: 'missing_token' };
@@ -242,7 +249,8 @@ export async function authenticateHandshake(headers: Headers, query: Query, opti
     if (!derived.ok) return deny(derived.reason);
     identity = derived.identity;
   }
-  if (await isRevoked(identity, options)) return deny('revoked');
+  const [revoked] = await Promise.all([isRevoked(identity, options), alongside?.(identity)]);
+  if (revoked) return deny('revoked');
   return { ok: true, source, identity };
 }
 

@@ -1,12 +1,21 @@
+import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { authConfig, createAuth } from '../common/auth';
 import { createLogger } from '../common/log';
 import { METRICS_NAMESPACE_ENV } from '../common/metrics';
 import { authorize } from './core/authorize';
 import { logLevel } from './core/config';
+import { cognitoProfiles, tableNameCache } from './core/profiles';
 
-// Module scope: the verifier's JWKS cache outlives the invocation, so a warm container never refetches it.
-const auth = createAuth(authConfig(process.env, { allowQueryToken: true }));
+// Module scope: the verifier's JWKS cache and the names looked up outlive the invocation.
+const config = authConfig(process.env, { allowQueryToken: true });
+const db = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+const cognito = new CognitoIdentityProviderClient({});
+const auth = createAuth(config, { db, cognito });
 const log = createLogger({ component: 'authorizer' }, { level: logLevel(process.env), metricsNamespace: process.env[METRICS_NAMESPACE_ENV] });
+const shared = config.tableName ? tableNameCache(db, config.tableName) : undefined;
+const profiles = cognitoProfiles(cognito, config.verifier.userPoolId, log, shared ? { shared } : {});
 
-export const handler = (event: APIGatewayRequestAuthorizerEvent) => authorize(event, { auth, log });
+export const handler = (event: APIGatewayRequestAuthorizerEvent) => authorize(event, { auth, log, profiles });

@@ -275,8 +275,8 @@ export class RealtimeApi extends Construct {
     }
     // $disconnect tells the rooms whose presence ended (and purges members found gone on the way).
     for (const fn of [this.messageFunction, this.disconnectFunction]) this.grantManageConnections(fn);
-    // $connect looks up the user's display name (profiles.ts) in this pool, once per connection.
-    this.connectFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['cognito-idp:AdminGetUser'], resources: [props.userPool.userPoolArn] }));
+    // The authorizer looks up the user's display name (profiles.ts) in this pool, once per connection.
+    this.authorizerFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['cognito-idp:AdminGetUser'], resources: [props.userPool.userPoolArn] }));
     // The authorizer consumes tickets, refreshes cookie sessions and reads revocations; sign-out (message) too.
     for (const fn of [this.authorizerFunction, this.messageFunction]) this.grantAuthentication(fn, props.table);
     if (props.roomAuthorizer) this.useRoomAuthorizer(props.roomAuthorizer);

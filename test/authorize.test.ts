@@ -1,9 +1,13 @@
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { authConfig, createAuth } from '../common/auth';
 import { authorize } from '../lambda/core/authorize';
-import { fromAuthorizerContext } from '../lambda/core/identity';
+import { connect } from '../lambda/core/connection';
+import { fromAuthorizerContext, toAuthorizerContext } from '../lambda/core/identity';
+import type { Profiles } from '../lambda/core/profiles';
+import { coreConfig } from './support/core';
 import { CLIENT_ID, USER_POOL_ID, accessClaims, makeKey, serveJwks, signToken, type JwksServer } from './support/jwt';
 import { memoryLogger } from './support/log';
+import { startStore, type StoreFixture } from './support/store';
 
 const key = makeKey('key-1');
 const METHOD_ARN = 'arn:aws:execute-api:eu-west-1:123456789012:abc123/live/$connect';
@@ -126,5 +130,104 @@ describe('authorizer', () => {
     for (const secret of [token, expired, ...token.split('.'), ...expired.split('.')]) {
       for (const line of logger.lines) expect(line).not.toContain(secret);
     }
+  });
+});
+
+describe('display names, looked up alongside the revocation read', () => {
+  let fx: StoreFixture;
+  beforeAll(async () => {
+    fx = await startStore();
+  });
+  afterAll(() => fx.close());
+
+  /** The authorizer over the fixture's table, with a name lookup that takes `lookupMs` and says when it ran. */
+  function withTable(names: Record<string, string>, lookupMs: number) {
+    const intervals: Record<'revocation' | 'name', Array<[number, number]>> = { revocation: [], name: [] };
+    const auth = createAuth(
+      authConfig({ USER_POOL_ID, USER_POOL_CLIENT_ID: CLIENT_ID, JWKS_URI: jwks.url, TABLE_NAME: fx.tableName }, { allowQueryToken: false }),
+      { db: fx.dynamo.doc },
+    );
+    const revoked = auth.credentials!.revoked.bind(auth.credentials);
+    auth.credentials!.revoked = async (identities) => {
+      const start = performance.now();
+      try {
+        return await revoked(identities);
+      } finally {
+        intervals.revocation.push([start, performance.now()]);
+      }
+    };
+    const profiles: Profiles = {
+      async displayName({ userId }) {
+        const start = performance.now();
+        await new Promise((r) => setTimeout(r, lookupMs));
+        intervals.name.push([start, performance.now()]);
+        return names[userId] ?? 'nobody';
+      },
+    };
+    const logger = memoryLogger();
+    const run = (token: string) =>
+      authorize(
+        { type: 'REQUEST', methodArn: METHOD_ARN, headers: { Authorization: `Bearer ${token}` }, queryStringParameters: {}, requestContext: { connectionId: 'conn-n' } } as unknown as APIGatewayRequestAuthorizerEvent,
+        { auth, log: logger.log, profiles },
+      );
+    return { run, intervals, auth, logger };
+  }
+
+  it('runs the two reads at once, and hands the name to $connect in the context', async () => {
+    const { run, intervals } = withTable({ 'user-n1': 'Nina Park' }, 100);
+    const result = await run(signToken(key, accessClaims({ sub: 'user-n1', username: 'nina', origin_jti: 'sign-in-n1' })));
+    expect(effect(result)).toBe('Allow');
+    expect(fromAuthorizerContext(result.context)).toMatchObject({ userId: 'user-n1', name: 'Nina Park' });
+    const [[revocationStart, revocationEnd]] = intervals.revocation;
+    const [[nameStart, nameEnd]] = intervals.name;
+    // Overlapping: each started before the other ended (one after the other, they could not).
+    expect(nameStart).toBeLessThan(revocationEnd);
+    expect(revocationStart).toBeLessThan(nameEnd);
+  });
+
+  it('denies a revoked sign-in however the lookup went, and gives no name to anyone', async () => {
+    const { run, auth, logger, intervals } = withTable({ 'user-n2': 'Noor' }, 20);
+    await auth.credentials!.revokeSignIn('sign-in-n2', Math.floor(Date.now() / 1000) + 3600);
+    const result = await run(signToken(key, accessClaims({ sub: 'user-n2', username: 'noor', origin_jti: 'sign-in-n2' })));
+    expect(effect(result)).toBe('Deny');
+    expect(result.context).toBeUndefined();
+    expect(logger.events()).toEqual([expect.objectContaining({ event: 'connect_denied', reason: 'revoked' })]);
+    expect(intervals.revocation).toHaveLength(1);
+  });
+
+  it('looks nothing up for a token that fails verification', async () => {
+    const { run, intervals } = withTable({}, 20);
+    expect(effect(await run(signToken(key, accessClaims({ iat: 1000, exp: 2000 }))))).toBe('Deny');
+    expect(intervals).toEqual({ revocation: [], name: [] });
+  });
+
+  it('$connect stores the name from the context, and reads nothing before its writes', async () => {
+    const { run } = withTable({ 'user-n3': 'Ola' }, 1);
+    const result = await run(signToken(key, accessClaims({ sub: 'user-n3', username: 'ola@example.com', origin_jti: 'sign-in-n3' })));
+    const reads: string[] = [];
+    const auth = createAuth(authConfig({ USER_POOL_ID, USER_POOL_CLIENT_ID: CLIENT_ID, TABLE_NAME: fx.tableName }, { allowQueryToken: false }), { db: fx.dynamo.doc });
+    fx.dynamo.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        reads.push(context.commandName ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'commandOrder' },
+    );
+    try {
+      const config = coreConfig(fx.tableName, 'http://127.0.0.1:9/live');
+      expect(await connect({ connectionId: 'conn-n3', authorizer: { ...result.context, principalId: 'user-n3' } }, { store: fx.store, auth, config, log: memoryLogger().log })).toEqual({ statusCode: 200 });
+    } finally {
+      fx.dynamo.doc.middlewareStack.remove('commandOrder');
+    }
+    // The record, the slot, then the revocation check (which must follow the slot: see connect).
+    expect(reads[0]).toMatch(/^Put/);
+    expect(reads.at(-1)).toMatch(/^BatchGet/);
+    expect((await fx.store.getConnection('conn-n3'))?.name).toBe('Ola');
+  });
+
+  it('takes from the context only a name the authorizer could have given', () => {
+    const context = toAuthorizerContext({ userId: 'u', username: 'u', tenantId: 'acme', groups: [], tokenExpiresAt: 1, signIn: 's', issuedAt: 1 }, 'header', 'Ana');
+    expect(fromAuthorizerContext(context)?.name).toBe('Ana');
+    for (const name of [7, '', 'x'.repeat(129), null]) expect(fromAuthorizerContext({ ...context, name })).not.toHaveProperty('name');
   });
 });

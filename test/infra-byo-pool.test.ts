@@ -27,12 +27,17 @@ const poolArn = {
   'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cognito-idp:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:userpool/${POOL_ID}`]],
 };
 
+/** Each policy's Cognito actions (its statements together) and the one resource they are on. */
 const cognitoStatements = (t: Template) =>
-  Object.entries(t.findResources('AWS::IAM::Policy')).flatMap(([id, p]) =>
-    (p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>)
-      .filter((s) => [s.Action].flat().some((a) => a.startsWith('cognito-idp:')))
-      .map((s) => ({ id: id.replace(/[0-9A-F]{8}$/, ''), actions: [s.Action].flat().sort(), resource: s.Resource })),
-  );
+  Object.entries(t.findResources('AWS::IAM::Policy')).flatMap(([id, p]) => {
+    const statements = (p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>).filter((s) =>
+      [s.Action].flat().some((a) => a.startsWith('cognito-idp:')),
+    );
+    if (statements.length === 0) return [];
+    const resources = [...new Set(statements.map((s) => JSON.stringify(s.Resource)))];
+    expect(resources).toHaveLength(1);
+    return [{ id: id.replace(/[0-9A-F]{8}$/, ''), actions: statements.flatMap((s) => [s.Action].flat()).sort(), resource: JSON.parse(resources[0]) as unknown }];
+  });
 
 /** config.json as staged for the web bucket. */
 function webConfig(app: App, t: Template): Record<string, unknown> {
@@ -83,16 +88,15 @@ describe('an existing user pool with a web and a session client (context userPoo
     const statements = cognitoStatements(template);
     expect(statements.map((s) => s.id).sort()).toEqual([
       'RealtimeAuthorizerRoleDefaultPolicy',
-      'RealtimeConnectRoleDefaultPolicy',
       'RealtimeMessageRoleDefaultPolicy',
       'SessionsHandlerRoleDefaultPolicy',
       'SpeechTaskRoleDefaultPolicy',
     ]);
     for (const s of statements) expect(s.resource).toEqual(poolArn);
-    expect(statements.find((s) => s.id === 'RealtimeConnectRoleDefaultPolicy')!.actions).toEqual(['cognito-idp:AdminGetUser']);
-    for (const s of statements.filter((s) => s.id !== 'RealtimeConnectRoleDefaultPolicy')) {
-      expect(s.actions).toEqual(['cognito-idp:AdminInitiateAuth', 'cognito-idp:AdminUserGlobalSignOut', 'cognito-idp:DescribeUserPoolClient']);
-    }
+    const sessions = ['cognito-idp:AdminInitiateAuth', 'cognito-idp:AdminUserGlobalSignOut', 'cognito-idp:DescribeUserPoolClient'];
+    // The authorizer also reads display names (AdminGetUser, alongside its revocation read).
+    expect(statements.find((s) => s.id === 'RealtimeAuthorizerRoleDefaultPolicy')!.actions).toEqual(['cognito-idp:AdminGetUser', ...sessions]);
+    for (const s of statements.filter((s) => s.id !== 'RealtimeAuthorizerRoleDefaultPolicy')) expect(s.actions).toEqual(sessions);
   });
 
   it("refuses, by a template rule, a deployment to another region than the pool's", () => {
@@ -119,7 +123,7 @@ describe('an existing user pool with a web client only', () => {
 
   it('turns cookie sessions off: no session client id anywhere, no Cognito permission but AdminGetUser, token sign-in in the web app', () => {
     expect(JSON.stringify(template.toJSON())).not.toContain('SESSION_CLIENT_ID');
-    expect(cognitoStatements(template)).toEqual([{ id: 'RealtimeConnectRoleDefaultPolicy', actions: ['cognito-idp:AdminGetUser'], resource: poolArn }]);
+    expect(cognitoStatements(template)).toEqual([{ id: 'RealtimeAuthorizerRoleDefaultPolicy', actions: ['cognito-idp:AdminGetUser'], resource: poolArn }]);
     expect(webConfig(app, template)).toEqual({ region: '<<marker:0xbaba:0>>', userPoolId: POOL_ID, userPoolClientId: WEB_CLIENT, authMode: 'token' });
     template.resourceCountIs('AWS::Cognito::UserPoolClient', 0);
     expect(new AwsSolutionsChecks(app).validateScope(stack).violations).toEqual([]);

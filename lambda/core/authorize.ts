@@ -1,7 +1,8 @@
 /**
  * The $connect authorizer: runs the shared handshake check (token, ticket or session cookie; origin; revocation;
  * tenant from the token's groups) and answers with an IAM policy plus the identity context the connect handler
- * stores.
+ * stores. The user's display name is looked up alongside the revocation read (two independent reads, in
+ * parallel), so $connect has nothing to read before it writes.
  *
  * No credential at all -> "Unauthorized" (API Gateway answers 401). Any failed check -> Deny (403). Every decision
  * is an audit event with a reason code, never with the credential.
@@ -11,10 +12,13 @@ import type { Auth } from '../../common/auth';
 import type { Logger } from '../../common/log';
 import { METRICS } from '../../common/metrics';
 import { toAuthorizerContext } from './identity';
+import type { Profiles } from './profiles';
 
 export interface AuthorizeDeps {
   auth: Pick<Auth, 'handshake'>;
   log: Logger;
+  /** Display names (profiles.ts). @default the username's (fallbackName, in $connect) */
+  profiles?: Profiles;
 }
 
 function policy(effect: 'Allow' | 'Deny', resource: string) {
@@ -42,7 +46,16 @@ export async function authorize(event: APIGatewayRequestAuthorizerEvent, deps: A
     connectionId: (event.requestContext as { connectionId?: string } | undefined)?.connectionId,
     sourceIp: event.requestContext?.identity?.sourceIp,
   };
-  const result = await deps.auth.handshake(withRepeats(event), event.queryStringParameters);
+  let name: string | undefined;
+  const profiles = deps.profiles;
+  const result = await deps.auth.handshake(
+    withRepeats(event),
+    event.queryStringParameters,
+    profiles &&
+      (async (identity) => {
+        name = await profiles.displayName(identity);
+      }),
+  );
   if (!result.ok) {
     deps.log.info('connect_denied', { ...audit, reason: result.reason, source: result.source });
     deps.log.metrics({ [METRICS.authorizerDenied]: 1 });
@@ -55,6 +68,6 @@ export async function authorize(event: APIGatewayRequestAuthorizerEvent, deps: A
   return {
     principalId: identity.userId,
     policyDocument: policy('Allow', event.methodArn),
-    context: toAuthorizerContext(identity, result.source),
+    context: toAuthorizerContext(identity, result.source, name),
   };
 }

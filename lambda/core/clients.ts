@@ -11,7 +11,6 @@ import { METRICS_NAMESPACE_ENV } from '../../common/metrics';
 import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
 import { createConnectionsApi, environmentCredentials, type ConnectionsApi } from './connections-api';
 import type { FanoutDispatcher } from './fanout';
-import { cognitoProfiles, type Profiles } from './profiles';
 import { createRoomAccess, type RoomAccess } from './room-access';
 import { ConnectionStore } from './store';
 
@@ -21,7 +20,6 @@ export interface RealtimeRuntime {
   api: ConnectionsApi;
   auth: Auth;
   cognito: CognitoIdentityProviderClient;
-  profiles: Profiles;
   /** Private rooms and the deployment's room hook (room-access.ts). */
   roomAccess: RoomAccess;
   log: Logger;
@@ -64,7 +62,6 @@ export function realtimeRuntime(component: string, env: Record<string, string | 
     api: createConnectionsApi({ endpoint: config.connectionsUrl, region: requiredRegion(env), credentials: environmentCredentials(env), maxSockets: config.broadcastConcurrency }),
     auth,
     cognito,
-    profiles: cognitoProfiles(cognito, auth.config.verifier.userPoolId, log, { shared: store.profiles }),
     roomAccess: createRoomAccess(db, config.tableName, env),
     log,
     ...(config.fanoutFunction ? { fanout: lambdaDispatcher(config.fanoutFunction) } : {}),

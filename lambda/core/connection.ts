@@ -8,15 +8,13 @@ import { offeredSubprotocols } from '../../common/handshake';
 import type { RealtimeConfig } from './config';
 import { fromAuthorizerContext } from './identity';
 import { departConnection, type SignalDeps } from './presence';
-import { fallbackName, type Profiles } from './profiles';
+import { fallbackName } from './profiles';
 import type { ConnectionStore } from './store';
 
 export interface ConnectionDeps {
   store: ConnectionStore;
   /** The revocation check, run again once the connection is on record (see connect). */
   auth: Pick<Auth, 'revoked'>;
-  /** Display names (profiles.ts): looked up once per connection and stored with it. @default the username's (fallbackName) */
-  profiles?: Profiles;
   config: Pick<RealtimeConfig, 'maxConnectionSeconds' | 'maxConnectionsPerUser'>;
   log: Logger;
   now?: () => number;
@@ -50,7 +48,8 @@ export async function connect(event: ConnectEvent, deps: ConnectionDeps): Promis
   const expiresAt = Math.floor(now / 1000) + deps.config.maxConnectionSeconds;
   // The record first, then the slot: the slot is a condition on one item, so concurrent connects of one user
   // cannot exceed the cap, and a slot whose connection has no record can only be a leftover (see the store).
-  const name = deps.profiles ? await deps.profiles.displayName(identity) : fallbackName(identity.username);
+  // The authorizer looked the name up alongside its revocation read (authorize.ts): nothing to read here.
+  const name = identity.name ?? fallbackName(identity.username);
   await deps.store.putConnection({ connectionId: event.connectionId, ...identity, name, connectedAt: now, expiresAt });
   if (!(await deps.store.registerUserConnection(identity.userId, event.connectionId, expiresAt, deps.config.maxConnectionsPerUser))) {
     await deps.store.deleteConnection(event.connectionId);

@@ -1,15 +1,20 @@
 /**
- * Who is on a connection. The authorizer puts it in the $connect context and the connect handler stores it with
- * the connection; later routes read the stored record (it also carries what changes: a refreshed expiry, the rate
- * limiter's state). The context format lives here only.
+ * Who is on a connection. The authorizer puts it in the $connect context (with the display name it looked up) and
+ * the connect handler stores it with the connection; later routes read the stored record (it also carries what
+ * changes: a refreshed expiry, the rate limiter's state). The context format lives here only.
  */
 import type { HandshakeIdentity, TokenSource } from '../../common/handshake';
+import { MAX_NAME } from './profiles';
+
+/** A display name's longest form in UTF-16 units: MAX_NAME code points of up to two units each. */
+const MAX_NAME_UNITS = 2 * MAX_NAME;
 
 export type Identity = HandshakeIdentity;
 
 /** Authorizer context values must be strings, numbers or booleans. */
-export function toAuthorizerContext(identity: Identity, source: TokenSource): Record<string, string | number> {
+export function toAuthorizerContext(identity: Identity, source: TokenSource, name?: string): Record<string, string | number> {
   return {
+    ...(name !== undefined ? { name } : {}),
     userId: identity.userId,
     username: identity.username,
     tenantId: identity.tenantId,
@@ -23,7 +28,7 @@ export function toAuthorizerContext(identity: Identity, source: TokenSource): Re
 }
 
 /** Reads the context back (values may arrive as strings); undefined when it is absent or incomplete. */
-export function fromAuthorizerContext(context: unknown): (Identity & { source: TokenSource }) | undefined {
+export function fromAuthorizerContext(context: unknown): (Identity & { source: TokenSource; name?: string }) | undefined {
   if (typeof context !== 'object' || context === null) return undefined;
   const c = context as Record<string, unknown>;
   const tokenExpiresAt = Number(c.tokenExpiresAt);
@@ -48,5 +53,7 @@ export function fromAuthorizerContext(context: unknown): (Identity & { source: T
     issuedAt,
     ...(typeof c.session === 'string' ? { session: c.session } : {}),
     source: (typeof c.source === 'string' ? c.source : 'header') as TokenSource,
+    // Cleaned and capped by the authorizer (profiles.ts); anything else is not a name it gave.
+    ...(typeof c.name === 'string' && c.name.length > 0 && c.name.length <= MAX_NAME_UNITS ? { name: c.name } : {}),
   };
 }

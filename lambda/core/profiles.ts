@@ -1,17 +1,22 @@
 /**
  * Display names: what others see of a user (messages, presence, typing). Derived by the server from the verified
  * identity, never from the client: the user pool's attributes of the token's username, looked up once per
- * connection at $connect (then stored with it) and cached per container for a few minutes.
+ * connection by the $connect authorizer (alongside its revocation read; the name reaches $connect in the
+ * authorizer's context, which stores it with the connection) and cached per container for a few minutes.
  */
 import { AdminGetUserCommand, type CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from '../../common/log';
+import { keys, TABLE } from '../../common/table-schema';
+import { isLive } from './dynamo-read';
 import type { Member } from '../../protocol';
 
 export interface Profiles {
   displayName(user: { userId: string; username: string }): Promise<string>;
 }
 
-const MAX_NAME = 64;
+/** A display name's longest form, in code points. */
+export const MAX_NAME = 64;
 
 /**
  * The name to show for a user pool user: `name`, else `preferred_username`, else the local part of `email` (the
@@ -41,10 +46,23 @@ export function memberOf(connection: { userId: string; username: string; name?: 
   return { userId: connection.userId, name: connection.name ?? fallbackName(connection.username) };
 }
 
-/** Where looked-up names are kept between containers (the table: see ConnectionStore.profiles). */
+/** Where looked-up names are kept between containers (the table: tableNameCache). */
 export interface NameCache {
   get(userId: string): Promise<string | undefined>;
   put(userId: string, name: string, ttlSeconds: number): Promise<void>;
+}
+
+/** Looked-up names kept in the connection table (keys.profile), each until its expiry. */
+export function tableNameCache(db: DynamoDBDocumentClient, tableName: string, now: () => number = Date.now): NameCache {
+  return {
+    async get(userId) {
+      const { Item } = await db.send(new GetCommand({ TableName: tableName, Key: keys.profile(userId) }));
+      return isLive(Item, now()) && typeof Item!.name === 'string' ? Item!.name : undefined;
+    },
+    async put(userId, name, ttlSeconds) {
+      await db.send(new PutCommand({ TableName: tableName, Item: { ...keys.profile(userId), name, [TABLE.ttlAttribute]: Math.floor(now() / 1000) + ttlSeconds } }));
+    },
+  };
 }
 
 /**

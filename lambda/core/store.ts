@@ -31,7 +31,7 @@ import { PresenceStore } from './presence-store';
 
 export interface ConnectionRecord extends Identity {
   connectionId: string;
-  /** The display name others see, derived from the verified identity at connect (see profiles.ts). */
+  /** The display name others see, looked up by the authorizer from the verified identity (see profiles.ts). */
   name?: string;
   /** How the connection authenticated. */
   source: TokenSource;
@@ -519,17 +519,6 @@ export class ConnectionStore {
     }
     return { removed: deletes.length, departures };
   }
-
-  /** Display names looked up from the user pool, kept for a while (see profiles.ts). */
-  readonly profiles = {
-    get: async (userId: string): Promise<string | undefined> => {
-      const { Item } = await this.db.send(new GetCommand({ TableName: this.tableName, Key: keys.profile(userId) }));
-      return this.live(Item) && typeof Item!.name === 'string' ? Item!.name : undefined;
-    },
-    put: async (userId: string, name: string, ttlSeconds: number): Promise<void> => {
-      await this.db.send(new PutCommand({ TableName: this.tableName, Item: { ...keys.profile(userId), name, [TABLE.ttlAttribute]: this.seconds() + ttlSeconds } }));
-    },
-  };
 
   // --- rooms --------------------------------------------------------------------------------------------------
 
