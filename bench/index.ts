@@ -70,7 +70,7 @@ ${s.method}
 Command: \`npm run bench -- --only ${s.id}${full ? ' --full' : ''}\`
 
 ${table(s.head, s.rows)}
-${s.notes?.length ? `\n${s.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`;
+${(s.tables ?? []).map((t) => `\n${t.caption}\n\n${table(t.head, t.rows)}\n`).join('')}${s.notes?.length ? `\n${s.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`;
 }
 
 /**

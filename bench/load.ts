@@ -1,148 +1,218 @@
 /**
- * Load held through the local system, with the client that ships in packages/client: authenticated sockets opened
- * (connects per second), held for the run, rooms fanning out messages at a steady rate, latency from send to
- * receipt, and the two numbers that must be zero: messages lost and sockets dropped. The alternative is the floor:
- * a bare `ws` server that fans out the same traffic to the same sockets with no authentication, no Lambda, no
- * DynamoDB and no API Gateway.
+ * Load through the local system, with the client that ships in packages/client, beside a bare `ws` server that
+ * fans out the same traffic to the same sockets with no authentication, no Lambda, no DynamoDB and no API Gateway.
+ *
+ * Two runs. The ceiling: rooms whose senders send at a fixed rate (open loop: a send does not wait for the one
+ * before it), raised step by step until the deliveries per second stop following the rate offered; each step has a
+ * warm-up that is not measured, and ends once its messages have arrived, so one step's backlog is not the next
+ * one's latency. The hold: 5,000 sockets opened, joined and held, a steady delivery rate well under the ceiling,
+ * latency measured after a warm-up, and the numbers that must be zero: messages lost and sockets dropped.
+ *
+ * The local system runs as strict as AWS (every request signed and checked against IAM, one invocation per Lambda
+ * execution environment, a cold start for each new one, at most 16 environments a function on this machine), so
+ * the Lambda environments and cold starts each run used are reported too.
  */
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createNodeClient, type GatehouseClient } from '@gatehouse/client/node';
 import { ensureSynth } from '../local/synth';
-import { startLocalSystem } from '../local/system';
+import { startLocalSystem, type LocalSystem } from '../local/system';
 import { num, ratio, sleep, stats, type Bench, type Stats } from './report';
 
-interface Plan {
+/** What one message carries: the step it belongs to, its number in its room, when it was sent. */
+type Stamp = {
+  s: number;
+  i: number;
+  t: number;
+};
+
+/** Sockets in rooms, one sender in each (the room's first member). */
+interface Layout {
   sockets: number;
   roomSize: number;
-  /** Messages per second each room's sender sends. */
-  perRoomRate: number;
-  seconds: number;
 }
 
-interface Outcome {
-  connectsPerSecond: number;
-  held: number;
-  sent: number;
-  deliveries: number;
-  deliveriesPerSecond: number;
-  latency: Stats;
-  lost: number;
-  duplicated: number;
-  drops: number;
-}
+const roomsOf = (layout: Layout) => Math.ceil(layout.sockets / layout.roomSize);
 
-const rooms = (plan: Plan) => Math.ceil(plan.sockets / plan.roomSize);
+/** What every socket of a run has received, step by step. */
+class Deliveries {
+  /** Per step: arrivals (socket × message) counted once, their latencies, duplicates, and the last arrival. */
+  private readonly steps = new Map<number, { seen: Set<string>; latencies: number[]; duplicates: number; last: number }>();
 
-/** Opens `count` connections, `batch` handshakes at a time; returns them and the connects per second. */
-async function openAll<T>(count: number, batch: number, open: (i: number) => Promise<T>): Promise<{ items: T[]; perSecond: number }> {
-  const items: T[] = [];
-  const start = performance.now();
-  for (let i = 0; i < count; i += batch) {
-    items.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, k) => open(i + k)))));
+  receive(socket: number, data: Stamp): void {
+    if (typeof data?.s !== 'number') return;
+    const now = performance.now();
+    let step = this.steps.get(data.s);
+    if (!step) this.steps.set(data.s, (step = { seen: new Set(), latencies: [], duplicates: 0, last: now }));
+    const key = `${socket}:${data.i}`;
+    if (step.seen.has(key)) {
+      step.duplicates++;
+      return;
+    }
+    step.seen.add(key);
+    step.latencies.push(now - data.t);
+    step.last = now;
   }
-  return { items, perSecond: (count / (performance.now() - start)) * 1000 };
+
+  count(step: number): number {
+    return this.steps.get(step)?.seen.size ?? 0;
+  }
+
+  result(step: number): { received: number; latency: Stats; duplicates: number; last: number } {
+    const s = this.steps.get(step);
+    return { received: s?.seen.size ?? 0, latency: stats(s?.latencies ?? []), duplicates: s?.duplicates ?? 0, last: s?.last ?? 0 };
+  }
+}
+
+/** A system under load: its sockets, and how a room's sender sends. */
+interface Target {
+  name: string;
+  deliveries: Deliveries;
+  /** Sends `data` into room `room`, not waiting for an answer; a refusal is counted, not thrown. */
+  send(room: number, data: Stamp): void;
+  refused(): number;
+  held(): number;
+  drops(): number;
+  connectsPerSecond: number;
+  /** Connect attempts that failed (each tried again, twice at most). */
+  connectFailures: number;
+  stop(): Promise<void>;
 }
 
 /**
- * Drives one room sender per room at the planned rate for the planned time; `send` sends `{i, t}` into room r.
- * Returns how many messages each room got.
+ * Opens `count` connections, `batch` handshakes at a time; returns them, the connects per second and how many
+ * attempts failed. A failed connect is tried again (twice at most), as a client would, and counted.
  */
-async function drive(plan: Plan, send: (room: number, data: { i: number; t: number }) => Promise<unknown>): Promise<number[]> {
-  const sent = Array.from({ length: rooms(plan) }, () => 0);
-  const deadline = performance.now() + plan.seconds * 1000;
-  const interval = 1000 / plan.perRoomRate;
+async function openAll<T>(count: number, batch: number, open: (i: number) => Promise<T>, log: (line: string) => void): Promise<{ items: T[]; perSecond: number; failures: number }> {
+  const items: T[] = [];
+  let failures = 0;
+  const withRetries = async (i: number): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await open(i);
+      } catch (err) {
+        failures++;
+        if (attempt === 3) throw err;
+        log(`  connect ${i} failed (${(err as Error).message}), trying again`);
+      }
+    }
+  };
+  const start = performance.now();
+  for (let i = 0; i < count; i += batch) {
+    items.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, k) => withRetries(i + k)))));
+    if ((i / batch) % 20 === 19) log(`  ${items.length} open`);
+  }
+  return { items, perSecond: (count / (performance.now() - start)) * 1000, failures };
+}
+
+interface StepResult {
+  /** Deliveries per second offered: rooms × rate × members. */
+  offered: number;
+  /** Deliveries made, over the time from the first send to the last arrival. */
+  achieved: number;
+  latency: Stats;
+  /** Deliveries that had not arrived 10 s after the step's last send. */
+  missing: number;
+  duplicates: number;
+}
+
+/**
+ * One step: every room's sender sends `rate` messages a second for `seconds`, open loop (each at its planned time,
+ * whatever became of the one before), then waits until everything has arrived (or 10 s have passed).
+ */
+async function step(target: Target, layout: Layout, id: number, rate: number, seconds: number): Promise<StepResult> {
+  const rooms = roomsOf(layout);
+  const interval = 1000 / rate;
+  const start = performance.now();
+  let sent = 0;
   await Promise.all(
-    sent.map(async (_, r) => {
+    Array.from({ length: rooms }, async (_, r) => {
       // Senders start spread over one interval, so the rooms do not fire in lockstep.
-      await sleep((r * interval) / sent.length);
-      let next = performance.now();
-      while (performance.now() < deadline) {
-        await send(r, { i: sent[r]++, t: performance.now() });
-        next += interval;
+      await sleep((r * interval) / rooms);
+      for (let i = 0, next = performance.now(); next - start < seconds * 1000; i++, next += interval) {
         await sleep(Math.max(0, next - performance.now()));
+        target.send(r, { s: id, i, t: performance.now() });
+        sent++;
       }
     }),
   );
-  return sent;
-}
-
-/** Per socket: which message numbers of its room arrived (for loss and duplicates) and their latencies. */
-class Receiver {
-  readonly seen = new Set<number>();
-  duplicates = 0;
-  constructor(
-    readonly room: number,
-    private readonly latencies: number[],
-  ) {}
-  receive(data: { i: number; t: number }): void {
-    if (this.seen.has(data.i)) this.duplicates++;
-    this.seen.add(data.i);
-    this.latencies.push(performance.now() - data.t);
-  }
-}
-
-function outcome(plan: Plan, connectsPerSecond: number, held: number, sentPerRoom: number[], receivers: Receiver[], latencies: number[], drops: number): Outcome {
-  const sent = sentPerRoom.reduce((a, b) => a + b, 0);
-  const deliveries = receivers.reduce((a, r) => a + r.seen.size, 0);
-  const expected = receivers.reduce((a, r) => a + sentPerRoom[r.room], 0);
+  const expected = sent * layout.roomSize;
+  const deadline = performance.now() + 10_000;
+  while (target.deliveries.count(id) < expected && performance.now() < deadline) await sleep(50);
+  const result = target.deliveries.result(id);
   return {
-    connectsPerSecond,
-    held,
-    sent,
-    deliveries,
-    deliveriesPerSecond: deliveries / plan.seconds,
-    latency: stats(latencies),
-    lost: expected - deliveries,
-    duplicated: receivers.reduce((a, r) => a + r.duplicates, 0),
-    drops,
+    offered: rooms * rate * layout.roomSize,
+    achieved: (result.received / Math.max(1, result.last - start)) * 1000,
+    latency: result.latency,
+    missing: expected - result.received,
+    duplicates: result.duplicates,
   };
 }
 
-async function gatehouse(plan: Plan, log: (line: string) => void): Promise<Outcome> {
+/** Gatehouse: the local system, the shipped client, the demo users' tokens in the Authorization header. */
+async function gatehouse(layout: Layout, log: (line: string) => void): Promise<Target & { system: LocalSystem }> {
   const system = await startLocalSystem({
     log: () => undefined,
-    // Many sockets per demo user, and senders faster than a person: the limits a deployment would set per user.
+    // Many sockets per demo user, senders faster than a person, a room's member list re-read at every message: the
+    // limits a deployment would set for this traffic (each of them has its own tests).
     functionEnv: {
-      MAX_CONNECTIONS_PER_USER: String(plan.sockets),
-      RATE_LIMIT_PER_SECOND: String(plan.perRoomRate * 4),
-      // A handful of demo users stand for many people here: their shared budget is that of all the senders.
-      USER_RATE_LIMIT_PER_SECOND: String(plan.perRoomRate * plan.sockets),
-      USER_RATE_LIMIT_BURST: String(plan.perRoomRate * plan.sockets * 2),
+      MAX_CONNECTIONS_PER_USER: String(layout.sockets),
+      RATE_LIMIT_PER_SECOND: '1000',
+      RATE_LIMIT_BURST: '2000',
+      USER_RATE_LIMIT_PER_SECOND: '100000',
+      USER_RATE_LIMIT_BURST: '200000',
     },
   });
   const clients: GatehouseClient[] = [];
+  const deliveries = new Deliveries();
+  let refused = 0;
+  let drops = 0;
   try {
     const emails = system.users.filter((u) => u.tenants.length === 1 && u.tenants[0] === 'acme').map((u) => u.email);
     const tokens = await Promise.all(emails.map(async (email) => (await system.signIn(email)).accessToken));
-    const latencies: number[] = [];
-    let drops = 0;
-    let measuring = false;
-    const { items: receivers, perSecond } = await openAll(plan.sockets, 50, async (i) => {
-      const client = createNodeClient({ url: system.urls.realtime, token: () => tokens[i % tokens.length], renew: false });
-      clients.push(client);
-      const receiver = new Receiver(Math.floor(i / plan.roomSize), latencies);
-      client.on('message', (m) => measuring && receiver.receive(m.data as { i: number; t: number }));
-      client.on('state', ({ state }) => measuring && state !== 'open' && drops++);
-      await client.connect();
-      await client.join(`load-${receiver.room}`);
-      return receiver;
-    });
-    log(`gatehouse: ${plan.sockets} sockets open and joined (${num(perSecond)} connects/s)`);
-    measuring = true;
-    const sentPerRoom = await drive(plan, (r, data) => clients[r * plan.roomSize].send(`load-${r}`, data));
-    await sleep(1000); // the last messages in flight
-    measuring = false;
-    const held = clients.filter((c) => c.state === 'open').length;
-    return outcome(plan, perSecond, held, sentPerRoom, receivers, latencies, drops);
-  } finally {
-    await Promise.all(clients.map((c) => c.close()));
+    const { perSecond, failures } = await openAll(
+      layout.sockets,
+      50,
+      async (i) => {
+        const client = createNodeClient({ url: system.urls.realtime, token: () => tokens[i % tokens.length], renew: false });
+        client.on('message', (m) => deliveries.receive(i, m.data as unknown as Stamp));
+        try {
+          await client.connect();
+          await client.join(`load-${Math.floor(i / layout.roomSize)}`);
+        } catch (err) {
+          await client.close();
+          throw err;
+        }
+        clients[i] = client; // by index: the first of each room's 50 is its sender
+        client.on('state', ({ state }) => state !== 'open' && drops++);
+      },
+      log,
+    );
+    log(`gatehouse: ${layout.sockets} sockets open and joined (${num(perSecond)} connects/s)`);
+    return {
+      name: 'gatehouse',
+      system,
+      deliveries,
+      connectsPerSecond: perSecond,
+      connectFailures: failures,
+      send: (r, data) => void clients[r * layout.roomSize].send(`load-${r}`, data).catch(() => refused++),
+      refused: () => refused,
+      held: () => clients.filter((c) => c.state === 'open').length,
+      drops: () => drops,
+      stop: async () => {
+        await Promise.all(clients.map((c) => c.close()));
+        await system.stop();
+      },
+    };
+  } catch (err) {
+    await Promise.all(clients.filter(Boolean).map((c) => c.close()));
     await system.stop();
+    throw err;
   }
 }
 
 /** The floor: the same sockets and traffic on a bare ws server that only fans out. */
-async function bare(plan: Plan, log: (line: string) => void): Promise<Outcome> {
+async function bare(layout: Layout, log: (line: string) => void): Promise<Target> {
   const server = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
   await new Promise((resolve) => server.once('listening', resolve));
   const members = new Map<number, Set<WebSocket>>();
@@ -157,59 +227,158 @@ async function bare(plan: Plan, log: (line: string) => void): Promise<Outcome> {
   });
   const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const sockets: WebSocket[] = [];
-  try {
-    const latencies: number[] = [];
-    let drops = 0;
-    let measuring = false;
-    const { items: receivers, perSecond } = await openAll(plan.sockets, 50, async (i) => {
-      const receiver = new Receiver(Math.floor(i / plan.roomSize), latencies);
-      const ws = new WebSocket(`${url}/?room=${receiver.room}`, { perMessageDeflate: false });
-      sockets.push(ws);
-      ws.on('message', (raw) => measuring && receiver.receive(JSON.parse(raw.toString())));
-      ws.on('close', () => measuring && drops++);
-      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-      return receiver;
-    });
-    log(`bare ws: ${plan.sockets} sockets open (${num(perSecond)} connects/s)`);
-    measuring = true;
-    const sentPerRoom = await drive(plan, async (r, data) => sockets[r * plan.roomSize].send(JSON.stringify(data)));
-    await sleep(1000);
-    measuring = false;
-    const held = sockets.filter((s) => s.readyState === WebSocket.OPEN).length;
-    return outcome(plan, perSecond, held, sentPerRoom, receivers, latencies, drops);
-  } finally {
-    for (const ws of sockets) ws.terminate();
-    await new Promise((resolve) => server.close(resolve));
+  const deliveries = new Deliveries();
+  let drops = 0;
+  const { perSecond, failures } = await openAll(
+    layout.sockets,
+    50,
+    async (i) => {
+      const ws = new WebSocket(`${url}/?room=${Math.floor(i / layout.roomSize)}`, { perMessageDeflate: false });
+      ws.on('message', (raw) => deliveries.receive(i, JSON.parse(raw.toString()) as Stamp));
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)).catch((err: unknown) => {
+        ws.terminate();
+        throw err;
+      });
+      sockets[i] = ws;
+      ws.on('close', () => drops++);
+    },
+    log,
+  );
+  log(`bare ws: ${layout.sockets} sockets open (${num(perSecond)} connects/s)`);
+  return {
+    name: 'bare ws',
+    deliveries,
+    connectsPerSecond: perSecond,
+    connectFailures: failures,
+    send: (r, data) => sockets[r * layout.roomSize].send(JSON.stringify(data)),
+    refused: () => 0,
+    held: () => sockets.filter((s) => s.readyState === WebSocket.OPEN).length,
+    drops: () => drops,
+    stop: async () => {
+      for (const ws of sockets) ws.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Lambda environments each function used (at most 16 at once here) and cold starts, as the emulator counted them. */
+function lambdaUse(system: LocalSystem): string {
+  const used = [...system.aws.functions.values()]
+    .map((fn) => ({ name: fn.spec.name.replace(/^Gatehouse-?/, '').replace(/[0-9A-F]{8}$/, ''), ...fn.stats }))
+    .filter((fn) => fn.coldStarts > 0)
+    .sort((a, b) => b.coldStarts - a.coldStarts);
+  return used.map((fn) => `${fn.name} ${fn.coldStarts}`).join(', ');
+}
+
+interface Ramp {
+  steps: StepResult[];
+  ceiling: number;
+  /** The last step whose deliveries kept up with the rate offered (at least 95% of it, nothing missing). */
+  knee?: StepResult;
+}
+
+/** Steps up the rate until the deliveries stop following it (or the rates run out). */
+async function ramp(target: Target, layout: Layout, rates: number[], seconds: { warm: number; measured: number }, log: (line: string) => void): Promise<Ramp> {
+  const steps: StepResult[] = [];
+  for (const [k, rate] of rates.entries()) {
+    await step(target, layout, 1000 + k, rate, seconds.warm); // warm-up: new environments, JIT; not measured
+    const result = await step(target, layout, k, rate, seconds.measured);
+    steps.push(result);
+    log(`${target.name}: offered ${num(result.offered)}/s, achieved ${num(result.achieved)}/s, p50 ${num(result.latency.p50, 1)} ms, p99 ${num(result.latency.p99, 1)} ms, ${result.missing} missing`);
+    if (result.achieved < 0.8 * result.offered) break; // saturated: the next step would only queue more
   }
+  const kept = steps.filter((s) => s.achieved >= 0.95 * s.offered && s.missing === 0);
+  return { steps, ceiling: Math.max(...steps.map((s) => s.achieved)), ...(kept.length > 0 ? { knee: kept[kept.length - 1] } : {}) };
 }
 
 export const loadBench: Bench = async ({ full, log }) => {
-  const plan: Plan = full ? { sockets: 2000, roomSize: 50, perRoomRate: 2, seconds: 60 } : { sockets: 500, roomSize: 50, perRoomRate: 2, seconds: 20 };
   ensureSynth('Gatehouse');
-  const ours = await gatehouse(plan, log);
-  const floor = await bare(plan, log);
-  if (ours.lost || ours.duplicated || ours.drops) log(`WARNING: ${ours.lost} lost, ${ours.duplicated} duplicated, ${ours.drops} dropped`);
-  const row = (label: string, o: Outcome) => [
+  // The ceiling: 10 rooms of 50, each sender at 1, 2, 4... messages a second (500, 1,000, 2,000... deliveries/s).
+  const small: Layout = { sockets: 500, roomSize: 50 };
+  const rates = [1, 2, 4, 8, 16, 32, 64];
+  const rampSeconds = full ? { warm: 5, measured: 20 } : { warm: 3, measured: 8 };
+  // The hold: 5,000 sockets in 100 rooms of 50, each sender at one message every 5 s (1,000 deliveries/s).
+  const big: Layout = { sockets: 5000, roomSize: 50 };
+  const hold = { rate: 0.2, warm: full ? 20 : 10, measured: full ? 120 : 30 };
+
+  const runRamp = async (start: (l: Layout, log: (line: string) => void) => Promise<Target>) => {
+    const target = await start(small, log);
+    try {
+      const result = await ramp(target, small, rates, rampSeconds, log);
+      return { ...result, connectFailures: target.connectFailures, lambda: 'system' in target ? lambdaUse((target as Target & { system: LocalSystem }).system) : '' };
+    } finally {
+      await target.stop();
+    }
+  };
+  const runHold = async (start: (l: Layout, log: (line: string) => void) => Promise<Target>) => {
+    const target = await start(big, log);
+    try {
+      await step(target, big, 2000, hold.rate, hold.warm);
+      const result = await step(target, big, 2001, hold.rate, hold.measured);
+      log(`${target.name}: held ${target.held()} of ${big.sockets}, ${num(result.achieved)} deliveries/s, p99 ${num(result.latency.p99, 1)} ms`);
+      return {
+        ...result,
+        connectsPerSecond: target.connectsPerSecond,
+        held: target.held(),
+        drops: target.drops(), // from the first open to the end, warm-up included
+        refused: target.refused(),
+        connectFailures: target.connectFailures,
+        lambda: 'system' in target ? lambdaUse((target as Target & { system: LocalSystem }).system) : '',
+      };
+    } finally {
+      await target.stop();
+    }
+  };
+
+  const oursRamp = await runRamp(gatehouse);
+  const floorRamp = await runRamp(bare);
+  const oursHold = await runHold(gatehouse);
+  const floorHold = await runHold(bare);
+
+  // Every step either side ran: the floor goes on past Gatehouse's saturation.
+  const rampRows = Array.from({ length: Math.max(oursRamp.steps.length, floorRamp.steps.length) }, (_, k) => {
+    const [s, f] = [oursRamp.steps[k], floorRamp.steps[k]];
+    const latency = (r: StepResult) => `${num(r.latency.p50, 1)} / ${num(r.latency.p99, 1)}`;
+    return [
+      num((s ?? f).offered),
+      s ? num(s.achieved) : '(saturated)',
+      s ? latency(s) : '',
+      s ? String(s.missing) : '',
+      f ? num(f.achieved) : '(saturated)',
+      f ? latency(f) : '',
+    ];
+  });
+  const holdRow = (label: string, o: Awaited<ReturnType<typeof runHold>>) => [
     label,
     num(o.connectsPerSecond),
-    `${o.held} / ${plan.sockets}`,
-    num(o.deliveriesPerSecond),
+    `${o.held.toLocaleString('en-US')} / ${big.sockets.toLocaleString('en-US')}`,
+    num(o.achieved),
     num(o.latency.p50, 1),
     num(o.latency.p99, 1),
-    `${o.lost} / ${o.duplicated}`,
+    `${o.missing} / ${o.duplicates}`,
     String(o.drops),
   ];
+  const knee = oursRamp.knee;
+  const top = oursRamp.steps[oursRamp.steps.length - 1];
   return {
     id: 'load',
     title: 'Load held through the local system',
-    method: `${plan.sockets.toLocaleString('en-US')} sockets opened with the shipped client (\`createNodeClient\`, access tokens of the acme demo users in the Authorization header, through the local CloudFront path \`/ws/realtime\`), 50 handshakes at a time; each joins one of ${rooms(plan)} rooms of ${plan.roomSize}. Then for ${plan.seconds} s the first member of every room sends ${plan.perRoomRate} messages per second (the \`send\` action, answered by the message Lambda, which fans out through \`@connections\`), and every member records what it receives: latency from send to receipt, loss (each message must reach every member of its room exactly once, after the client's gap repair) and any socket that leaves the \`open\` state. The alternative is the floor for the same sockets and traffic: a bare \`ws\` server in the same process that relays each message to its room with no authentication, Lambda, DynamoDB or API Gateway.`,
-    head: ['system', 'connects / s', 'sockets held', 'deliveries / s', 'latency p50 (ms)', 'latency p99 (ms)', 'lost / duplicated', 'unexpected drops'],
-    rows: [row('Gatehouse (local system)', ours), row('bare ws fan-out (floor)', floor)],
-    headline: `${ours.held.toLocaleString('en-US')} of ${plan.sockets.toLocaleString('en-US')} sockets held, ${num(ours.deliveriesPerSecond)} deliveries/s at p50 ${num(ours.latency.p50, 1)} ms / p99 ${num(ours.latency.p99, 1)} ms (${ratio(ours.latency.p50, floor.latency.p50)} / ${ratio(ours.latency.p99, floor.latency.p99)} the bare-ws floor), ${ours.lost} lost, ${ours.duplicated} duplicated, ${ours.drops} dropped; ${num(ours.connectsPerSecond)} connects/s (${ratio(ours.connectsPerSecond, floor.connectsPerSecond)} the floor's).`,
+    method: `Sockets opened with the shipped client (\`createNodeClient\`, access tokens of the acme demo users in the Authorization header, through the local CloudFront path \`/ws/realtime\`), 50 handshakes at a time, each joining one room of 50; the first member of each room sends (the \`send\` action, answered by the message Lambda, which fans out through \`@connections\`) and every member records what it receives. Open loop: each send leaves at its planned time, whatever became of the one before. **Ceiling:** ${small.sockets} sockets in ${roomsOf(small)} rooms; the senders' rate doubles from ${rates[0]} a second (${num(roomsOf(small) * rates[0] * small.roomSize)} deliveries/s offered) until the deliveries stop following it (under 80% of the rate offered); each step is ${rampSeconds.warm} s of warm-up (not measured) and ${rampSeconds.measured} s measured, and ends once its messages have arrived (or 10 s have passed), so its backlog is not the next step's latency; achieved is the deliveries over the time from the first send to the last arrival. **Hold:** ${big.sockets.toLocaleString('en-US')} sockets in ${roomsOf(big)} rooms, each sender at one message every ${1 / hold.rate} s (${num(roomsOf(big) * hold.rate * big.roomSize)} deliveries/s), ${hold.warm} s of warm-up, then ${hold.measured} s measured. The alternative is the floor for the same sockets and traffic: a bare \`ws\` server in the same process that relays each message to its room with no authentication, Lambda, DynamoDB or API Gateway.`,
+    head: ['deliveries/s offered', 'Gatehouse: achieved', 'p50 / p99 (ms)', 'missing', 'bare ws: achieved', 'p50 / p99 (ms)'],
+    rows: rampRows,
+    tables: [
+      {
+        caption: `Hold: ${big.sockets.toLocaleString('en-US')} sockets, ${hold.measured} s measured after ${hold.warm} s of warm-up.`,
+        head: ['system', 'connects / s', 'sockets held', 'deliveries / s', 'p50 (ms)', 'p99 (ms)', 'lost / duplicated', 'dropped'],
+        rows: [holdRow('Gatehouse (local system)', oursHold), holdRow('bare ws fan-out (floor)', floorHold)],
+      },
+    ],
+    headline: `the local system delivers up to ${num(oursRamp.ceiling)} messages a second on this machine${knee ? ` (keeping up to ${num(knee.offered)}/s offered at p99 ${num(knee.latency.p99, 1)} ms)` : ''}, the bare-ws floor ${num(floorRamp.ceiling)}${floorRamp.steps.length === rates.length ? ' or more (the steps ran out first)' : ''}; ${oursHold.held.toLocaleString('en-US')} of ${big.sockets.toLocaleString('en-US')} sockets held at ${num(oursHold.achieved)} deliveries/s, p50 ${num(oursHold.latency.p50, 1)} ms / p99 ${num(oursHold.latency.p99, 1)} ms (${ratio(oursHold.latency.p99, floorHold.latency.p99)} the floor's p99), ${oursHold.missing} lost, ${oursHold.duplicates} duplicated, ${oursHold.drops} dropped; ${num(oursHold.connectsPerSecond)} connects/s.`,
     notes: [
-      `Each Gatehouse connect is a JWT verification and a revocation lookup (authorizer), the connection's record and its slot in the user's connections (connect: a write and a conditional update), and a join (message Lambda: a conditional update, a write, a read); the floor does a TCP and WebSocket handshake only, hence the ratio. Each Gatehouse delivery is a sequence number, a history write, a strongly consistent Query of the room and one \`@connections\` POST per member; the floor writes to an in-memory socket.`,
-      `The local system is as strict as AWS: every DynamoDB, \`@connections\` and EventBridge call is SigV4-signed and checked against the role's IAM policies, each Lambda environment runs one invocation at a time (a burst starts new environments, each loading its bundle: a cold start), and writes reach the index a moment later. That work shares this machine's cores with everything else, so it shows in these latencies and connects per second as it would not on AWS, where each piece is a fleet of its own.`,
-      'Everything runs on this machine: the clients, the API Gateway emulator, the Lambda workers and dynalite share its cores, so the absolute figures are a floor for what the deployed system does, where each of those is a separate fleet.',
+      `The ramp stopped at ${num(top.offered)} deliveries/s offered: ${num(top.achieved)} achieved${top.missing > 0 ? `, ${top.missing} not arrived within 10 s of the last send` : ''}. What bounds it here is this machine's two cores, shared by the clients, the API Gateway emulator, every Lambda environment (a worker thread each) and DynamoDB; in AWS each of those is a fleet, and the bounds are API Gateway's 10,000 posts a second and the functions' concurrency (see the big-room benchmark).`,
+      `The hold runs at the rate of the ceiling run's second step (20 messages a second into rooms of 50) with ten times the sockets, and its latency is higher (p50 ${num(oursHold.latency.p50, 1)} ms against ${num(oursRamp.steps[1]?.latency.p50 ?? NaN, 1)} ms); the sockets' clients, the API Gateway emulator and the DynamoDB engine share one event loop here, with ten times the connections' state (not broken down further). The hold shows that 5,000 sockets stay up and lose nothing; as everywhere here, its latencies are this machine's, not AWS's.`,
+      `Lambda, as the emulator ran it (one invocation per environment, a cold start for each new one, up to 16 a function here): cold starts in the ceiling run ${oursRamp.lambda}; in the hold ${oursHold.lambda}.${oursHold.refused > 0 ? ` Sends refused in the hold: ${oursHold.refused}.` : ''} Connect attempts that failed (each tried again, as a client would): ${oursRamp.connectFailures} of ${small.sockets} in the ceiling run, ${oursHold.connectFailures} of ${big.sockets.toLocaleString('en-US')} in the hold; the floor ${floorRamp.connectFailures} and ${floorHold.connectFailures}.`,
+      `Each Gatehouse connect is a JWT verification, a revocation read and a name lookup at once (authorizer), the connection's record, its slot in the user's connections and a revocation read ($connect), and a join (message Lambda); the floor does a TCP and WebSocket handshake only, hence the ratio. Each Gatehouse delivery is a sequence number, a history write, a strongly consistent Query of the room and one \`@connections\` POST per member, every request SigV4-signed and checked against the function's IAM policy; the floor writes to an in-memory socket.`,
     ],
   };
 };

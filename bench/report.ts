@@ -21,6 +21,8 @@ export interface Section {
   /** The result table. */
   head: string[];
   rows: string[][];
+  /** Further result tables, each under its caption. */
+  tables?: Array<{ caption: string; head: string[]; rows: string[][] }>;
   /** One line with the headline figure and its ratio, for the summary and the README. */
   headline: string;
   /** Anything a reader must know to read the figures right (e.g. why one comes out worse than the alternative). */

@@ -134,6 +134,19 @@ function answer(res: ServerResponse, status: number, body: Json, requestId = `lo
   res.end(bytes);
 }
 
+/**
+ * What the front answers when a request fails on its way through: the engine's own answer as it gave it (a
+ * ConditionalCheckFailedException stays a 400 of that name); anything else (the engine unreachable, a connection
+ * reset, a fault here) is DynamoDB's InternalServerError, a 500 that the SDK retries. Answering such a failure as a
+ * 400 would make a client give up on what DynamoDB itself lets it retry
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html).
+ */
+export function engineFailure(err: unknown): [status: number, type: string, message: string] {
+  const e = err as { name?: unknown; message?: unknown; status?: unknown };
+  if (typeof e?.status === 'number' && typeof e.name === 'string' && e.name) return [e.status, e.name, String(e.message ?? '')];
+  return [500, 'InternalServerError', 'Internal server error'];
+}
+
 const error = (res: ServerResponse, status: number, type: string, message: string) =>
   answer(res, status, { __type: `com.amazonaws.dynamodb.v20120810#${type}`, message });
 
@@ -154,6 +167,9 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
     engine.once('error', reject);
     engine.listen(0, '127.0.0.1', resolve);
   });
+  // The front reuses its connections to the engine; a server's default 5 s keep-alive timeout would close one just
+  // as the front sends on it (a reset request, never seen by the engine). Only the front talks to it: no timeout.
+  engine.keepAliveTimeout = 0;
   const enginePort = (engine.address() as AddressInfo).port;
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -199,7 +215,9 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
   const call = async (operation: string, input: Json): Promise<Json> => {
     const result = await send(operation, input);
     const parsed = JSON.parse(result.body.toString('utf8') || '{}') as Json;
-    if (result.status !== 200) throw Object.assign(new Error(parsed.message ?? parsed.Message ?? 'DynamoDB error'), { name: String(parsed.__type ?? '').split('#').pop() });
+    if (result.status !== 200) {
+      throw Object.assign(new Error(parsed.message ?? parsed.Message ?? 'DynamoDB error'), { name: String(parsed.__type ?? '').split('#').pop(), status: result.status });
+    }
     return parsed;
   };
 
@@ -429,8 +447,8 @@ export async function startDynamo(options: DynamoOptions = {}): Promise<LocalDyn
         const type = fault.error ?? 'InternalServerError';
         return error(res, type === 'InternalServerError' ? 500 : 400, type, `Injected fault: ${type}`);
       }
-      handle(operation, input, res).catch((err: Error) => {
-        if (!res.headersSent) error(res, 400, err.name || 'InternalServerError', err.message);
+      handle(operation, input, res).catch((err: unknown) => {
+        if (!res.headersSent) error(res, ...engineFailure(err));
       });
     });
   });

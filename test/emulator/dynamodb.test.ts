@@ -4,7 +4,7 @@
  */
 import { CreateTableCommand, DescribeTimeToLiveCommand, DynamoDBClient, ListTablesCommand, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { createTables, startDynamo, tableDefinitions, type LocalDynamo } from '../../local/emulator/dynamodb';
+import { createTables, engineFailure, startDynamo, tableDefinitions, type LocalDynamo } from '../../local/emulator/dynamodb';
 import { Iam } from '../../local/emulator/iam';
 import { Resolver } from '../../local/emulator/template';
 import { eventually, role, table, template } from './fixtures';
@@ -194,6 +194,25 @@ describe('faults', () => {
       await expect(noRetry.send(new GetCommand({ TableName: 'Items', Key: { pk: 'f' } }))).resolves.toBeDefined();
       heal();
       await expect(noRetry.send(new PutCommand({ TableName: 'Items', Item: { pk: 'f' } }))).resolves.toBeDefined();
+    } finally {
+      await dynamo.close();
+    }
+  });
+
+  it("answer a failure to reach the engine as DynamoDB's retryable 500, and the engine's own refusals as it gave them", async () => {
+    // A reset connection is not a refusal of the request: answered as a 400 (as it once was), the SDK gave up on
+    // it and a $connect failed under load where DynamoDB would have let the SDK retry.
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    expect(engineFailure(reset)).toEqual([500, 'InternalServerError', 'Internal server error']);
+    expect(engineFailure(undefined)).toEqual([500, 'InternalServerError', 'Internal server error']);
+    const refused = Object.assign(new Error('The conditional request failed'), { name: 'ConditionalCheckFailedException', status: 400 });
+    expect(engineFailure(refused)).toEqual([400, 'ConditionalCheckFailedException', 'The conditional request failed']);
+
+    // Through the front: the engine's refusal of a DescribeTimeToLive on no table keeps its name and status.
+    const dynamo = await startDynamo();
+    try {
+      const noRetry = new DynamoDBClient({ endpoint: dynamo.endpoint, region: 'eu-west-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 });
+      await expect(noRetry.send(new DescribeTimeToLiveCommand({ TableName: 'Missing' }))).rejects.toMatchObject({ name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } });
     } finally {
       await dynamo.close();
     }
