@@ -202,7 +202,7 @@ async function isRevoked(identity: HandshakeIdentity, options: HandshakeOptions)
 /**
  * Work a caller needs for an identity that passed every other check, run alongside the revocation read (an
  * independent read: the $connect authorizer looks up the display name here). Its outcome is the caller's, and is
- * thrown away when the handshake is denied; it must not throw for a lookup that may fail.
+ * thrown away when the handshake is denied; if it fails, the handshake goes on without it.
  */
 export type Alongside = (identity: HandshakeIdentity) => Promise<void>;
 
@@ -249,7 +249,8 @@ export async function authenticateHandshake(headers: Headers, query: Query, opti
     if (!derived.ok) return deny(derived.reason);
     identity = derived.identity;
   }
-  const [revoked] = await Promise.all([isRevoked(identity, options), alongside?.(identity)]);
+  // The caller's work cannot turn the decision into an error: its failure is its own (authorize: no name).
+  const [revoked] = await Promise.all([isRevoked(identity, options), alongside?.(identity).catch(() => undefined)]);
   if (revoked) return deny('revoked');
   return { ok: true, source, identity };
 }

@@ -195,6 +195,21 @@ describe('display names, looked up alongside the revocation read', () => {
     expect(intervals.revocation).toHaveLength(1);
   });
 
+  it('allows a valid handshake whose lookup fails, with no name (the connect falls back to the username), and still denies a revoked one', async () => {
+    const { auth, logger } = withTable({}, 1);
+    const failing: Profiles = { displayName: () => Promise.reject(new Error('Cognito is down')) };
+    const run = (token: string) =>
+      authorize(
+        { type: 'REQUEST', methodArn: METHOD_ARN, headers: { Authorization: `Bearer ${token}` }, queryStringParameters: {}, requestContext: { connectionId: 'conn-f' } } as unknown as APIGatewayRequestAuthorizerEvent,
+        { auth, log: logger.log, profiles: failing },
+      );
+    const allowed = await run(signToken(key, accessClaims({ sub: 'user-f1', username: 'fay', origin_jti: 'sign-in-f1' })));
+    expect(effect(allowed)).toBe('Allow');
+    expect(fromAuthorizerContext(allowed.context)).not.toHaveProperty('name');
+    await auth.credentials!.revokeSignIn('sign-in-f2', Math.floor(Date.now() / 1000) + 3600);
+    expect(effect(await run(signToken(key, accessClaims({ sub: 'user-f2', username: 'finn', origin_jti: 'sign-in-f2' }))))).toBe('Deny');
+  });
+
   it('looks nothing up for a token that fails verification', async () => {
     const { run, intervals } = withTable({}, 20);
     expect(effect(await run(signToken(key, accessClaims({ iat: 1000, exp: 2000 }))))).toBe('Deny');

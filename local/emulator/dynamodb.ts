@@ -134,17 +134,21 @@ function answer(res: ServerResponse, status: number, body: Json, requestId = `lo
   res.end(bytes);
 }
 
+/** How a request to the engine fails when the engine never answered it (a reset or refused connection). */
+const TRANSPORT_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
+
 /**
  * What the front answers when a request fails on its way through: the engine's own answer as it gave it (a
- * ConditionalCheckFailedException stays a 400 of that name); anything else (the engine unreachable, a connection
- * reset, a fault here) is DynamoDB's InternalServerError, a 500 that the SDK retries. Answering such a failure as a
- * 400 would make a client give up on what DynamoDB itself lets it retry
- * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html).
+ * ConditionalCheckFailedException stays a 400 of that name); a request the engine never answered (a reset or
+ * refused connection) is DynamoDB's InternalServerError, a 500 that the SDK retries, as DynamoDB lets it
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html). Anything else is a
+ * fault of this emulator: a 400 `EmulatorFault` that no SDK retries, so it shows instead of being retried away.
  */
 export function engineFailure(err: unknown): [status: number, type: string, message: string] {
-  const e = err as { name?: unknown; message?: unknown; status?: unknown };
+  const e = err as { name?: unknown; message?: unknown; status?: unknown; code?: unknown };
   if (typeof e?.status === 'number' && typeof e.name === 'string' && e.name) return [e.status, e.name, String(e.message ?? '')];
-  return [500, 'InternalServerError', 'Internal server error'];
+  if (typeof e?.code === 'string' && TRANSPORT_ERRORS.has(e.code)) return [500, 'InternalServerError', 'Internal server error'];
+  return [400, 'EmulatorFault', `DynamoDB emulator fault: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`];
 }
 
 const error = (res: ServerResponse, status: number, type: string, message: string) =>

@@ -199,12 +199,14 @@ describe('faults', () => {
     }
   });
 
-  it("answer a failure to reach the engine as DynamoDB's retryable 500, and the engine's own refusals as it gave them", async () => {
+  it("answer a failure to reach the engine as DynamoDB's retryable 500, the engine's own refusals as it gave them, and their own faults as faults", async () => {
     // A reset connection is not a refusal of the request: answered as a 400 (as it once was), the SDK gave up on
     // it and a $connect failed under load where DynamoDB would have let the SDK retry.
     const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
     expect(engineFailure(reset)).toEqual([500, 'InternalServerError', 'Internal server error']);
-    expect(engineFailure(undefined)).toEqual([500, 'InternalServerError', 'Internal server error']);
+    expect(engineFailure(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))[0]).toBe(500);
+    // The emulator's own fault is no DynamoDB error: it shows, and no SDK retries it (a retry could apply a write twice).
+    expect(engineFailure(new TypeError('x is undefined'))).toEqual([400, 'EmulatorFault', 'DynamoDB emulator fault: TypeError: x is undefined']);
     const refused = Object.assign(new Error('The conditional request failed'), { name: 'ConditionalCheckFailedException', status: 400 });
     expect(engineFailure(refused)).toEqual([400, 'ConditionalCheckFailedException', 'The conditional request failed']);
 
