@@ -296,6 +296,23 @@ async function cases(system: LocalSystem, byEntry: Map<string, FunctionSpec>, wa
         if (!((r?.closed ?? 0) + (r?.gone ?? 0) >= 1)) fail('sweeper', 'the expired connection swept', result);
       },
     },
+    fanout: {
+      label: 'Room fan-out worker',
+      // A big room's delivery task, as the message function hands it on; the room has no members left, so the
+      // worker claims the shard, reads the room's partition and records it delivered.
+      event: async () => ({
+        kind: 'room',
+        tenantId: authorizer.tenantId,
+        room: `cold-start-fanout-${randomUUID()}`,
+        seq: 1,
+        event: JSON.stringify({ type: 'message', room: 'cold-start', seq: 1, data: 'tick' }),
+      }),
+      check: async (_result, event) => {
+        const task = event as { tenantId: string; room: string; seq: number };
+        const again = await store.fanouts.claim(task.tenantId, task.room, task.seq, 0, Date.now());
+        if (again.claimed || !again.done) fail('fanout', 'the shard recorded as delivered', again);
+      },
+    },
     publish: {
       label: 'Publishing fan-out',
       event: async () => ({
