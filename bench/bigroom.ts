@@ -74,9 +74,8 @@ const cpuNow = () => {
 interface TaskRun {
   posts: number;
   cpuUs: number;
-  pages: number;
-  /** When it was invoked, in the model: after its parent's own run started (plus the invocation's start). */
-  parent?: number;
+  /** Handed on by another task: in the model it starts one invocation's start after that one. */
+  handedOn?: true;
 }
 
 /**
@@ -101,7 +100,7 @@ function simulate(workers: Array<{ startMs: number; posts: number; rate: number 
   return Infinity;
 }
 
-export const bigRoomBench: Bench = async ({ full, log }) => {
+export const bigRoomBench: Bench = async ({ log }) => {
   const sizes = [1_000, 10_000, 100_000];
   const endpoint = await startEndpoint();
   const engine = await startDynamoProcess();
@@ -128,7 +127,7 @@ export const bigRoomBench: Bench = async ({ full, log }) => {
   const rows: string[][] = [];
   let faulty: LocalDynamo | undefined;
   const notes: string[] = [];
-  const outcomes: Array<{ n: number; replyMs: number; lastMs: number; todayMs: number; todayDelivered: number; duplicates: number }> = [];
+  const outcomes: Array<{ n: number; replyMs: number; lastMs: number; duplicates: number }> = [];
   try {
     // A room of 1,000 first, unrecorded: the code's first runs (JIT, connections, caches) would weigh on the smallest room.
     for (const [n, warmUp] of [[1_000, true] as const, ...sizes.map((size) => [size, false] as const)]) {
@@ -159,7 +158,7 @@ export const bigRoomBench: Bench = async ({ full, log }) => {
       await endpoint.reset();
       const runs = new Map<FanoutTask, TaskRun>();
       const queue: FanoutTask[] = [last];
-      const fanoutDeps = (parent: FanoutTask): FanoutDeps => ({
+      const fanoutDeps: FanoutDeps = {
         store,
         fanouts: store.fanouts,
         api,
@@ -167,14 +166,14 @@ export const bigRoomBench: Bench = async ({ full, log }) => {
         config,
         dispatch: async (task) => {
           queue.push(task);
-          runs.set(task, { posts: 0, cpuUs: 0, pages: 0, parent: [...runs.keys()].indexOf(parent) });
+          runs.set(task, { posts: 0, cpuUs: 0, handedOn: true });
         },
-      });
-      runs.set(last, { posts: 0, cpuUs: 0, pages: 0 });
+      };
+      runs.set(last, { posts: 0, cpuUs: 0 });
       while (queue.length > 0) {
         const task = queue.shift()!;
         const c0 = cpuNow();
-        const outcome = await runFanoutTask(task, fanoutDeps(task), () => 60_000);
+        const outcome = await runFanoutTask(task, fanoutDeps, () => 60_000);
         const run = runs.get(task)!;
         run.cpuUs = cpuNow() - c0;
         run.posts = outcome.delivered ? outcome.result.delivered + outcome.result.gone + outcome.result.failed : 0;
@@ -184,7 +183,7 @@ export const bigRoomBench: Bench = async ({ full, log }) => {
       const cpuPerPost = list.reduce((a, r) => a + r.cpuUs, 0) / Math.max(1, list.reduce((a, r) => a + r.posts, 0));
       // In the model: the room's worker starts INVOKE_MS after the reply; the shard workers INVOKE_MS after it.
       const workerModel = list.map((r) => ({
-        startMs: INVOKE_MS + (r.parent !== undefined ? INVOKE_MS : 0),
+        startMs: INVOKE_MS + (r.handedOn ? INVOKE_MS : 0),
         posts: r.posts,
         rate: Math.min(BROADCAST / (POST_MS / 1000), LAMBDA_SHARE / ((r.cpuUs / Math.max(1, r.posts)) / 1e6)),
       }));
@@ -203,7 +202,7 @@ export const bigRoomBench: Bench = async ({ full, log }) => {
       const todayMs = Math.min(todayFull, MESSAGE_TIMEOUT_MS);
       const todayDelivered = todayFull <= MESSAGE_TIMEOUT_MS ? n + 1 : Math.floor((n + 1) * (MESSAGE_TIMEOUT_MS / todayFull));
       if (warmUp) continue;
-      outcomes.push({ n, replyMs, lastMs, todayMs, todayDelivered, duplicates: stats.duplicates });
+      outcomes.push({ n, replyMs, lastMs, duplicates: stats.duplicates });
       log(`room of ${num(n, 0)}: reply ${num(replyMs)} ms (CPU ${num(median(replyCpu) / 1000)} ms), ${list.length} worker tasks, ${num(cpuPerPost, 0)} µs CPU a post, last delivery at ${num(lastMs / 1000, 1)} s (modelled); today ${num(inlineWall / 1000, 1)} s here, ${todayFull <= MESSAGE_TIMEOUT_MS ? `${num(todayFull / 1000, 1)} s` : 'times out'} modelled`);
       rows.push([
         num(n, 0),
@@ -249,7 +248,7 @@ export const bigRoomBench: Bench = async ({ full, log }) => {
     notes.push(
       `Failure injected: in a room of 10,000, the second page read of shard ${victim} failed past the SDK's ${attempts} attempts (${failures} worker failure${failures === 1 ? '' : 's'}, retried as Lambda retries): ${num(injected.members, 0)} of 10,000 members reached, ${num(injected.duplicates, 0)} duplicates (target 0: ${injected.duplicates === 0 && injected.members === 10_000 ? 'met' : 'not met'}).`,
     );
-    outcomes.push({ n: -1, replyMs: 0, lastMs: 0, todayMs: 0, todayDelivered: 0, duplicates: injected.duplicates });
+    outcomes.push({ n: -1, replyMs: 0, lastMs: 0, duplicates: injected.duplicates });
   } finally {
     endpoint.stop();
     client.destroy();
@@ -265,7 +264,6 @@ export const bigRoomBench: Bench = async ({ full, log }) => {
     `The reply is measured here (DynamoDB in a process of its own, on loopback): what the sender waits for is one read of up to ${REALTIME_DEFAULTS.inlineDeliveryMax + 2} member items, the history write and one asynchronous invocation, whatever the room's size; today's reply waits for the whole fan-out.`,
     `Reply time from 1,000 to 100,000 members: ${ratio(large.replyMs, small.replyMs)} (target within 2×: ${replyRatio <= 2 ? 'met' : 'not met'}); 100,000 members delivered in ${num(large.lastMs / 1000, 1)} s, modelled (target 15 s: ${large.lastMs <= 15_000 ? 'met' : 'not met'}).`,
   );
-  void full;
   return {
     id: 'bigroom',
     title: 'Big rooms',

@@ -5,10 +5,20 @@
 import { spawn } from 'node:child_process';
 import { ROOT } from '../local/paths';
 
+/** Runs `node <args>` from the repository's root until stopped; resolves with the first line it prints (its address). */
+async function spawnAnnouncing(what: string, args: string[]): Promise<{ line: string; stop: () => void }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
+    child.once('exit', (c) => reject(new Error(`${what} exited ${c}`)));
+  });
+  return { line, stop: () => child.kill() };
+}
+
 /** A 512 MB function's share of a vCPU: Lambda allocates CPU in proportion to memory, one vCPU at 1,769 MB. */
 export const LAMBDA_SHARE = 512 / 1769;
 
-/** An @connections stand-in in its own process: answers every POST 200 at once and counts each connection's copies. */
+/** An @connections stand-in in its own process (so its CPU is not counted): answers every POST 200 at once and counts each connection's copies. */
 export async function startEndpoint() {
   const code = `
     const counts = new Map();
@@ -26,27 +36,20 @@ export async function startEndpoint() {
     });
     server.keepAliveTimeout = 60000;
     server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-    child.once('exit', (c) => reject(new Error(`endpoint exited ${c}`)));
-  });
+  const { line, stop } = await spawnAnnouncing('endpoint', ['-e', code]);
+  const port = Number(line);
   const url = `http://127.0.0.1:${port}/live`;
   return {
     url,
     stats: async () => (await (await fetch(`http://127.0.0.1:${port}/`)).json()) as { members: number; copies: number; duplicates: number },
     reset: async () => void (await fetch(`http://127.0.0.1:${port}/reset`, { method: 'DELETE' })),
-    stop: () => child.kill(),
+    stop,
   };
 }
 
 /** The DynamoDB engine in a process of its own: what it spends serving a request is DynamoDB's, not the function's. */
 export async function startDynamoProcess(): Promise<{ endpoint: string; stop: () => void }> {
   const code = `require('./local/emulator/dynamodb').startDynamo({}).then((d) => process.stdout.write(d.endpoint + '\\n'));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    child.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
-    child.once('exit', (c) => reject(new Error(`DynamoDB engine exited ${c}`)));
-  });
-  return { endpoint, stop: () => child.kill() };
+  const { line: endpoint, stop } = await spawnAnnouncing('DynamoDB engine', ['--import', 'tsx', '-e', code]);
+  return { endpoint, stop };
 }

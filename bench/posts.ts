@@ -3,31 +3,17 @@
  * ApiGatewayManagementApiClient (PostToConnectionCommand) against Gatehouse's lean client
  * (lambda/core/connections-api.ts), both signing with SigV4 over keep-alive connections to the same endpoint.
  */
-import { spawn } from 'node:child_process';
 import { Agent } from 'node:http';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createConnectionsApi } from '../lambda/core/connections-api';
+import { startEndpoint } from './engines';
 import { median, num, ratio, type Bench } from './report';
 
 const CREDENTIALS = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench-secret', sessionToken: 'bench-session-token' };
 /** A message as the fan-out posts it: a chat line with its envelope. */
 const PAYLOAD = JSON.stringify({ type: 'message', room: 'general', seq: 4711, messageId: '6f1d2c8e-3b7a-4d5e-9f10-112233445566', sender: { userId: 'u-1', name: 'Alice' }, ts: 1796613984000, data: { text: 'hello, room' } });
 const CONCURRENCY = 32;
-
-/** An @connections stand-in in a process of its own, so that its CPU is not counted: answers every POST 200. */
-async function startEndpoint(): Promise<{ url: string; stop: () => void }> {
-  const code = `
-    const server = require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(200).end()); });
-    server.keepAliveTimeout = 60000;
-    server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-    child.once('exit', (c) => reject(new Error(`endpoint exited ${c}`)));
-  });
-  return { url: `http://127.0.0.1:${port}/live`, stop: () => child.kill() };
-}
 
 /** Microseconds of this process's CPU (user + system) per post, `count` posts `CONCURRENCY` at a time. */
 async function cpuPerPost(post: (id: string) => Promise<unknown>, count: number): Promise<{ cpuUs: number; wallMs: number }> {

@@ -4,9 +4,9 @@
  * way to build the verifier, the credential store and the server-side Cognito client.
  */
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CognitoSessions, CredentialStore, TICKET_TTL_SECONDS } from './credentials';
+import { documentClient } from './dynamo-client';
 import {
   authenticateHandshake,
   refreshIdentity,
@@ -123,7 +123,7 @@ export function createAuth(
   clients: { db?: DynamoDBDocumentClient; cognito?: CognitoIdentityProviderClient; sessions?: CognitoSessions } = {},
 ): Auth {
   const verifier = createAccessTokenVerifier(config.verifier);
-  const db = config.tableName ? (clients.db ?? DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } })) : undefined;
+  const db = config.tableName ? (clients.db ?? documentClient()) : undefined;
   const credentials = db && config.tableName ? new CredentialStore(db, config.tableName) : undefined;
   const sessions = clients.sessions ?? (config.sessionClientId
     ? new CognitoSessions(clients.cognito ?? new CognitoIdentityProviderClient({}), config.verifier.userPoolId, config.sessionClientId)

@@ -1,8 +1,7 @@
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { authConfig, createAuth } from '../common/auth';
+import { documentClient } from '../common/dynamo-client';
 import { createLogger } from '../common/log';
 import { METRICS_NAMESPACE_ENV } from '../common/metrics';
 import { authorize } from './core/authorize';
@@ -11,7 +10,7 @@ import { cognitoProfiles, tableNameCache } from './core/profiles';
 
 // Module scope: the verifier's JWKS cache and the names looked up outlive the invocation.
 const config = authConfig(process.env, { allowQueryToken: true });
-const db = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+const db = documentClient();
 const cognito = new CognitoIdentityProviderClient({});
 const auth = createAuth(config, { db, cognito });
 const log = createLogger({ component: 'authorizer' }, { level: logLevel(process.env), metricsNamespace: process.env[METRICS_NAMESPACE_ENV] });

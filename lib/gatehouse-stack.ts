@@ -139,6 +139,7 @@ export class GatehouseStack extends Stack {
       },
     });
 
+    const roomHook = this.node.tryFindChild('RoomHook');
     this.operations = new Operations(this, 'Operations', {
       ...props.operations,
       namespace: metricsNamespaceOf(this.stackName),
@@ -152,7 +153,7 @@ export class GatehouseStack extends Stack {
         { label: 'Sweeper', fn: sweeper.handler },
         { label: 'Sessions', fn: this.sessionApi.handler },
         // The sample room hook, when it is deployed here (a hook named by ARN is its owner's to watch).
-        ...(this.node.tryFindChild('RoomHook') instanceof lambda.Function ? [{ label: 'RoomHook', fn: this.node.tryFindChild('RoomHook') as lambda.Function }] : []),
+        ...(roomHook instanceof lambda.Function ? [{ label: 'RoomHook', fn: roomHook }] : []),
       ],
       table: this.connections.table,
       api: this.realtime.api,

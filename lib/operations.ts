@@ -74,8 +74,8 @@ export class Operations extends Construct {
   }
 
   /** A count of Gatehouse's own (embedded-metric lines), in total: whichever component wrote it. */
-  private own(name: MetricName, label?: string, period = FIVE_MINUTES): cloudwatch.Metric {
-    return new cloudwatch.Metric({ namespace: this.namespace, metricName: name, statistic: 'Sum', period, ...(label ? { label } : {}) });
+  private own(name: MetricName, label?: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({ namespace: this.namespace, metricName: name, statistic: 'Sum', period: FIVE_MINUTES, ...(label ? { label } : {}) });
   }
 
   private alarm(id: AlarmId, description: string, props: Omit<cloudwatch.AlarmProps, 'alarmDescription' | 'actionsEnabled'>): cloudwatch.Alarm {
@@ -169,7 +169,7 @@ export class Operations extends Construct {
   }
 
   private storeAndApiAlarms(props: OperationsProps): void {
-    const table = (metricName: string) => new cloudwatch.Metric({ namespace: 'AWS/DynamoDB', metricName, dimensionsMap: { TableName: props.table.tableName }, statistic: 'Sum', period: FIVE_MINUTES });
+    const table = (metricName: string) => this.tableMetric(props, metricName);
     this.alarm('DynamoThrottles', 'DynamoDB throttled reads or writes of the connection table (a hot partition: see the per-partition limits in the README).', {
       metric: new cloudwatch.MathExpression({ expression: 'reads + writes', usingMetrics: { reads: table('ReadThrottleEvents'), writes: table('WriteThrottleEvents') }, period: FIVE_MINUTES }),
       threshold: 1,
@@ -194,6 +194,10 @@ export class Operations extends Construct {
       threshold: 1,
       evaluationPeriods: 3,
     });
+  }
+
+  private tableMetric(props: OperationsProps, metricName: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({ namespace: 'AWS/DynamoDB', metricName, dimensionsMap: { TableName: props.table.tableName }, statistic: 'Sum', period: FIVE_MINUTES });
   }
 
   private apiMetric(props: OperationsProps, metricName: string, statistic = 'Sum'): cloudwatch.Metric {
@@ -227,7 +231,7 @@ export class Operations extends Construct {
       graph('Lambda throttles', perFunction((fn) => fn.metricThrottles({ period: FIVE_MINUTES, label: fn.node.id }))),
       graph('Lambda p99 duration (ms)', perFunction((fn) => fn.metricDuration({ period: FIVE_MINUTES, statistic: 'p99', label: fn.node.id }))),
     );
-    const table = (metricName: string) => new cloudwatch.Metric({ namespace: 'AWS/DynamoDB', metricName, dimensionsMap: { TableName: props.table.tableName }, statistic: 'Sum', period: FIVE_MINUTES });
+    const table = (metricName: string) => this.tableMetric(props, metricName);
     dashboard.addWidgets(
       graph('DynamoDB capacity used', [table('ConsumedReadCapacityUnits'), table('ConsumedWriteCapacityUnits')]),
       graph('DynamoDB throttles', [table('ReadThrottleEvents'), table('WriteThrottleEvents')]),

@@ -292,8 +292,8 @@ export class RealtimeApi extends Construct {
       integration: new WebSocketMockIntegration('Ping', { requestTemplates: { $default: '{"statusCode": 200}' }, templateSelectionExpression: '\\$default' }),
       returnResponse: true,
     });
-    const integration = route.node.findAll().find((c): c is apigwv2.CfnIntegration => c instanceof apigwv2.CfnIntegration) ??
-      this.api.node.findAll().find((c): c is apigwv2.CfnIntegration => c instanceof apigwv2.CfnIntegration && c.integrationType === 'MOCK');
+    // The route binds its integration in its own scope.
+    const integration = route.node.findAll().find((c): c is apigwv2.CfnIntegration => c instanceof apigwv2.CfnIntegration);
     if (!integration) throw new Error('The ping route has no integration');
     new apigwv2.CfnIntegrationResponse(this, 'PingResponse', {
       apiId: this.api.apiId,

@@ -5,6 +5,7 @@
  * answers 410 Gone (its socket died without a $disconnect) is removed from the store during the same broadcast.
  */
 import type { Logger } from '../../common/log';
+import { METRICS } from '../../common/metrics';
 import { isGone, isThrottled, type ConnectionsApi } from './connections-api';
 
 export interface BroadcastDeps {
@@ -42,25 +43,7 @@ export async function broadcast(
   const inFlight = new Set<Promise<void>>();
 
   const deliver = async (connectionId: string): Promise<void> => {
-    try {
-      await deps.api.post(connectionId, payload);
-      result.delivered++;
-      if (options.others?.(connectionId)) result.others!++;
-    } catch (err) {
-      if (isGone(err) && connectionId !== options.protect) {
-        result.gone++;
-        try {
-          await deps.removeConnection(connectionId);
-          deps.log.info('stale_connection_removed', { connectionId });
-        } catch (cleanupErr) {
-          deps.log.warn('stale_connection_cleanup_failed', { connectionId, error: cleanupErr });
-        }
-      } else {
-        result.failed++;
-        if (isThrottled(err)) result.throttled = (result.throttled ?? 0) + 1;
-        deps.log.warn('post_failed', { connectionId, error: err as Error });
-      }
-    }
+    if ((await postCounted(connectionId, payload, deps, result, options.protect)) && options.others?.(connectionId)) result.others!++;
   };
 
   for await (const page of recipients) {
@@ -72,4 +55,43 @@ export async function broadcast(
   }
   await Promise.all(inFlight);
   return result;
+}
+
+/**
+ * Posts `payload` to one connection and counts the outcome in `result`: delivered; gone (removed, unless it is
+ * `protect`); or failed (a 429 after every retry counted apart as throttled). Never throws; true when delivered.
+ */
+export async function postCounted(
+  connectionId: string,
+  payload: string,
+  deps: Pick<BroadcastDeps, 'api' | 'removeConnection' | 'log'>,
+  result: Pick<BroadcastResult, 'delivered' | 'gone' | 'failed' | 'throttled'>,
+  protect?: string,
+): Promise<boolean> {
+  try {
+    await deps.api.post(connectionId, payload);
+    result.delivered++;
+    return true;
+  } catch (err) {
+    if (isGone(err) && connectionId !== protect) {
+      result.gone++;
+      try {
+        await deps.removeConnection(connectionId);
+        deps.log.info('stale_connection_removed', { connectionId });
+      } catch (cleanupErr) {
+        deps.log.warn('stale_connection_cleanup_failed', { connectionId, error: cleanupErr });
+      }
+    } else {
+      result.failed++;
+      if (isThrottled(err)) result.throttled = (result.throttled ?? 0) + 1;
+      deps.log.warn('post_failed', { connectionId, error: err as Error });
+    }
+    return false;
+  }
+}
+
+/** A delivery's counts as metrics (one home for how deliver and the fan-out workers report them). */
+export function deliveryMetrics(result: Pick<BroadcastResult, 'delivered' | 'gone' | 'failed' | 'throttled'>): Record<string, number> {
+  const throttled = result.throttled ?? 0;
+  return { [METRICS.deliveries]: result.delivered, [METRICS.gone]: result.gone, [METRICS.throttledPosts]: throttled, [METRICS.failedPosts]: result.failed - throttled };
 }

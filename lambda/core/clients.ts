@@ -3,9 +3,8 @@
  * environment; the endpoints come from configuration so the same bundle runs against local stand-ins.
  */
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { authConfig, createAuth, type Auth } from '../../common/auth';
+import { documentClient } from '../../common/dynamo-client';
 import { createLogger, type Logger } from '../../common/log';
 import { METRICS_NAMESPACE_ENV } from '../../common/metrics';
 import { logLevel, realtimeConfig, type RealtimeConfig } from './config';
@@ -51,7 +50,7 @@ function requiredRegion(env: Record<string, string | undefined>): string {
 
 export function realtimeRuntime(component: string, env: Record<string, string | undefined> = process.env): RealtimeRuntime {
   const config = realtimeConfig(env);
-  const db = DynamoDBDocumentClient.from(new DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+  const db = documentClient();
   const cognito = new CognitoIdentityProviderClient({});
   const log = createLogger({ component }, { level: logLevel(env), metricsNamespace: env[METRICS_NAMESPACE_ENV] });
   const auth = createAuth(authConfig(env, { allowQueryToken: true }), { db, cognito });

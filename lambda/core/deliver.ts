@@ -8,9 +8,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../common/log';
-import { METRICS } from '../../common/metrics';
 import { REALTIME_DEFAULTS, byteLength, type Json, type JoinedEvent, type MessageEvent, type RoomEvent, type Sender } from '../../protocol';
-import { broadcast, type BroadcastResult } from './broadcast';
+import { broadcast, deliveryMetrics, type BroadcastResult } from './broadcast';
 import { isGone, type ConnectionsApi } from './connections-api';
 import type { FanoutDispatcher } from './fanout';
 import type { MemberRef } from './membership-store';
@@ -123,8 +122,7 @@ export async function deliverRoomEvent(
     },
     { ...(options.protect ? { protect: options.protect } : {}), ...(options.sender !== undefined ? { others: (id: string) => !own.has(id) } : {}) },
   );
-  const throttled = result.throttled ?? 0;
-  deps.log.metrics({ [METRICS.deliveries]: result.delivered, [METRICS.gone]: result.gone, [METRICS.throttledPosts]: throttled, [METRICS.failedPosts]: result.failed - throttled });
+  deps.log.metrics(deliveryMetrics(result));
   return result;
 }
 

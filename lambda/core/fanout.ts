@@ -21,10 +21,9 @@
  *   joiners spread over ROOM_SHARDS partitions.
  */
 import type { Logger } from '../../common/log';
-import { METRICS } from '../../common/metrics';
 import { keys } from '../../common/table-schema';
-import type { BroadcastResult } from './broadcast';
-import { WORST_CASE_POST_MS, isGone, isThrottled, type ConnectionsApi } from './connections-api';
+import { deliveryMetrics, postCounted, type BroadcastResult } from './broadcast';
+import { WORST_CASE_POST_MS, type ConnectionsApi } from './connections-api';
 import type { FanoutStore, ShardProgress } from './fanout-store';
 import { SPLIT_AT } from './membership-store';
 import { departConnection } from './presence';
@@ -126,27 +125,17 @@ async function deliverShard(
 
   const post = async (connectionId: string, memberShard: number) => {
     started++;
-    try {
-      await deps.api.post(connectionId, task.event);
-      result.delivered++;
-    } catch (err) {
-      if (isGone(err) && connectionId !== task.protect) {
-        result.gone++;
-        await Promise.all([store.removeMember(tenantId, room, connectionId, memberShard), departConnection(connectionId, deps)]).catch((cleanup: Error) =>
-          log.warn('stale_connection_cleanup_failed', { connectionId, error: cleanup }),
-        );
-      } else {
-        result.failed++;
-        if (isThrottled(err)) result.throttled++;
-        log.warn('post_failed', { connectionId, error: err as Error });
-      }
-    }
+    const removeConnection = () => Promise.all([store.removeMember(tenantId, room, connectionId, memberShard), departConnection(connectionId, deps)]);
+    await postCounted(connectionId, task.event, { api: deps.api, removeConnection, log }, result, task.protect);
     over.add(connectionId);
   };
 
+  /** Records exactly how far the shard got (through the cursor, and whom it reached past it) and frees its lease. */
+  const release = () => fanouts.checkpoint(tenantId, room, seq, shard, { ...(cursor !== undefined ? { cursor } : {}), sent: new Set([...sent, ...over]) }, 0);
+
   const handOn = async () => {
     // The rest of the shard goes to a fresh invocation, from the page in progress on, skipping whom it reached.
-    await fanouts.checkpoint(tenantId, room, seq, shard, { ...(cursor !== undefined ? { cursor } : {}), sent: new Set([...sent, ...over]) }, 0);
+    await release();
     await deps.dispatch({ ...task, kind: 'shard', shard });
     log.info('fanout_continued', { tenantId, room, seq, shard, ...result });
     emit(deps, result);
@@ -181,7 +170,7 @@ async function deliverShard(
   } catch (err) {
     // No post is in flight here (pool waits for them, and posts never throw): record exactly what was reached, so
     // the retry skips it. (Should this write fail too, the retry posts the last page again: the one duplicate case.)
-    await fanouts.checkpoint(tenantId, room, seq, shard, { ...(cursor !== undefined ? { cursor } : {}), sent: new Set([...sent, ...over]) }, 0).catch(() => undefined);
+    await release().catch(() => undefined);
     log.error('fanout_failed', { tenantId, room, seq, shard, attempt: claim.progress.attempts, error: err as Error });
     emit(deps, result);
     throw err;
@@ -193,7 +182,7 @@ async function deliverShard(
 }
 
 function emit(deps: FanoutDeps, result: { delivered: number; gone: number; failed: number; throttled: number }): void {
-  deps.log.metrics({ [METRICS.deliveries]: result.delivered, [METRICS.gone]: result.gone, [METRICS.throttledPosts]: result.throttled, [METRICS.failedPosts]: result.failed - result.throttled });
+  deps.log.metrics(deliveryMetrics(result));
 }
 
 /**

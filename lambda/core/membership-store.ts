@@ -19,7 +19,7 @@
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../common/dynamo-errors';
 import { TABLE, keys } from '../../common/table-schema';
-import { partitionPages } from './dynamo-read';
+import { firstOf, partitionPages } from './dynamo-read';
 
 /** Partitions a big room's members are spread over. */
 export const ROOM_SHARDS = 16;
@@ -200,14 +200,7 @@ export class MembershipStore {
    * still crowded there.
    */
   async upToRefs(tenantId: string, room: string, max: number): Promise<MemberRef[] | undefined> {
-    const members: MemberRef[] = [];
-    let count = 1;
-    for (let shard = 0; shard < count; shard++) {
-      for await (const page of this.shardPages(tenantId, room, shard, { pageSize: max + 2 })) {
-        if (page.marker) count = page.marker;
-        for (const ref of page.refs) if (members.push(ref) > max) return undefined;
-      }
-    }
-    return members;
+    const { items, more } = await firstOf(this.refs(tenantId, room, max + 2), max, (ref) => ref);
+    return more ? undefined : items;
   }
 }

@@ -105,6 +105,8 @@ interface Route {
 
 /** The `$context` variables a mock's templates may use here (more would need the VTL engine API Gateway runs). */
 const TEMPLATE_CONTEXT = ['requestTimeEpoch', 'connectionId', 'requestId', 'stage', 'routeKey', 'apiId', 'eventType', 'domainName'] as const;
+/** One of them in a template (global: `replace` resets its lastIndex, so it can be shared). */
+const CONTEXT_VARIABLE = new RegExp(`\\$context\\.(${TEMPLATE_CONTEXT.join('|')})\\b`, 'g');
 
 /**
  * A mapping template of a MOCK integration: the `$context` variables above, substituted; anything else of VTL
@@ -112,13 +114,13 @@ const TEMPLATE_CONTEXT = ['requestTimeEpoch', 'connectionId', 'requestId', 'stag
  * evaluate fails loudly instead of answering something API Gateway would not.
  */
 function checkTemplate(template: string, where: string): string {
-  const rest = template.replace(new RegExp(`\\$context\\.(${TEMPLATE_CONTEXT.join('|')})\\b`, 'g'), '');
+  const rest = template.replace(CONTEXT_VARIABLE, '');
   if (/[$#]/.test(rest)) throw new Error(`${where}: a mapping template the emulator cannot evaluate (only $context.${TEMPLATE_CONTEXT.join(', $context.')}): ${template}`);
   return template;
 }
 
 function renderTemplate(template: string, context: Record<string, unknown>): string {
-  return template.replace(new RegExp(`\\$context\\.(${TEMPLATE_CONTEXT.join('|')})\\b`, 'g'), (_m, name: string) => String(context[name] ?? ''));
+  return template.replace(CONTEXT_VARIABLE, (_m, name: string) => String(context[name] ?? ''));
 }
 
 interface Connection {

@@ -82,13 +82,8 @@ let url: string;
 let endpoint: string;
 const functions = new Map<string, LocalFunction>();
 
-beforeAll(async () => {
-  const account = new AccountConcurrency();
-  for (const [id, source] of Object.entries(SOURCES)) {
-    const code = assembly.bundle(source);
-    functions.set(id, new LocalFunction({ name: id, dir: `${assembly.dir}/asset.${code.S3Key.replace('.zip', '')}`, handler: 'index.handler', env: {}, timeoutMs: 3000 }, (_s, line) => lines.push(line), account));
-  }
-  gateway = new WebSocketGateway({
+/** The gateway every test here runs: the template's routes over the bundled functions, IAM on. */
+const gatewayOptions = () => ({
     template: template(resources),
     functions,
     region: 'eu-west-1',
@@ -99,8 +94,15 @@ beforeAll(async () => {
     deliverDisconnect: true,
     log: () => undefined,
     iam,
-    clientBufferBytes: 64 * 1024,
-  });
+});
+
+beforeAll(async () => {
+  const account = new AccountConcurrency();
+  for (const [id, source] of Object.entries(SOURCES)) {
+    const code = assembly.bundle(source);
+    functions.set(id, new LocalFunction({ name: id, dir: `${assembly.dir}/asset.${code.S3Key.replace('.zip', '')}`, handler: 'index.handler', env: {}, timeoutMs: 3000 }, (_s, line) => lines.push(line), account));
+  }
+  gateway = new WebSocketGateway({ ...gatewayOptions(), clientBufferBytes: 64 * 1024 });
   server = createServer((req, res) => {
     if (!gateway.handleRequest(req, res)) res.writeHead(404).end();
   });
@@ -232,20 +234,7 @@ describe('MOCK integrations', () => {
 describe("@connections under the account's throttle quota", () => {
   it('answers 429 LimitExceededException beyond the bucket, refills at the rate, and answers after the modelled latency', async () => {
     // API Gateway's quota is 10,000 a second with a bucket of 5,000, across the account; here 2 a second, a bucket of 3.
-    const small = new WebSocketGateway({
-      template: template(resources),
-      functions,
-      region: 'eu-west-1',
-      apiId: 'localapi',
-      accountId: '000000000000',
-      idleTimeoutMs: 600,
-      maxConnectionMs: 60_000,
-      deliverDisconnect: true,
-      log: () => undefined,
-      iam,
-      accountRate: { perSecond: 2, burst: 3 },
-      connectionsLatencyMs: 150,
-    });
+    const small = new WebSocketGateway({ ...gatewayOptions(), accountRate: { perSecond: 2, burst: 3 }, connectionsLatencyMs: 150 });
     const own = createServer((req, res) => {
       if (!small.handleRequest(req, res)) res.writeHead(404).end();
     });
